@@ -1,0 +1,4 @@
+import { KubeConfig } from '@kubernetes/client-node';
+test('client-node loads under jest', () => {
+  expect(typeof new KubeConfig().loadFromString).toBe('function');
+});
