@@ -1,0 +1,35 @@
+// The one list of what virtwake serves. Schemas, the dispatcher, the Knative
+// Triggers, func.yaml's subscriptions and the README table are checked against it.
+
+export type FunctionName =
+  | 'start' | 'stop' | 'restart' | 'pause' | 'unpause'
+  | 'snapshot' | 'restore' | 'activity' | 'reaper' | 'deadletter';
+
+export interface CommandSpec {
+  /** CloudEvent type this function consumes. */
+  type: string;
+  fn: FunctionName;
+  /** Knative Service (one image, VIRTWAKE_FUNCTIONS picks handlers) that serves it. */
+  service: 'virtwake-vm' | 'virtwake-snapshot' | 'virtwake-reaper' | 'virtwake-deadletter';
+  /** Whether its data is validated against schemas/<type>.json. */
+  schema: boolean;
+}
+
+export const COMMANDS: readonly CommandSpec[] = [
+  { type: 'io.virtwake.vm.start', fn: 'start', service: 'virtwake-vm', schema: true },
+  { type: 'io.virtwake.vm.stop', fn: 'stop', service: 'virtwake-vm', schema: true },
+  { type: 'io.virtwake.vm.restart', fn: 'restart', service: 'virtwake-vm', schema: true },
+  { type: 'io.virtwake.vm.pause', fn: 'pause', service: 'virtwake-vm', schema: true },
+  { type: 'io.virtwake.vm.unpause', fn: 'unpause', service: 'virtwake-vm', schema: true },
+  { type: 'io.virtwake.vm.activity', fn: 'activity', service: 'virtwake-vm', schema: true },
+  { type: 'io.virtwake.vm.snapshot', fn: 'snapshot', service: 'virtwake-snapshot', schema: true },
+  { type: 'io.virtwake.vm.restore', fn: 'restore', service: 'virtwake-snapshot', schema: true },
+  { type: 'dev.knative.sources.ping', fn: 'reaper', service: 'virtwake-reaper', schema: false },
+];
+
+/** Reply types: `<command>.accepted|completed|failed`, and the reaper's summary. */
+export const REPLY_SUFFIXES = ['accepted', 'completed', 'failed'] as const;
+export const REAPER_REPLY_TYPE = 'io.virtwake.reaper.completed';
+
+/** The longest `wait` a command may ask for (SPEC §1); Knative timeouts sit above it. */
+export const MAX_WAIT_SECONDS = 270;

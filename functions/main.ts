@@ -1,0 +1,31 @@
+import { ConfigError } from './runtime/config';
+import { createApp } from './runtime/app';
+
+// `npm start`: serve the functions on PORT against the cluster KUBECONFIG (or
+// the in-cluster service account) points to.
+
+async function main(): Promise<void> {
+  const app = await createApp();
+  const log = app.runtime.log;
+  app.server.listen(app.config.port, () => {
+    log.info({ port: app.config.port, namespace: app.config.namespace, functions: app.config.functions ? [...app.config.functions] : 'all' }, 'virtwake listening');
+  });
+  const stop = (signal: string) => {
+    log.info({ signal, inFlight: app.inFlight() }, 'shutting down');
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  // A bad configuration is the operator's to fix: say which variable, exit non-zero.
+  console.error(err instanceof ConfigError ? `virtwake: configuration error: ${err.message}` : err);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,74 @@
+import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
+import type { VirtualMachineInstance } from './runtime/kubevirt-types';
+import { unavailable } from './runtime/problems';
+
+// io.virtwake.vm.restart: PUT …/virtualmachines/{name}/restart; wait for a new
+// VMI (another uid) Running.
+//
+// A redelivered restart must not restart twice, on any replica (SPEC §6). Before
+// the PUT the request claims the restart on the VM itself, an annotation holding
+// the request key and the VMI uid it saw, written with a resourceVersion
+// precondition. A later delivery that finds its own claim restarts only if that
+// VMI is still there and nothing is under way; an event older than the current
+// VMI was already served by some start or restart.
+
+export interface RestartCommand extends VmCommand {
+  force?: boolean;
+}
+
+export const RESTART_CLAIM = 'virtwake.io/restart-request';
+
+export const restart: VmFunction<RestartCommand> = {
+  async run(ctx) {
+    const { vm, namespace, name, kubevirt, requestKey, command, event } = ctx;
+    const vmi = await kubevirt.getVMI(namespace, name);
+    const claim = parseClaim(vm.metadata.annotations?.[RESTART_CLAIM]);
+
+    if (claim?.request === requestKey && !command.dryRun) {
+      const sameVmi = vmi?.metadata.uid === claim.vmiUid;
+      const underway = !!vm.status?.stateChangeRequests?.length || !!vmi?.metadata.deletionTimestamp;
+      if (!sameVmi || underway) return settle(ctx, claim.vmiUid, vmi);
+    } else if (!command.dryRun && vmi) {
+      if (vmi && event.time && newerThan(vmi, event.time)) {
+        return completed('AlreadyInState', { message: 'the VM was (re)started after this request was made', vm });
+      }
+      // A conflict here means another delivery or replica got there first: re-read and decide again.
+      await kubevirt.mergePatch('virtualmachines', namespace, name, {
+        metadata: { resourceVersion: vm.metadata.resourceVersion, annotations: { [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'}` } },
+      });
+    }
+
+    const body: Record<string, unknown> = command.force ? { gracePeriodSeconds: 0 } : {};
+    if (command.dryRun) body.dryRun = ['All'];
+    const answer = await kubevirt.lifecycle('restart', namespace, name, body);
+    if (answer !== 'ok') {
+      return answer.outcome === 'failed' ? failed(answer.reason, answer.message, { vm }) : { outcome: answer.outcome, reason: answer.reason, message: answer.message, vm };
+    }
+    if (command.dryRun) return accepted('DryRun', { message: 'KubeVirt validated the request; nothing was changed', vm });
+    return settle(ctx, vmi?.metadata.uid, undefined);
+  },
+};
+
+/** After the restart was issued: wait (if asked) for a VMI other than `oldUid` to run. */
+async function settle(ctx: VmContext, oldUid: string | undefined, current: VirtualMachineInstance | undefined): Promise<Outcome> {
+  const replaced = (vmi: VirtualMachineInstance | undefined) => !!vmi && vmi.metadata.uid !== oldUid && vmi.status?.phase === 'Running';
+  if (current && replaced(current)) return completed('AlreadyInState', { vm: ctx.vm });
+  if (ctx.waitUntil === undefined) return accepted(current ? 'AlreadyInProgress' : undefined, { vm: ctx.vm });
+  const seen = await ctx.kubevirt.waitFor<VirtualMachineInstance>('virtualmachineinstances', ctx.namespace, ctx.name, replaced, ctx.waitUntil, ctx.signal);
+  if (seen.done) return completed(undefined, { vm: (await ctx.kubevirt.getVM(ctx.namespace, ctx.name)) ?? ctx.vm });
+  if (ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
+  return accepted('WaitTimeout', { message: `no new VMI running within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
+}
+
+function parseClaim(text: string | undefined): { request: string; vmiUid: string | undefined } | undefined {
+  if (!text) return undefined;
+  const [request, uid] = text.split(' ');
+  return { request, vmiUid: uid === '-' ? undefined : uid };
+}
+
+function newerThan(vmi: VirtualMachineInstance, eventTime: string): boolean {
+  const created = Date.parse(vmi.metadata.creationTimestamp ?? '');
+  const asked = Date.parse(eventTime);
+  // creationTimestamp has one-second resolution: only a VMI from a later second counts.
+  return !Number.isNaN(created) && !Number.isNaN(asked) && created >= Math.floor(asked / 1000) * 1000 + 1000;
+}

@@ -1,0 +1,49 @@
+import pino, { Logger } from 'pino';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Config, loadConfig } from './config';
+import { connect, KubeConnection } from './kube/connection';
+import { kubevirtClient } from './kubevirt';
+import { createMetrics } from './metrics';
+import { dispatcher } from './dispatch';
+import { createServer, VirtwakeServer } from './server';
+import type { Runtime } from './runtime';
+import { HANDLERS } from '../index';
+
+// Wires config, logger, metrics, the KubeVirt client, the dispatcher and the
+// HTTP server together. main.ts runs it; tests build it in-process.
+
+export interface App extends VirtwakeServer {
+  config: Config;
+  runtime: Runtime;
+  connection: KubeConnection;
+  /** Shut down and release the API connection. */
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  env?: NodeJS.ProcessEnv;
+  kubeConfig?: KubeConfig;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+export async function createApp(opts: AppOptions = {}): Promise<App> {
+  const config = loadConfig(opts.env ?? process.env);
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { service: process.env.K_SERVICE ?? 'virtwake' } });
+  const metrics = createMetrics();
+  const connection = await connect({ kubeConfig: opts.kubeConfig, timeoutMs: config.kubeTimeoutMs });
+  const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });
+  const closing = new AbortController();
+  const runtime: Runtime = { config, kubevirt, log, metrics, now: opts.now ?? (() => new Date()), signal: closing.signal };
+  const server = createServer({ config, dispatcher: dispatcher(runtime, HANDLERS), log, metrics, onClosing: () => closing.abort() });
+  return {
+    ...server,
+    config,
+    runtime,
+    connection,
+    async close() {
+      await server.shutdown();
+      connection.close();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import fs from 'node:fs';
+import { parseSelector, Requirement } from './labels';
+import { isNamespace } from './names';
+import { DEFAULT_RETRY, RetryPolicy } from './retry';
+import { parseDuration } from './duration';
+
+// SPEC §7: configuration comes from the environment, is checked once at start,
+// and a bad value stops the process with a message that names the variable.
+
+export interface Config {
+  port: number;
+  namespace: string;
+  /** undefined = any namespace ('*'). */
+  namespaces?: Set<string>;
+  vmSelector: Requirement[];
+  vmSelectorText: string;
+  /** undefined = every function. */
+  functions?: Set<string>;
+  reply: boolean;
+  idleTimeoutMs?: number;
+  logLevel: string;
+  maxBodyBytes: number;
+  bodyTimeoutMs: number;
+  retry: RetryPolicy;
+  bulkConcurrency: number;
+  shutdownTimeoutMs: number;
+  kubeTimeoutMs: number;
+  policyFile?: string;
+}
+
+const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const namespace = env.VIRTWAKE_NAMESPACE || podNamespace() || 'default';
+  if (!isNamespace(namespace)) throw new ConfigError(`VIRTWAKE_NAMESPACE ${JSON.stringify(namespace)} is not a valid namespace name`);
+
+  const nsList = env.VIRTWAKE_NAMESPACES === undefined || env.VIRTWAKE_NAMESPACES.trim() === '' ? namespace : env.VIRTWAKE_NAMESPACES;
+  let namespaces: Set<string> | undefined;
+  if (nsList.trim() !== '*') {
+    namespaces = new Set(nsList.split(',').map((s) => s.trim()).filter(Boolean));
+    for (const ns of namespaces) {
+      if (!isNamespace(ns)) throw new ConfigError(`VIRTWAKE_NAMESPACES: ${JSON.stringify(ns)} is not a valid namespace name (use '*' for any)`);
+    }
+  }
+
+  const vmSelectorText = env.VIRTWAKE_VM_SELECTOR ?? 'virtwake.io/enabled=true';
+  let vmSelector: Requirement[];
+  try {
+    vmSelector = parseSelector(vmSelectorText);
+  } catch (e) {
+    throw new ConfigError(`VIRTWAKE_VM_SELECTOR: ${(e as Error).message}`);
+  }
+
+  const fnList = (env.VIRTWAKE_FUNCTIONS ?? 'all').trim();
+  const functions = fnList === '' || fnList === 'all' ? undefined : new Set(fnList.split(',').map((s) => s.trim()).filter(Boolean));
+
+  let idleTimeoutMs: number | undefined;
+  if (env.VIRTWAKE_IDLE_TIMEOUT && env.VIRTWAKE_IDLE_TIMEOUT !== 'none') {
+    idleTimeoutMs = parseDuration(env.VIRTWAKE_IDLE_TIMEOUT);
+    if (idleTimeoutMs === undefined || idleTimeoutMs <= 0) {
+      throw new ConfigError(`VIRTWAKE_IDLE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_IDLE_TIMEOUT)} is not a positive duration such as 30m or 2h`);
+    }
+  }
+
+  return {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    namespace,
+    namespaces,
+    vmSelector,
+    vmSelectorText,
+    functions,
+    reply: bool(env, 'VIRTWAKE_REPLY', true),
+    idleTimeoutMs,
+    logLevel: env.LOG_LEVEL || 'info',
+    maxBodyBytes: int(env, 'VIRTWAKE_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    bodyTimeoutMs: int(env, 'VIRTWAKE_BODY_TIMEOUT_MS', 10_000, 100, 300_000),
+    retry: { ...DEFAULT_RETRY, budgetMs: int(env, 'VIRTWAKE_RETRY_BUDGET_MS', DEFAULT_RETRY.budgetMs, 0, 60_000) },
+    bulkConcurrency: int(env, 'VIRTWAKE_BULK_CONCURRENCY', 4, 1, 64),
+    shutdownTimeoutMs: int(env, 'VIRTWAKE_SHUTDOWN_TIMEOUT_MS', 20_000, 0, 600_000),
+    kubeTimeoutMs: int(env, 'VIRTWAKE_KUBE_TIMEOUT_MS', 10_000, 100, 120_000),
+    policyFile: env.VIRTWAKE_POLICY_FILE || undefined,
+  };
+}
+
+function podNamespace(): string | undefined {
+  try {
+    return fs.readFileSync(SA_NAMESPACE_FILE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function int(env: NodeJS.ProcessEnv, key: string, dflt: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, key: string, dflt: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (/^(true|1|yes)$/i.test(raw)) return true;
+  if (/^(false|0|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+}

@@ -1,0 +1,159 @@
+import type { CloudEvent } from './cloudevents/event';
+import { COMMANDS, FunctionName } from '../commands';
+import type { Handler } from '../index';
+import { failed, Outcome, VmCommand, VmContext } from './function';
+import { checkNamespace, checkVmOptIn } from './policy';
+import { Problem } from './problems';
+import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
+import { withRetries } from './retry';
+import type { Runtime } from './runtime';
+import { validateData } from './validate';
+import { format, fromMatchLabels } from './labels';
+import type { VirtualMachine } from './kubevirt-types';
+
+// From a parsed CloudEvent to a result: find the function for its type,
+// validate, apply policy, run with retries, build the reply. Validation and
+// policy are a separate step so a batch is checked whole before anything runs.
+
+export interface Prepared {
+  event: CloudEvent;
+  fn: FunctionName;
+  handler: Handler;
+  command?: VmCommand;
+  namespace?: string;
+}
+
+export interface Result {
+  reply?: CloudEvent;
+  /** For the log line: the VM (or namespace) and outcome. */
+  target?: string;
+  outcome?: string;
+}
+
+export interface Dispatcher {
+  prepare(event: CloudEvent): Prepared;
+  execute(p: Prepared): Promise<Result>;
+}
+
+const BULK_PAGE = 100;
+
+export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, Handler>>): Dispatcher {
+  const { config } = rt;
+  const byType = new Map<string, { fn: FunctionName; handler: Handler }>();
+  for (const c of COMMANDS) {
+    const handler = handlers[c.fn];
+    if (handler && (!config.functions || config.functions.has(c.fn))) byType.set(c.type, { fn: c.fn, handler });
+  }
+  // The dead-letter sink takes whatever Knative could not deliver, of any type.
+  const catchAll = handlers.deadletter && config.functions?.has('deadletter') ? handlers.deadletter : undefined;
+  const served = [...byType.keys()].join(', ') || '(none)';
+
+  function prepare(event: CloudEvent): Prepared {
+    const found = byType.get(event.type);
+    if (!found) {
+      if (catchAll) return { event, fn: 'deadletter', handler: catchAll };
+      throw new Problem('unknown-type', `event type "${event.type}" is not handled by this service; it serves: ${served}`);
+    }
+    const { fn, handler } = found;
+    if (handler.kind === 'event') return { event, fn, handler };
+    const data = event.data;
+    if (data === undefined || data === null) {
+      throw new Problem('invalid-data', `${event.type} needs JSON data such as {"name": "my-vm"}; the event has none`);
+    }
+    if (typeof data !== 'object' || Buffer.isBuffer(data)) {
+      throw new Problem(
+        'invalid-data',
+        `${event.type} data must be a JSON object (datacontenttype application/json), got ${Buffer.isBuffer(data) ? 'binary data' : typeof data} with datacontenttype ${event.datacontenttype ?? '(none)'}`,
+      );
+    }
+    const errors = validateData(handler.schema, data);
+    if (errors.length) throw new Problem('invalid-data', `data does not match schemas/${event.type}.json`, errors);
+    const command = data as VmCommand;
+    const namespace = command.namespace ?? config.namespace;
+    checkNamespace(config, namespace);
+    return { event, fn, handler, command, namespace };
+  }
+
+  async function runOne(p: Prepared, name: string, listed?: VirtualMachine): Promise<Outcome> {
+    if (p.handler.kind !== 'vm' || !p.command || !p.namespace) throw new Error('not a VM command');
+    const { fn } = p.handler;
+    const namespace = p.namespace;
+    const command = p.command;
+    const waitSeconds = command.wait?.timeoutSeconds;
+    const waitUntil = waitSeconds && !command.dryRun ? Date.now() + waitSeconds * 1000 : undefined;
+    return withRetries(rt.config.retry, `${p.event.type} ${namespace}/${name}`, async (attempt) => {
+      const vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
+      if (!vm) return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
+      checkVmOptIn(config, vm);
+      const ctx: VmContext = {
+        command, namespace, name, vm, event: p.event, requestKey: requestKey(p.event),
+        kubevirt: rt.kubevirt, now: rt.now, waitUntil, signal: rt.signal,
+      };
+      const outcome = await fn.run(ctx);
+      if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
+      return outcome;
+    });
+  }
+
+  async function runSelector(p: Prepared): Promise<BulkEntry[]> {
+    const namespace = p.namespace as string;
+    const reqs = [...fromMatchLabels(p.command?.selector?.matchLabels ?? {}), ...config.vmSelector];
+    const labelSelector = format(reqs);
+    const results: BulkEntry[] = [];
+    let unavailable: Problem | undefined;
+    let continueToken: string | undefined;
+    do {
+      const page = await withRetries(config.retry, `list VMs in ${namespace}`, () =>
+        rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken }),
+      );
+      await inPool(page.items, config.bulkConcurrency, async (vm) => {
+        const name = vm.metadata.name;
+        try {
+          const o = await runOne(p, name, vm);
+          results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
+        } catch (e) {
+          if (!(e instanceof Problem)) throw e;
+          if (e.kind === 'unavailable') unavailable = e;
+          else results.push({ name, outcome: 'failed', reason: e.kind === 'forbidden' ? 'Forbidden' : 'Invalid', message: e.detail });
+        }
+      });
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken);
+    // Something could not be done yet: hand the whole command back; what was done is idempotent.
+    if (unavailable) throw unavailable;
+    results.sort((a, b) => a.name.localeCompare(b.name));
+    return results;
+  }
+
+  async function execute(p: Prepared): Promise<Result> {
+    const now = rt.now();
+    if (p.handler.kind === 'event') {
+      const r = await p.handler.fn.handle(p.event, rt);
+      if (!r) return { outcome: 'processed' };
+      const reply = buildReply(p.event, { type: r.type, fn: p.fn, subject: r.subject ?? '', reason: r.reason, extensions: r.extensions ?? {}, data: r.data }, now);
+      return { reply, target: r.subject, outcome: r.type };
+    }
+    const command = p.command as VmCommand;
+    const namespace = p.namespace as string;
+    if (command.name) {
+      const o = await runOne(p, command.name);
+      rt.metrics.action(p.event.type, o.outcome, o.reason);
+      return { reply: vmReply(p.event, p.fn, namespace, command.name, o, rt.now()), target: `${namespace}/${command.name}`, outcome: o.outcome };
+    }
+    const results = await runSelector(p);
+    for (const r of results) rt.metrics.action(p.event.type, r.outcome, r.reason);
+    const reply = bulkReply(p.event, p.fn, namespace, command.selector, results, rt.now());
+    return { reply, target: `${namespace}/{${format(fromMatchLabels(command.selector?.matchLabels ?? {}))}}`, outcome: String((reply.data as { outcome: string }).outcome) };
+  }
+
+  return { prepare, execute };
+}
+
+/** Run `work` over `items` with at most `limit` in flight. */
+async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]);
+  });
+  await Promise.all(lanes);
+}

@@ -1,0 +1,249 @@
+import { Watch } from '@kubernetes/client-node';
+import { KubeConnection, KubeRequest } from './kube/connection';
+import { KubeApiError } from './kube/errors';
+import { Action, judge, isTransient, Verdict } from './kubevirt-answers';
+import { pathSegment } from './names';
+import { Transient } from './retry';
+import { ObjectList, VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
+
+// The KubeVirt API as virtwake uses it: each call is one method here, with the
+// URL built from checked names, failures classified once (Transient or not).
+
+export type Resource =
+  | 'virtualmachines'
+  | 'virtualmachineinstances'
+  | 'virtualmachinesnapshots'
+  | 'virtualmachinerestores';
+
+const GROUP_PATH: Record<Resource, string> = {
+  virtualmachines: '/apis/kubevirt.io/v1',
+  virtualmachineinstances: '/apis/kubevirt.io/v1',
+  virtualmachinesnapshots: '/apis/snapshot.kubevirt.io/v1beta1',
+  virtualmachinerestores: '/apis/snapshot.kubevirt.io/v1beta1',
+};
+
+export function collectionPath(resource: Resource, namespace: string): string {
+  return `${GROUP_PATH[resource]}/namespaces/${pathSegment('namespace', namespace)}/${resource}`;
+}
+
+export function objectPath(resource: Resource, namespace: string, name: string): string {
+  return `${collectionPath(resource, namespace)}/${pathSegment('name', name)}`;
+}
+
+export interface CallObserver {
+  call(verb: string, resource: string, code: string, seconds: number): void;
+  wait(resource: string, result: 'observed' | 'timeout', seconds: number): void;
+}
+
+const IGNORE: CallObserver = { call: () => {}, wait: () => {} };
+
+export interface ListOptions {
+  labelSelector?: string;
+  limit?: number;
+  continueToken?: string;
+}
+
+/** KubeVirt's refusal of a lifecycle call, judged, with its message verbatim. */
+export type Refusal = Extract<Verdict, { kind: 'outcome' }> & { message: string };
+
+export type WatchResult<T> = { done: true; object: T } | { done: false };
+
+export interface KubeVirt {
+  get<T>(resource: Resource, namespace: string, name: string): Promise<T | undefined>;
+  list<T>(resource: Resource, namespace: string, opts?: ListOptions): Promise<ObjectList<T>>;
+  create<T>(resource: Resource, namespace: string, body: unknown, dryRun?: boolean): Promise<T>;
+  delete(resource: Resource, namespace: string, name: string): Promise<void>;
+  /** JSON merge patch (never strategic merge: API servers answer 415 on custom resources). */
+  mergePatch<T>(resource: Resource, namespace: string, name: string, patch: unknown, dryRun?: boolean): Promise<T>;
+  /** A lifecycle subresource PUT; answers 'ok' or what KubeVirt's refusal means (Transient is thrown). */
+  lifecycle(action: Action, namespace: string, name: string, body: Record<string, unknown>): Promise<'ok' | Refusal>;
+  /**
+   * Watch one object until `test` accepts it or `deadline` (epoch ms) passes.
+   * Resumes dropped streams from the last resourceVersion; re-reads on 410 Gone.
+   */
+  waitFor<T extends { metadata: { resourceVersion?: string } }>(
+    resource: Resource, namespace: string, name: string,
+    test: (obj: T | undefined) => boolean, deadline: number, signal?: AbortSignal,
+  ): Promise<WatchResult<T | undefined>>;
+  getVM(namespace: string, name: string): Promise<VirtualMachine | undefined>;
+  getVMI(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
+}
+
+export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGNORE): KubeVirt {
+  async function call<T>(verb: string, resource: string, req: KubeRequest): Promise<T> {
+    const started = process.hrtime.bigint();
+    let code = 'error';
+    try {
+      const out = await conn.request<T>(req);
+      code = '2xx';
+      return out;
+    } catch (e) {
+      if (e instanceof KubeApiError) code = String(e.status);
+      throw e;
+    } finally {
+      observe.call(verb, resource, code, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  function transientOr(e: unknown): never {
+    throw isTransient(e) ? new Transient(e) : e;
+  }
+
+  const dry = (dryRun?: boolean) => (dryRun ? { dryRun: 'All' } : undefined);
+
+  const kv: KubeVirt = {
+    async get<T>(resource: Resource, namespace: string, name: string) {
+      try {
+        return await call<T>('get', resource, { method: 'GET', path: objectPath(resource, namespace, name) });
+      } catch (e) {
+        if (e instanceof KubeApiError && e.status === 404) return undefined;
+        return transientOr(e);
+      }
+    },
+    async list<T>(resource: Resource, namespace: string, opts: ListOptions = {}) {
+      try {
+        return await call<ObjectList<T>>('list', resource, {
+          method: 'GET',
+          path: collectionPath(resource, namespace),
+          query: { labelSelector: opts.labelSelector || undefined, limit: opts.limit, continue: opts.continueToken },
+        });
+      } catch (e) {
+        return transientOr(e);
+      }
+    },
+    async create<T>(resource: Resource, namespace: string, body: unknown, dryRun?: boolean) {
+      try {
+        return await call<T>('create', resource, { method: 'POST', path: collectionPath(resource, namespace), body, query: dry(dryRun) });
+      } catch (e) {
+        return transientOr(e);
+      }
+    },
+    async delete(resource: Resource, namespace: string, name: string) {
+      try {
+        await call('delete', resource, { method: 'DELETE', path: objectPath(resource, namespace, name) });
+      } catch (e) {
+        if (e instanceof KubeApiError && e.status === 404) return;
+        transientOr(e);
+      }
+    },
+    async mergePatch<T>(resource: Resource, namespace: string, name: string, patch: unknown, dryRun?: boolean) {
+      try {
+        return await call<T>('patch', resource, {
+          method: 'PATCH',
+          path: objectPath(resource, namespace, name),
+          body: patch,
+          contentType: 'application/merge-patch+json',
+          query: dry(dryRun),
+        });
+      } catch (e) {
+        return transientOr(e);
+      }
+    },
+    async lifecycle(action: Action, namespace: string, name: string, body: Record<string, unknown>) {
+      const onVMI = action === 'pause' || action === 'unpause';
+      const resource = onVMI ? 'virtualmachineinstances' : 'virtualmachines';
+      const path = `/apis/subresources.kubevirt.io/v1/namespaces/${pathSegment('namespace', namespace)}/${resource}/${pathSegment('name', name)}/${action}`;
+      try {
+        await call('update', `${resource}/${action}`, { method: 'PUT', path, body });
+        return 'ok';
+      } catch (e) {
+        const verdict = judge(action, e);
+        if (verdict.kind === 'transient') throw new Transient(e);
+        return { ...verdict, message: (e as Error).message };
+      }
+    },
+    async waitFor(resource, namespace, name, test, deadline, signal) {
+      const started = Date.now();
+      const r = await watchUntil(conn, kv, resource, namespace, name, test, deadline, signal);
+      observe.wait(resource, r.done ? 'observed' : 'timeout', (Date.now() - started) / 1000);
+      return r;
+    },
+    getVM: (ns, name) => kv.get<VirtualMachine>('virtualmachines', ns, name),
+    getVMI: (ns, name) => kv.get<VirtualMachineInstance>('virtualmachineinstances', ns, name),
+  };
+  return kv;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
+  conn: KubeConnection, kv: KubeVirt, resource: Resource, namespace: string, name: string,
+  test: (obj: T | undefined) => boolean, deadline: number, signal?: AbortSignal,
+): Promise<WatchResult<T | undefined>> {
+  const watch = new Watch(conn.kubeConfig);
+  const path = collectionPath(resource, namespace);
+  let failures = 0;
+  let resourceVersion: string | undefined;
+  let needRead = true;
+  let quietEnds = 0;
+
+  while (Date.now() < deadline && !signal?.aborted) {
+    if (needRead) {
+      let current: T | undefined;
+      try {
+        current = await kv.get<T>(resource, namespace, name);
+      } catch (e) {
+        if (!(e instanceof Transient) || ++failures > 5) throw e;
+        await sleep(Math.min(1000, 100 * 2 ** failures));
+        continue;
+      }
+      if (test(current)) return { done: true, object: current };
+      resourceVersion = current?.metadata.resourceVersion;
+      needRead = false;
+    }
+    const remaining = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const outcome = await new Promise<{ hit?: T | undefined; gone?: boolean; error?: unknown }>((resolve) => {
+      let settled = false;
+      let controller: AbortController | undefined;
+      const finish = (v: { hit?: T | undefined; gone?: boolean; error?: unknown }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        controller?.abort();
+        resolve(v);
+      };
+      const timer = setTimeout(() => finish({}), Math.max(0, deadline - Date.now()));
+      const onAbort = () => finish({});
+      signal?.addEventListener('abort', onAbort);
+      watch
+        .watch(
+          path,
+          { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: remaining },
+          (type: string, obj: unknown) => {
+            if (type === 'ERROR') {
+              const status = obj as { code?: number };
+              finish(status.code === 410 ? { gone: true } : { error: new Error(`watch error: ${JSON.stringify(obj).slice(0, 300)}`) });
+              return;
+            }
+            const o = obj as T;
+            if (o?.metadata?.resourceVersion) resourceVersion = o.metadata.resourceVersion;
+            if (type === 'BOOKMARK') return;
+            failures = 0;
+            const current = type === 'DELETED' ? undefined : o;
+            if (test(current)) finish({ hit: current });
+          },
+          (err: unknown) => finish(err ? { error: err } : {}),
+        )
+        .then((c) => {
+          controller = c;
+          if (settled) c.abort();
+        }, (err) => finish({ error: err }));
+    });
+    if ('hit' in outcome) return { done: true, object: outcome.hit };
+    if (outcome.gone) {
+      needRead = true;
+      continue;
+    }
+    if (outcome.error) {
+      // A stream that broke is resumed from the last resourceVersion we saw.
+      if (++failures > 5) throw new Transient(outcome.error, `watching ${resource} ${namespace}/${name} keeps failing`);
+      await sleep(Math.min(1000, 100 * 2 ** failures));
+      needRead = failures > 2;
+    } else if (Date.now() < deadline && !signal?.aborted) {
+      // The server closed the stream early (its own timeout, a restart): resume, without spinning.
+      await sleep(Math.min(1000, 50 * 2 ** Math.min(quietEnds++, 5)));
+    }
+  }
+  return { done: false };
+}

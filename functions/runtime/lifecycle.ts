@@ -1,0 +1,38 @@
+import type { Action } from './kubevirt-answers';
+import { accepted, completed, failed, Outcome, VmContext } from './function';
+import type { VirtualMachine } from './kubevirt-types';
+import { unavailable } from './problems';
+
+// The shape shared by start, stop, pause and unpause: one subresource call,
+// KubeVirt's answer judged by the table, then an optional watch for the target.
+
+export async function lifecycleAction(
+  ctx: VmContext,
+  action: Action,
+  body: Record<string, unknown>,
+  target: (vm: VirtualMachine | undefined) => boolean,
+): Promise<Outcome> {
+  const { namespace, name, kubevirt, command } = ctx;
+  if (command.dryRun) body = { ...body, dryRun: ['All'] };
+  const answer = await kubevirt.lifecycle(action, namespace, name, body);
+  if (answer !== 'ok') {
+    if (answer.outcome === 'failed') return failed(answer.reason, answer.message, { vm: ctx.vm });
+    if (answer.outcome === 'completed') return completed(answer.reason, { message: answer.message, vm: ctx.vm });
+  }
+  if (command.dryRun) return accepted('DryRun', { message: 'KubeVirt validated the request; nothing was changed', vm: ctx.vm });
+  const reason = answer === 'ok' ? undefined : answer.reason;
+  return awaitTarget(ctx, target, reason);
+}
+
+/** Holds the reply until the VM reaches `target` or the command's wait runs out. */
+export async function awaitTarget(
+  ctx: VmContext,
+  target: (vm: VirtualMachine | undefined) => boolean,
+  reasonIfNotWaiting?: string,
+): Promise<Outcome> {
+  if (ctx.waitUntil === undefined) return accepted(reasonIfNotWaiting, { vm: ctx.vm });
+  const seen = await ctx.kubevirt.waitFor<VirtualMachine>('virtualmachines', ctx.namespace, ctx.name, target, ctx.waitUntil, ctx.signal);
+  if (seen.done) return completed(undefined, { vm: seen.object });
+  if (ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
+  return accepted('WaitTimeout', { message: `target state not observed within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
+}

@@ -1,0 +1,53 @@
+import { KubeApiError } from './kube/errors';
+import { unavailable } from './problems';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Wall time the retries may take before the event is handed back to Knative. */
+  budgetMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000, budgetMs: 3000 };
+
+/** Raised by operations to say "this may work if tried again". */
+export class Transient extends Error {
+  constructor(override readonly cause: unknown, message?: string) {
+    super(message ?? (cause instanceof Error ? cause.message : String(cause)));
+    this.name = 'Transient';
+  }
+  get retryAfterSeconds(): number | undefined {
+    return this.cause instanceof KubeApiError ? this.cause.retryAfterSeconds : undefined;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Run `op` again from the start (re-reading whatever it reads) while it throws
+ * Transient, with full-jitter exponential backoff inside a time budget. A
+ * Retry-After from the API server is honoured when it fits the budget; when it
+ * does not, the event goes back to Knative with that Retry-After.
+ */
+export async function withRetries<T>(policy: RetryPolicy, what: string, op: (attempt: number) => Promise<T>): Promise<T> {
+  const started = Date.now();
+  let last: Transient | undefined;
+  for (let attempt = 1; attempt <= policy.attempts; attempt++) {
+    try {
+      return await op(attempt);
+    } catch (err) {
+      if (!(err instanceof Transient)) throw err;
+      last = err;
+      if (attempt === policy.attempts) break;
+      const left = policy.budgetMs - (Date.now() - started);
+      const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+      const wait = err.retryAfterSeconds !== undefined ? Math.max(backoff, err.retryAfterSeconds * 1000) : backoff;
+      if (wait > left) break;
+      await sleep(wait);
+    }
+  }
+  const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
+  throw unavailable(`${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`, retryAfter);
+}

@@ -1,0 +1,51 @@
+import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
+
+// Command data is checked against schemas/<type>.json (JSON Schema 2020-12).
+// Each schema is compiled once, on first use, so start-up pays only for the
+// types an instance actually receives.
+
+let ajv: Ajv2020 | undefined;
+const compiled = new WeakMap<object, ValidateFunction>();
+
+export function validateData(schema: object, data: unknown): string[] {
+  let fn = compiled.get(schema);
+  if (!fn) {
+    ajv ??= new Ajv2020({ allErrors: true, strict: true, strictRequired: false, verbose: true });
+    fn = ajv.compile(schema);
+    compiled.set(schema, fn);
+  }
+  if (fn(data)) return [];
+  return describe(fn.errors ?? []);
+}
+
+/** Every failing JSON path, said the way a person fixing the event needs it. */
+function describe(errors: ErrorObject[]): string[] {
+  const out = new Set<string>();
+  const oneOfFailed = errors.some((e) => e.keyword === 'oneOf' && e.instancePath === '');
+  for (const e of errors) {
+    const path = e.instancePath || '/';
+    switch (e.keyword) {
+      case 'additionalProperties':
+        out.add(`${path === '/' ? '' : path}/${(e.params as { additionalProperty: string }).additionalProperty}: unknown field, not allowed`);
+        break;
+      case 'required':
+        // The oneOf branches report their missing fields; one sentence says it better.
+        if (oneOfFailed && e.schemaPath.startsWith('#/oneOf')) break;
+        out.add(`${path === '/' ? '' : path}/${(e.params as { missingProperty: string }).missingProperty}: required`);
+        break;
+      case 'oneOf':
+        if (e.instancePath === '') out.add('/: exactly one of "name" or "selector" is required');
+        else out.add(`${path}: ${e.message}`);
+        break;
+      case 'propertyNames':
+        break; // reported by the nested pattern error with the offending name
+      case 'pattern':
+        if (e.propertyName !== undefined) out.add(`${path}: label key ${JSON.stringify(e.propertyName)} is not a valid Kubernetes label key`);
+        else out.add(`${path}: ${JSON.stringify(String(e.data)).slice(0, 80)} does not match ${e.params.pattern} (lowercase DNS-1123 names, label syntax)`);
+        break;
+      default:
+        out.add(`${path}: ${e.message}`);
+    }
+  }
+  return [...out];
+}
