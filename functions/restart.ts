@@ -1,6 +1,7 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import type { VirtualMachineInstance } from './runtime/kubevirt-types';
 import { unavailable } from './runtime/problems';
+import { Transient } from './runtime/retry';
 
 // io.virtwake.vm.restart: PUT …/virtualmachines/{name}/restart; wait for a new
 // VMI (another uid) Running.
@@ -9,14 +10,18 @@ import { unavailable } from './runtime/problems';
 // the PUT the request claims the restart on the VM itself, an annotation holding
 // the request key and the VMI uid it saw, written with a resourceVersion
 // precondition. A later delivery that finds its own claim restarts only if that
-// VMI is still there and nothing is under way; an event older than the current
-// VMI was already served by some start or restart.
+// VMI is still there and nothing is under way, and the claim is its own or has
+// expired (a fresh claim of another delivery may be about to PUT: hand the
+// event back with 503 rather than risk a second restart); an event older than
+// the current VMI was already served by some start or restart.
 
 export interface RestartCommand extends VmCommand {
   force?: boolean;
 }
 
 export const RESTART_CLAIM = 'virtwake.io/restart-request';
+/** How long a claim by another delivery is trusted to be followed by its PUT. */
+export const CLAIM_TTL_MS = 30_000;
 
 export const restart: VmFunction<RestartCommand> = {
   async run(ctx) {
@@ -28,13 +33,16 @@ export const restart: VmFunction<RestartCommand> = {
       const sameVmi = vmi?.metadata.uid === claim.vmiUid;
       const underway = !!vm.status?.stateChangeRequests?.length || !!vmi?.metadata.deletionTimestamp;
       if (!sameVmi || underway) return settle(ctx, claim.vmiUid, vmi);
+      if (claim.delivery !== ctx.deliveryId && ctx.now().getTime() - claim.at < CLAIM_TTL_MS) {
+        throw new Transient(new Error('restart claimed by another delivery of this request, not yet under way'));
+      }
     } else if (!command.dryRun && vmi) {
       if (vmi && event.time && newerThan(vmi, event.time)) {
         return completed('AlreadyInState', { message: 'the VM was (re)started after this request was made', vm });
       }
       // A conflict here means another delivery or replica got there first: re-read and decide again.
       await kubevirt.mergePatch('virtualmachines', namespace, name, {
-        metadata: { resourceVersion: vm.metadata.resourceVersion, annotations: { [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'}` } },
+        metadata: { resourceVersion: vm.metadata.resourceVersion, annotations: { [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'} ${ctx.deliveryId} ${ctx.now().getTime()}` } },
       });
     }
 
@@ -60,10 +68,17 @@ async function settle(ctx: VmContext, oldUid: string | undefined, current: Virtu
   return accepted('WaitTimeout', { message: `no new VMI running within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
 }
 
-function parseClaim(text: string | undefined): { request: string; vmiUid: string | undefined } | undefined {
+interface Claim {
+  request: string;
+  vmiUid: string | undefined;
+  delivery: string;
+  at: number;
+}
+
+function parseClaim(text: string | undefined): Claim | undefined {
   if (!text) return undefined;
-  const [request, uid] = text.split(' ');
-  return { request, vmiUid: uid === '-' ? undefined : uid };
+  const [request, uid, delivery = '', at = '0'] = text.split(' ');
+  return { request, vmiUid: uid === '-' ? undefined : uid, delivery, at: Number(at) || 0 };
 }
 
 function newerThan(vmi: VirtualMachineInstance, eventTime: string): boolean {

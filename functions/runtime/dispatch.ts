@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event';
 import { COMMANDS, FunctionName } from '../commands';
 import type { Handler } from '../index';
@@ -81,12 +82,13 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     const command = p.command;
     const waitSeconds = command.wait?.timeoutSeconds;
     const waitUntil = waitSeconds && !command.dryRun ? Date.now() + waitSeconds * 1000 : undefined;
+    const deliveryId = randomUUID();
     return withRetries(rt.config.retry, `${p.event.type} ${namespace}/${name}`, async (attempt) => {
       const vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
       if (!vm) return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
       checkVmOptIn(config, vm);
       const ctx: VmContext = {
-        command, namespace, name, vm, event: p.event, requestKey: requestKey(p.event),
+        command, namespace, name, vm, event: p.event, requestKey: requestKey(p.event), deliveryId,
         kubevirt: rt.kubevirt, now: rt.now, waitUntil, signal: rt.signal,
       };
       const outcome = await fn.run(ctx);

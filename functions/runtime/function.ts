@@ -34,6 +34,8 @@ export interface VmContext<C extends VmCommand = VmCommand> {
   event: CloudEvent;
   /** Stable for a request across redeliveries and replicas: derived from its source and id. */
   requestKey: string;
+  /** Unique to this delivery (stable across its internal retries), to tell our own claims from another replica's. */
+  deliveryId: string;
   kubevirt: KubeVirt;
   now(): Date;
   /** Epoch ms until which `wait` may hold the reply; undefined when the command did not ask to wait. */

@@ -1,0 +1,54 @@
+import { ConfigError, loadConfig } from '../../functions/runtime/config';
+import { parseDuration } from '../../functions/runtime/duration';
+import { explainMismatch, matches, parseSelector } from '../../functions/runtime/labels';
+
+describe('configuration from the environment (SPEC §7)', () => {
+  test('defaults', () => {
+    const c = loadConfig({ VIRTWAKE_NAMESPACE: 'vms' });
+    expect(c.port).toBe(8080);
+    expect(c.namespace).toBe('vms');
+    expect([...(c.namespaces ?? [])]).toEqual(['vms']);
+    expect(c.vmSelectorText).toBe('virtwake.io/enabled=true');
+    expect(c.functions).toBeUndefined();
+    expect(c.reply).toBe(true);
+    expect(c.idleTimeoutMs).toBeUndefined();
+    expect(c.maxBodyBytes).toBe(1024 * 1024);
+  });
+
+  test("'*' allows any namespace; an empty selector requires nothing", () => {
+    const c = loadConfig({ VIRTWAKE_NAMESPACE: 'a', VIRTWAKE_NAMESPACES: '*', VIRTWAKE_VM_SELECTOR: '' });
+    expect(c.namespaces).toBeUndefined();
+    expect(c.vmSelector).toEqual([]);
+  });
+
+  test.each([
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ VIRTWAKE_NAMESPACE: 'Bad_NS' }, /VIRTWAKE_NAMESPACE "Bad_NS" is not a valid namespace/],
+    [{ VIRTWAKE_NAMESPACES: 'ok,../etc' }, /VIRTWAKE_NAMESPACES: "..\/etc" is not a valid namespace/],
+    [{ VIRTWAKE_VM_SELECTOR: 'a=b c' }, /VIRTWAKE_VM_SELECTOR: invalid label value/],
+    [{ VIRTWAKE_REPLY: 'maybe' }, /VIRTWAKE_REPLY must be true or false/],
+    [{ VIRTWAKE_IDLE_TIMEOUT: 'soon' }, /VIRTWAKE_IDLE_TIMEOUT "soon" is not a positive duration/],
+  ])('%o is refused with a message naming the variable', (env, message) => {
+    expect(() => loadConfig({ VIRTWAKE_NAMESPACE: 'default', ...env })).toThrow(ConfigError);
+    expect(() => loadConfig({ VIRTWAKE_NAMESPACE: 'default', ...env })).toThrow(message);
+  });
+});
+
+test('Go durations', () => {
+  expect(parseDuration('30m')).toBe(1_800_000);
+  expect(parseDuration('1h30m')).toBe(5_400_000);
+  expect(parseDuration('250ms')).toBe(250);
+  expect(parseDuration('0')).toBe(0);
+  expect(parseDuration('5 minutes')).toBeUndefined();
+  expect(parseDuration('')).toBeUndefined();
+});
+
+test('label selectors match and explain', () => {
+  const reqs = parseSelector('virtwake.io/enabled=true,tier!=db,!legacy');
+  expect(matches(reqs, { 'virtwake.io/enabled': 'true' })).toBe(true);
+  expect(matches(reqs, { 'virtwake.io/enabled': 'true', tier: 'db' })).toBe(false);
+  expect(matches(reqs, { 'virtwake.io/enabled': 'true', legacy: '' })).toBe(false);
+  expect(explainMismatch(reqs, {})).toEqual(['label virtwake.io/enabled=true is missing']);
+  // A key named like an Object.prototype member is an ordinary label, not an inherited property.
+  expect(matches(parseSelector('constructor'), {})).toBe(false);
+});
