@@ -80,7 +80,7 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       const body = await readBody(req, config.maxBodyBytes);
       let parsed;
       try {
-        parsed = parseHttpMessage(req.headers, body);
+        parsed = parseHttpMessage(req.headersDistinct, body);
       } catch (e) {
         if (e instanceof CloudEventError) {
           throw new Problem(e.status === 415 ? 'not-a-cloudevent' : 'invalid-event', e.message, e.errors);
