@@ -46,10 +46,14 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     if (handler && (!config.functions || config.functions.has(c.fn))) byType.set(c.type, { fn: c.fn, handler });
   }
   // The dead-letter sink takes whatever Knative could not deliver, of any type.
-  const catchAll = handlers.deadletter && config.functions?.has('deadletter') ? handlers.deadletter : undefined;
+  // A dead-lettered command keeps its type, so its error extensions decide, not
+  // the type: it must be logged, never run again.
+  const deadletter = handlers.deadletter && (!config.functions || config.functions.has('deadletter')) ? handlers.deadletter : undefined;
+  const catchAll = deadletter && config.functions?.has('deadletter') ? deadletter : undefined;
   const served = [...byType.keys()].join(', ') || '(none)';
 
   function prepare(event: CloudEvent): Prepared {
+    if (deadletter && event.extensions.knativeerrorcode !== undefined) return { event, fn: 'deadletter', handler: deadletter };
     const found = byType.get(event.type);
     if (!found) {
       if (catchAll) return { event, fn: 'deadletter', handler: catchAll };

@@ -1,0 +1,43 @@
+import type { EventFunction } from './runtime/runtime';
+
+// The dead-letter sink: Knative sends here the original event it could not
+// deliver, with knativeerrorcode (last HTTP status), knativeerrordest and
+// knativeerrordata (base64 of the last response body, cut at 1024 characters).
+// We log one line that says what failed and why; the event is never re-run.
+
+export const deadletter: EventFunction = {
+  async handle(event, rt) {
+    const ext = event.extensions;
+    const data = event.data && typeof event.data === 'object' && !Buffer.isBuffer(event.data) ? (event.data as Record<string, unknown>) : {};
+    rt.log.error(
+      {
+        deadLetter: true,
+        type: event.type,
+        id: event.id,
+        source: event.source,
+        subject: event.subject,
+        // Only the target of a command, never the rest of its body.
+        vm: typeof data.name === 'string' ? `${typeof data.namespace === 'string' ? data.namespace : '-'}/${data.name}` : undefined,
+        knativeerrorcode: ext.knativeerrorcode,
+        knativeerrordest: ext.knativeerrordest,
+        knativeerrordata: decodeErrorData(ext.knativeerrordata),
+      },
+      'event dead-lettered',
+    );
+    rt.metrics.action(event.type, 'dead-lettered');
+    return undefined;
+  },
+};
+
+/** Base64 → text; when it is one of our problem bodies, just its detail and errors. */
+export function decodeErrorData(value: unknown): unknown {
+  if (typeof value !== 'string' || value === '') return undefined;
+  const text = Buffer.from(value, 'base64').toString('utf8');
+  try {
+    const body = JSON.parse(text) as { detail?: unknown; errors?: unknown; status?: unknown };
+    if (body && typeof body === 'object' && 'detail' in body) return { status: body.status, detail: body.detail, errors: body.errors };
+  } catch {
+    // Knative cuts the body at 1024 characters, so JSON may be truncated: keep the text.
+  }
+  return text;
+}
