@@ -8,6 +8,7 @@ import { dispatcher } from './dispatch';
 import { createServer, VirtwakeServer } from './server';
 import type { Runtime } from './runtime';
 import { HANDLERS } from '../index';
+import { activityRecorder } from './activity';
 
 // Wires config, logger, metrics, the KubeVirt client, the dispatcher and the
 // HTTP server together. main.ts runs it; tests build it in-process.
@@ -31,10 +32,29 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
   const config = loadConfig(opts.env ?? process.env);
   const log = opts.logger ?? pino({ level: config.logLevel, base: { service: process.env.K_SERVICE ?? 'virtwake' } });
   const metrics = createMetrics();
-  const connection = await connect({ kubeConfig: opts.kubeConfig, timeoutMs: config.kubeTimeoutMs });
+  const connection = await connect({ kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env), timeoutMs: config.kubeTimeoutMs });
   const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });
   const closing = new AbortController();
   const runtime: Runtime = { config, kubevirt, log, metrics, now: opts.now ?? (() => new Date()), signal: closing.signal };
+  runtime.recordActivity = activityRecorder(runtime).record;
+  // The wake proxy forwards every path on PORT, so it replaces the event server (config.ts lets it run only alone).
+  if (config.functions?.has('wake-proxy')) {
+    // Loaded only here: an event-serving instance never parses or runs the proxy (or what it pulls in).
+    const [{ createWakeProxy }, { loadRoutes }] = await Promise.all([import('../wake-proxy/server'), import('../wake-proxy/routes')]);
+    const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace);
+    const proxy = createWakeProxy({ runtime, connection, routes });
+    return {
+      ...proxy,
+      config,
+      runtime,
+      connection,
+      async close() {
+        closing.abort();
+        await proxy.shutdown();
+        connection.close();
+      },
+    };
+  }
   const server = createServer({ config, dispatcher: dispatcher(runtime, HANDLERS), log, metrics, onClosing: () => closing.abort() });
   return {
     ...server,
@@ -46,4 +66,12 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
       connection.close();
     },
   };
+}
+
+/** KUBECONFIG from the environment the app was given (tests pass their own); none = client-node's default search. */
+function kubeConfigFrom(env: NodeJS.ProcessEnv | undefined): KubeConfig | undefined {
+  if (!env?.KUBECONFIG) return undefined;
+  const kc = new KubeConfig();
+  kc.loadFromFile(env.KUBECONFIG);
+  return kc;
 }

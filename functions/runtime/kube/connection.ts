@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { apiErrorFrom, KubeTransportError } from './errors';
 
@@ -30,8 +31,8 @@ const AUTH_REFRESH_MS = 60_000;
  * client-node hands TLS settings over as an https.Agent built per call; we take
  * the TLS material it resolved and keep one agent so connections are reused.
  */
-export async function connect(opts: { kubeConfig?: KubeConfig; timeoutMs?: number } = {}): Promise<KubeConnection> {
-  const kc = opts.kubeConfig ?? loadDefault();
+export async function connect(opts: { kubeConfig?: KubeConfig; kubeconfigEnv?: string; timeoutMs?: number } = {}): Promise<KubeConnection> {
+  const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfigEnv);
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const base = new URL(cluster.server);
@@ -116,9 +117,24 @@ export async function connect(opts: { kubeConfig?: KubeConfig; timeoutMs?: numbe
   };
 }
 
-function loadDefault(): KubeConfig {
+/**
+ * KUBECONFIG (one path or a list, merged as kubectl does), else ~/.kube/config,
+ * else the in-cluster service account. Takes the variable as an argument so a
+ * server built in-process reads its own environment, not the test runner's.
+ */
+export function loadKubeConfig(kubeconfigEnv: string | undefined): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const files = (kubeconfigEnv ?? '').split(path.delimiter).filter(Boolean);
+  if (files.length === 0) {
+    kc.loadFromDefault();
+    return kc;
+  }
+  kc.loadFromFile(files[0]);
+  for (const file of files.slice(1)) {
+    const more = new KubeConfig();
+    more.loadFromFile(file);
+    kc.mergeConfig(more, true);
+  }
   return kc;
 }
 
