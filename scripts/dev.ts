@@ -26,7 +26,8 @@ ${vms.map((vm) => `    ${vm.metadata.name.padEnd(14)} runStrategy=${String(vm.sp
 Try, in another terminal:
   scripts/send-event.sh io.virtwake.vm.start '{"name":"legacy-erp","wait":{"timeoutSeconds":30}}'
   scripts/send-event.sh io.virtwake.vm.stop '{"name":"legacy-erp"}'
-  scripts/send-event.sh io.virtwake.vm.start '{"name":"always-on"}'      # refused: Always does not support manual start requests
+  scripts/send-event.sh io.virtwake.vm.start '{"name":"always-on"}'      # completed/AlreadyInState: VM is already running
+  scripts/send-event.sh io.virtwake.vm.restart '{"name":"batch-once"}'   # failed/Refused: Once does not support manual restart
   scripts/send-event.sh io.virtwake.vm.start '{"name":"unmanaged"}'      # 403: not opted in
 Ctrl-C stops everything.
 `);
