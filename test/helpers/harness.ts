@@ -1,7 +1,11 @@
 import pino from 'pino';
 import request from 'supertest';
 import { startSimulator, Simulator, SimOptions } from '../../simulator';
+import path from 'node:path';
 import { App, createApp } from '../../functions/runtime/app';
+import { compareRoleWithCalls } from '../knative/rbac';
+
+const ROLE = path.join(__dirname, '../../knative/rbac.yaml');
 
 // A KubeVirt API simulator on loopback plus the real virtwake server wired to
 // it through a kubeconfig, driven over HTTP with supertest.
@@ -73,6 +77,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async close() {
       for (const a of apps) await a.close();
       await sim.close();
+      // Every call any integration test made must be one the shipped Role allows.
+      const { missing } = compareRoleWithCalls(ROLE, sim.calls.filter((c) => c.status !== 401));
+      if (missing.length) throw new Error(`knative/rbac.yaml does not allow calls virtwake made in this test: ${missing.join(', ')}`);
     },
   };
 }
