@@ -221,7 +221,7 @@ describe('API servers a kubeconfig can describe', () => {
     const app = await createApp({ env: baseEnv(h.sim), logger: pino({ level: 'silent' }) });
     const kc = app.connection.kubeConfig;
     await app.close();
-    kc.getCurrentUser()!.token = 'wrong';
+    (kc.getCurrentUser() as { token?: string }).token = 'wrong';
     const bad = await createApp({ env: baseEnv(h.sim), kubeConfig: kc, logger: pino({ level: 'silent' }) });
     try {
       await new Promise<void>((r) => bad.server.listen(0, '127.0.0.1', r));
