@@ -3,6 +3,7 @@ import { parseSelector, Requirement } from './labels';
 import { isNamespace } from './names';
 import { DEFAULT_RETRY, RetryPolicy } from './retry';
 import { parseDuration } from './duration';
+import { loadSourcePolicy, PolicyFileError, SourcePolicy } from './source-policy';
 
 // SPEC §7: configuration comes from the environment, is checked once at start,
 // and a bad value stops the process with a message that names the variable.
@@ -26,6 +27,19 @@ export interface Config {
   shutdownTimeoutMs: number;
   kubeTimeoutMs: number;
   policyFile?: string;
+  /** Per-source policy read from policyFile (docs/policy.md); undefined = SPEC §4 limits only. */
+  policy?: SourcePolicy;
+  /** Scale to zero (docs/scale-to-zero.md). Only pings from this source are reaped; undefined = every ping. */
+  reaperSource?: string;
+  reaperPageSize: number;
+  reaperConcurrency: number;
+  /** Longest list of VM names in the reaper's summary event; counts are always complete. */
+  reaperReportMax: number;
+  /** Wake proxy: routes file (YAML or JSON), requests held per VM while it wakes, and how long they are held. */
+  proxyRoutesFile?: string;
+  proxyQueueSize: number;
+  proxyWakeTimeoutMs: number;
+  proxyRetryAfterSeconds: number;
 }
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -64,6 +78,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
+  const proxyWakeTimeoutMs = parseDuration(env.VIRTWAKE_PROXY_WAKE_TIMEOUT || '120s');
+  if (proxyWakeTimeoutMs === undefined || proxyWakeTimeoutMs <= 0 || proxyWakeTimeoutMs > 3_600_000) {
+    throw new ConfigError(`VIRTWAKE_PROXY_WAKE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_PROXY_WAKE_TIMEOUT)} is not a duration from 1ms to 1h such as 90s or 3m`);
+  }
+  // The proxy owns the HTTP port (it forwards every path), so it cannot share an instance with the event handlers.
+  if (functions?.has('wake-proxy')) {
+    if (functions.size > 1) throw new ConfigError(`VIRTWAKE_FUNCTIONS: wake-proxy serves arbitrary HTTP on PORT and must run alone, got ${JSON.stringify(fnList)}`);
+    if (!env.VIRTWAKE_PROXY_ROUTES) throw new ConfigError('VIRTWAKE_PROXY_ROUTES must name the routes file when VIRTWAKE_FUNCTIONS=wake-proxy');
+  }
+
+  // Read and checked now, so a bad policy stops the process at start, not on the first event.
+  let policy: SourcePolicy | undefined;
+  if (env.VIRTWAKE_POLICY_FILE) {
+    try {
+      policy = loadSourcePolicy(env.VIRTWAKE_POLICY_FILE);
+    } catch (e) {
+      if (e instanceof PolicyFileError) throw new ConfigError(`VIRTWAKE_POLICY_FILE: ${e.message}`);
+      throw e;
+    }
+  }
+
   return {
     port: int(env, 'PORT', 8080, 0, 65535),
     namespace,
@@ -81,6 +116,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: int(env, 'VIRTWAKE_SHUTDOWN_TIMEOUT_MS', 20_000, 0, 600_000),
     kubeTimeoutMs: int(env, 'VIRTWAKE_KUBE_TIMEOUT_MS', 10_000, 100, 120_000),
     policyFile: env.VIRTWAKE_POLICY_FILE || undefined,
+    policy,
+    reaperSource: env.VIRTWAKE_REAPER_SOURCE || undefined,
+    reaperPageSize: int(env, 'VIRTWAKE_REAPER_PAGE_SIZE', 500, 1, 5000),
+    reaperConcurrency: int(env, 'VIRTWAKE_REAPER_CONCURRENCY', 8, 1, 64),
+    reaperReportMax: int(env, 'VIRTWAKE_REAPER_REPORT_MAX', 1000, 0, 100_000),
+    proxyRoutesFile: env.VIRTWAKE_PROXY_ROUTES || undefined,
+    proxyQueueSize: int(env, 'VIRTWAKE_PROXY_QUEUE_SIZE', 100, 1, 100_000),
+    proxyWakeTimeoutMs,
+    proxyRetryAfterSeconds: int(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
   };
 }
 

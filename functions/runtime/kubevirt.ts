@@ -67,6 +67,8 @@ export interface KubeVirt {
   ): Promise<WatchResult<T | undefined>>;
   getVM(namespace: string, name: string): Promise<VirtualMachine | undefined>;
   getVMI(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
+  /** One page of a list across all namespaces (VIRTWAKE_NAMESPACES='*'; optional so test fakes need not grow it), e.g. GET /apis/kubevirt.io/v1/virtualmachines. */
+  listAllNamespaces?<T>(resource: Resource, opts?: ListOptions): Promise<ObjectList<T>>;
 }
 
 export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGNORE): KubeVirt {
@@ -160,6 +162,17 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
     },
     getVM: (ns, name) => kv.get<VirtualMachine>('virtualmachines', ns, name),
     getVMI: (ns, name) => kv.get<VirtualMachineInstance>('virtualmachineinstances', ns, name),
+    async listAllNamespaces<T>(resource: Resource, opts: ListOptions = {}) {
+      try {
+        return await call<ObjectList<T>>('list', resource, {
+          method: 'GET',
+          path: `${GROUP_PATH[resource]}/${resource}`,
+          query: { labelSelector: opts.labelSelector || undefined, limit: opts.limit, continue: opts.continueToken },
+        });
+      } catch (e) {
+        return transientOr(e);
+      }
+    },
   };
   return kv;
 }

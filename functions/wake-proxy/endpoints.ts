@@ -1,0 +1,127 @@
+import { Watch } from '@kubernetes/client-node';
+import type { KubeConnection } from '../runtime/kube/connection';
+import { pathSegment } from '../runtime/names';
+
+// Where a VM's Service can be reached: a ready endpoint from its EndpointSlices
+// (discovery.k8s.io/v1, label kubernetes.io/service-name). Read once when the
+// proxy needs it, watched while it waits for the VM to come up.
+
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+interface EndpointSlice {
+  metadata: { name: string; resourceVersion?: string };
+  addressType?: string;
+  endpoints?: { addresses?: string[]; conditions?: { ready?: boolean; terminating?: boolean } }[] | null;
+  ports?: { name?: string; port?: number; protocol?: string }[] | null;
+}
+
+interface SliceList {
+  metadata?: { resourceVersion?: string };
+  items: EndpointSlice[];
+}
+
+export interface EndpointSlices {
+  /** A ready address of `service` on `port` (port number or name), or undefined when there is none. */
+  ready(namespace: string, service: string, port: number | string): Promise<Upstream | undefined>;
+  /** Watch until the Service has a ready endpoint; undefined when `deadline` (epoch ms) passes first. */
+  waitReady(namespace: string, service: string, port: number | string, deadline: number, signal?: AbortSignal): Promise<Upstream | undefined>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function endpointSlices(conn: KubeConnection): EndpointSlices {
+  const collection = (ns: string) => `/apis/discovery.k8s.io/v1/namespaces/${pathSegment('namespace', ns)}/endpointslices`;
+  const selector = (svc: string) => `kubernetes.io/service-name=${pathSegment('name', svc)}`;
+
+  const list = (ns: string, svc: string) =>
+    conn.request<SliceList>({ method: 'GET', path: collection(ns), query: { labelSelector: selector(svc) } });
+
+  async function waitReady(ns: string, svc: string, port: number | string, deadline: number, signal?: AbortSignal) {
+    const watch = new Watch(conn.kubeConfig);
+    let failures = 0;
+    while (Date.now() < deadline && !signal?.aborted) {
+      let current: SliceList;
+      try {
+        current = await list(ns, svc);
+      } catch {
+        // The API server is briefly away: the wake has its own deadline, keep trying inside it.
+        await sleep(Math.min(1000, 100 * 2 ** failures++, Math.max(0, deadline - Date.now())));
+        continue;
+      }
+      const slices = new Map(current.items.map((s) => [s.metadata.name, s]));
+      const found = pickReady([...slices.values()], port);
+      if (found) return found;
+      const hit = await new Promise<Upstream | undefined>((resolve) => {
+        let settled = false;
+        let controller: AbortController | undefined;
+        const finish = (v: Upstream | undefined) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          controller?.abort();
+          resolve(v);
+        };
+        const timer = setTimeout(() => finish(undefined), Math.max(0, deadline - Date.now()));
+        const onAbort = () => finish(undefined);
+        signal?.addEventListener('abort', onAbort);
+        watch
+          .watch(
+            collection(ns),
+            { labelSelector: selector(svc), resourceVersion: current.metadata?.resourceVersion, timeoutSeconds: Math.max(1, Math.ceil((deadline - Date.now()) / 1000)) },
+            (type: string, obj: unknown) => {
+              if (type === 'ERROR') return finish(undefined);
+              const s = obj as EndpointSlice;
+              if (!s?.metadata?.name || type === 'BOOKMARK') return;
+              if (type === 'DELETED') slices.delete(s.metadata.name);
+              else slices.set(s.metadata.name, s);
+              const up = pickReady([...slices.values()], port);
+              if (up) finish(up);
+            },
+            () => finish(undefined),
+          )
+          .then((c) => {
+            controller = c;
+            if (settled) c.abort();
+          }, () => finish(undefined));
+      });
+      if (hit) return hit;
+      // The stream ended or broke before anything was ready: list again, without spinning.
+      await sleep(Math.min(200 * 2 ** Math.min(failures++, 3), Math.max(0, deadline - Date.now())));
+    }
+    return undefined;
+  }
+
+  return {
+    async ready(ns, svc, port) {
+      return pickReady((await list(ns, svc)).items, port);
+    },
+    waitReady,
+  };
+}
+
+/**
+ * A ready, not terminating endpoint with the wanted port. EndpointSlices list
+ * target ports under the Service port's name, so a number matches the target
+ * port, or any port of a single-port Service.
+ */
+export function pickReady(slices: EndpointSlice[], port: number | string): Upstream | undefined {
+  for (const s of slices) {
+    if (s.addressType === 'FQDN') continue;
+    const ports = s.ports ?? [];
+    const p = typeof port === 'string'
+      ? ports.find((x) => x.name === port)
+      : ports.find((x) => x.port === port) ?? (ports.length === 1 ? ports[0] : undefined);
+    if (!p?.port) continue;
+    for (const e of s.endpoints ?? []) {
+      // Kubernetes: an unset `ready` means ready.
+      if (e.conditions?.ready === false || e.conditions?.terminating === true) continue;
+      const host = e.addresses?.[0];
+      if (host) return { host, port: p.port };
+    }
+  }
+  return undefined;
+}

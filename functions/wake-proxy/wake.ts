@@ -1,0 +1,179 @@
+import type { Config } from '../runtime/config';
+import type { KubeVirt } from '../runtime/kubevirt';
+import type { VirtualMachine } from '../runtime/kubevirt-types';
+import { checkNamespace, checkVmOptIn } from '../runtime/policy';
+import { Problem } from '../runtime/problems';
+import { isTransient } from '../runtime/kubevirt-answers';
+import { Transient, withRetries } from '../runtime/retry';
+import { isRunning } from '../runtime/vm-state';
+import { startUnderway } from '../runtime/activity';
+import type { EndpointSlices, Upstream } from './endpoints';
+import type { Route } from './routes';
+
+// Getting a route's upstream: if it is known and was checked recently, at
+// once; otherwise read the VM and its Service's endpoints, and if the VM is
+// stopped, start it and wait (watching, not polling) until it is Running and
+// the Service has a ready endpoint.
+//
+// Everything here is coalesced: all requests for one VM share one read, one
+// start and one wait, so 100 requests to a stopped VM make one start call.
+// The shared wake has one deadline, VIRTWAKE_PROXY_WAKE_TIMEOUT after it began.
+
+/** How long a known upstream is used without looking at the VM again. */
+export const UPSTREAM_TTL_MS = 5_000;
+const STOPPED = new Set(['Stopped', '']);
+
+export class WakeError extends Error {
+  constructor(readonly status: 403 | 502 | 503, message: string, readonly retryAfterSeconds?: number) {
+    super(message);
+    this.name = 'WakeError';
+  }
+}
+
+export interface Resolved {
+  upstream: Upstream;
+  vm: VirtualMachine;
+  /** True when this request had to wait for the VM (for the log). */
+  woke: boolean;
+}
+
+export interface Waker {
+  /** Whether `route` can be forwarded now without waiting (it then needs no queue place). */
+  warm(route: Route): boolean;
+  resolve(route: Route): Promise<Resolved>;
+  /** The upstream refused a connection: forget it so the next request looks again. */
+  forget(route: Route): void;
+  /** start PUTs sent (for tests and metrics). */
+  starts(): number;
+}
+
+export interface WakerDeps {
+  config: Config;
+  kubevirt: KubeVirt;
+  endpoints: EndpointSlices;
+  signal: AbortSignal;
+  onWake?(vm: string, outcome: 'ready' | 'timeout' | 'refused', ms: number): void;
+}
+
+interface TargetState {
+  upstream?: Upstream;
+  vm?: VirtualMachine;
+  checkedAt: number;
+  pending?: Promise<Resolved>;
+}
+
+export function waker(deps: WakerDeps): Waker {
+  const { config, kubevirt, endpoints, signal } = deps;
+  const targets = new Map<string, TargetState>();
+  const vmWakes = new Map<string, Promise<{ vm: VirtualMachine; waited: boolean }>>();
+  let starts = 0;
+
+  const targetKey = (r: Route) => `${r.vm.namespace}/${r.vm.name}|${r.service.name}:${r.service.port}`;
+  const vmKey = (r: Route) => `${r.vm.namespace}/${r.vm.name}`;
+  const stateOf = (r: Route) => {
+    let t = targets.get(targetKey(r));
+    if (!t) targets.set(targetKey(r), (t = { checkedAt: 0 }));
+    return t;
+  };
+  const fresh = (t: TargetState) => !!t.upstream && Date.now() - t.checkedAt < UPSTREAM_TTL_MS;
+
+  /** Read the VM, check policy, start it if stopped, wait until it runs. One at a time per VM. */
+  function vmUp(route: Route, deadline: number): Promise<{ vm: VirtualMachine; waited: boolean }> {
+    const key = vmKey(route);
+    let p = vmWakes.get(key);
+    if (!p) {
+      p = bringUp(route, deadline).finally(() => vmWakes.delete(key));
+      vmWakes.set(key, p);
+    }
+    return p;
+  }
+
+  async function bringUp(route: Route, deadline: number): Promise<{ vm: VirtualMachine; waited: boolean }> {
+    const { namespace, name } = route.vm;
+    const what = `VM ${namespace}/${name}`;
+    let vm = await withRetries(config.retry, `read ${what}`, () => kubevirt.getVM(namespace, name));
+    let started = false;
+    for (let waited = false; ; waited = true) {
+      if (!vm) throw new WakeError(502, `${what} does not exist (check VIRTWAKE_PROXY_ROUTES)`);
+      try {
+        checkNamespace(config, namespace);
+        checkVmOptIn(config, vm);
+      } catch (e) {
+        if (e instanceof Problem) throw new WakeError(403, e.detail);
+        throw e;
+      }
+      if (isRunning(vm)) return { vm, waited };
+      const status = vm.status?.printableStatus ?? '';
+      if (status === 'Paused') throw new WakeError(503, `${what} is paused; the proxy starts stopped VMs but does not unpause them`, config.proxyRetryAfterSeconds);
+      if (STOPPED.has(status) && !started && !startUnderway(vm)) {
+        started = true;
+        starts++;
+        const answer = await withRetries(config.retry, `start ${what}`, () => kubevirt.lifecycle('start', namespace, name, {}));
+        if (answer !== 'ok' && answer.outcome === 'failed') throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
+      }
+      // Stopping VMs are waited out and then started; starting ones are waited for.
+      const seen = await kubevirt.waitFor<VirtualMachine>(
+        'virtualmachines', namespace, name,
+        (v) => !v || isRunning(v) || v.status?.printableStatus === 'Paused' || (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
+        deadline, signal,
+      );
+      if (!seen.done) throw timeout(route, 'to run');
+      vm = seen.object;
+    }
+  }
+
+  function timeout(route: Route, what: string): WakeError {
+    return new WakeError(
+      503,
+      `VM ${route.vm.namespace}/${route.vm.name} did not come up ${what} within ${config.proxyWakeTimeoutMs / 1000}s (VIRTWAKE_PROXY_WAKE_TIMEOUT); it may still be starting, retry shortly`,
+      config.proxyRetryAfterSeconds,
+    );
+  }
+
+  async function lookUp(route: Route, t: TargetState): Promise<Resolved> {
+    const began = Date.now();
+    const deadline = began + config.proxyWakeTimeoutMs;
+    const { service } = route;
+    const { namespace } = route.vm;
+    try {
+      const { vm, waited } = await vmUp(route, deadline);
+      let woke = waited;
+      let upstream = await withRetries(config.retry, `read endpoints of ${namespace}/${service.name}`, async () => {
+        try {
+          return await endpoints.ready(namespace, service.name, service.port);
+        } catch (e) {
+          throw isTransient(e) ? new Transient(e) : new WakeError(502, `cannot read the endpoints of Service ${namespace}/${service.name}: ${(e as Error).message}`);
+        }
+      });
+      if (!upstream) {
+        woke = true;
+        upstream = await endpoints.waitReady(namespace, service.name, service.port, deadline, signal);
+        if (!upstream) throw timeout(route, `with a ready endpoint on Service ${namespace}/${service.name}`);
+      }
+      Object.assign(t, { upstream, vm, checkedAt: Date.now() });
+      if (woke) deps.onWake?.(vmKey(route), 'ready', Date.now() - began);
+      return { upstream, vm, woke };
+    } catch (e) {
+      // The API stayed unavailable through the retries: the client may try again later.
+      const err = e instanceof Problem ? new WakeError(503, e.detail, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
+      if (err instanceof WakeError) deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
+      throw err;
+    }
+  }
+
+  return {
+    warm: (route) => fresh(stateOf(route)),
+    resolve(route) {
+      const t = stateOf(route);
+      if (fresh(t)) return Promise.resolve({ upstream: t.upstream as Upstream, vm: t.vm as VirtualMachine, woke: false });
+      if (!t.pending) t.pending = lookUp(route, t).finally(() => (t.pending = undefined));
+      return t.pending;
+    },
+    forget(route) {
+      const t = stateOf(route);
+      t.upstream = undefined;
+      t.checkedAt = 0;
+    },
+    starts: () => starts,
+  };
+}
