@@ -1,5 +1,6 @@
 import { Watch } from '@kubernetes/client-node';
 import { KubeConnection, KubeRequest } from './kube/connection';
+import { watchOnce } from './kube/watch-once';
 import { KubeApiError } from './kube/errors';
 import { Action, judge, isTransient, Verdict } from './kubevirt-answers';
 import { pathSegment } from './names';
@@ -204,53 +205,27 @@ async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
       resourceVersion = current?.metadata.resourceVersion;
       needRead = false;
     }
-    const remaining = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-    const outcome = await new Promise<{ hit?: T | undefined; gone?: boolean; error?: unknown }>((resolve) => {
-      let settled = false;
-      let controller: AbortController | undefined;
-      const finish = (v: { hit?: T | undefined; gone?: boolean; error?: unknown }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        controller?.abort();
-        resolve(v);
-      };
-      const timer = setTimeout(() => finish({}), Math.max(0, deadline - Date.now()));
-      const onAbort = () => finish({});
-      signal?.addEventListener('abort', onAbort);
-      watch
-        .watch(
-          path,
-          { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: remaining },
-          (type: string, obj: unknown) => {
-            if (type === 'ERROR') {
-              const status = obj as { code?: number };
-              finish(status.code === 410 ? { gone: true } : { error: new Error(`watch error: ${JSON.stringify(obj).slice(0, 300)}`) });
-              return;
-            }
-            const o = obj as T;
-            if (o?.metadata?.resourceVersion) resourceVersion = o.metadata.resourceVersion;
-            if (type === 'BOOKMARK') return;
-            failures = 0;
-            const current = type === 'DELETED' ? undefined : o;
-            if (test(current)) finish({ hit: current });
-          },
-          (err: unknown) => finish(err ? { error: err } : {}),
-        )
-        .then((c) => {
-          controller = c;
-          if (settled) c.abort();
-        }, (err) => finish({ error: err }));
-    });
-    if ('hit' in outcome) return { done: true, object: outcome.hit };
-    if (outcome.gone) {
+    const end = await watchOnce<T | undefined>(
+      watch, path,
+      { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true },
+      (type, obj) => {
+        const o = obj as T;
+        if (o?.metadata?.resourceVersion) resourceVersion = o.metadata.resourceVersion;
+        if (type === 'BOOKMARK') return undefined;
+        failures = 0;
+        const current = type === 'DELETED' ? undefined : o;
+        return test(current) ? { value: current } : undefined;
+      },
+      deadline, signal,
+    );
+    if (end.kind === 'hit') return { done: true, object: end.value };
+    if (end.kind === 'gone') {
       needRead = true;
       continue;
     }
-    if (outcome.error) {
+    if (end.kind === 'error') {
       // A stream that broke is resumed from the last resourceVersion we saw.
-      if (++failures > 5) throw new Transient(outcome.error, `watching ${resource} ${namespace}/${name} keeps failing`);
+      if (++failures > 5) throw new Transient(end.error, `watching ${resource} ${namespace}/${name} keeps failing`);
       await sleep(Math.min(1000, 100 * 2 ** failures));
       needRead = failures > 2;
     } else if (Date.now() < deadline && !signal?.aborted) {

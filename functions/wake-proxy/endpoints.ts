@@ -1,5 +1,6 @@
 import { Watch } from '@kubernetes/client-node';
 import type { KubeConnection } from '../runtime/kube/connection';
+import { watchOnce } from '../runtime/kube/watch-once';
 import { pathSegment } from '../runtime/names';
 
 // Where a VM's Service can be reached: a ready endpoint from its EndpointSlices
@@ -54,40 +55,20 @@ export function endpointSlices(conn: KubeConnection): EndpointSlices {
       const slices = new Map(current.items.map((s) => [s.metadata.name, s]));
       const found = pickReady([...slices.values()], port);
       if (found) return found;
-      const hit = await new Promise<Upstream | undefined>((resolve) => {
-        let settled = false;
-        let controller: AbortController | undefined;
-        const finish = (v: Upstream | undefined) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          controller?.abort();
-          resolve(v);
-        };
-        const timer = setTimeout(() => finish(undefined), Math.max(0, deadline - Date.now()));
-        const onAbort = () => finish(undefined);
-        signal?.addEventListener('abort', onAbort);
-        watch
-          .watch(
-            collection(ns),
-            { labelSelector: selector(svc), resourceVersion: current.metadata?.resourceVersion, timeoutSeconds: Math.max(1, Math.ceil((deadline - Date.now()) / 1000)) },
-            (type: string, obj: unknown) => {
-              if (type === 'ERROR') return finish(undefined);
-              const s = obj as EndpointSlice;
-              if (!s?.metadata?.name || type === 'BOOKMARK') return;
-              if (type === 'DELETED') slices.delete(s.metadata.name);
-              else slices.set(s.metadata.name, s);
-              const up = pickReady([...slices.values()], port);
-              if (up) finish(up);
-            },
-            () => finish(undefined),
-          )
-          .then((c) => {
-            controller = c;
-            if (settled) c.abort();
-          }, () => finish(undefined));
-      });
+      const end = await watchOnce<Upstream>(
+        watch, collection(ns),
+        { labelSelector: selector(svc), resourceVersion: current.metadata?.resourceVersion },
+        (type, obj) => {
+          const s = obj as EndpointSlice;
+          if (!s?.metadata?.name || type === 'BOOKMARK') return undefined;
+          if (type === 'DELETED') slices.delete(s.metadata.name);
+          else slices.set(s.metadata.name, s);
+          const up = pickReady([...slices.values()], port);
+          return up ? { value: up } : undefined;
+        },
+        deadline, signal,
+      );
+      const hit = end.kind === 'hit' ? end.value : undefined;
       if (hit) return hit;
       // The stream ended or broke before anything was ready: list again, without spinning.
       await sleep(Math.min(200 * 2 ** Math.min(failures++, 3), Math.max(0, deadline - Date.now())));
