@@ -3,10 +3,12 @@ import type { CloudEvent } from './cloudevents/event';
 import { COMMANDS, FunctionName } from '../commands';
 import type { Handler } from '../index';
 import { failed, Outcome, VmCommand, VmContext } from './function';
-import { checkNamespace, checkVmOptIn } from './policy';
+import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
+import { requiredActions, SourceRequest } from './source-policy';
 import { Problem } from './problems';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
-import { withRetries } from './retry';
+import { Transient, withRetries } from './retry';
+import { KubeApiError } from './kube/errors';
 import type { Runtime } from './runtime';
 import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
@@ -22,6 +24,8 @@ export interface Prepared {
   handler: Handler;
   command?: VmCommand;
   namespace?: string;
+  /** What the per-source policy checks (source, actions, namespace); set for VM commands. */
+  access?: SourceRequest;
 }
 
 export interface Result {
@@ -76,7 +80,9 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     const command = data as VmCommand;
     const namespace = command.namespace ?? config.namespace;
     checkNamespace(config, namespace);
-    return { event, fn, handler, command, namespace };
+    const access: SourceRequest = { source: event.source, actions: requiredActions(fn, data as Record<string, unknown>), namespace };
+    checkSource(config, access);
+    return { event, fn, handler, command, namespace, access };
   }
 
   async function runOne(p: Prepared, name: string, listed?: VirtualMachine): Promise<Outcome> {
@@ -88,16 +94,23 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     const waitUntil = waitSeconds && !command.dryRun ? Date.now() + waitSeconds * 1000 : undefined;
     const deliveryId = randomUUID();
     return withRetries(rt.config.retry, `${p.event.type} ${namespace}/${name}`, async (attempt) => {
-      const vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
-      if (!vm) return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
-      checkVmOptIn(config, vm);
-      const ctx: VmContext = {
-        command, namespace, name, vm, event: p.event, requestKey: requestKey(p.event), deliveryId,
-        kubevirt: rt.kubevirt, now: rt.now, waitUntil, signal: rt.signal,
-      };
-      const outcome = await fn.run(ctx);
-      if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
-      return outcome;
+      let vm: VirtualMachine | undefined;
+      try {
+        vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
+        if (!vm) return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
+        checkVmOptIn(config, vm);
+        if (p.access) checkVmForSource(config, p.access, vm);
+        const ctx: VmContext = {
+          command, namespace, name, vm, event: p.event, requestKey: requestKey(p.event), deliveryId,
+          kubevirt: rt.kubevirt, now: rt.now, waitUntil, signal: rt.signal,
+        };
+        const outcome = await fn.run(ctx);
+        if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
+        return outcome;
+      } catch (e) {
+        if (!(e instanceof KubeApiError)) throw e;
+        return apiAnswer(e, vm);
+      }
     });
   }
 
@@ -110,7 +123,10 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     let continueToken: string | undefined;
     do {
       const page = await withRetries(config.retry, `list VMs in ${namespace}`, () =>
-        rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken }),
+        rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken }).catch((e: unknown) => {
+          // Not a per-VM outcome: whatever the API answered, hand the command back to Knative.
+          throw e instanceof KubeApiError ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`) : e;
+        }),
       );
       await inPool(page.items, config.bulkConcurrency, async (vm) => {
         const name = vm.metadata.name;
@@ -153,6 +169,19 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
   }
 
   return { prepare, execute };
+}
+
+/**
+ * An API error a function did not handle itself (a plain read or write, not a
+ * lifecycle call, which kubevirt-answers.ts judges). Read the way that table
+ * reads the same status: 404 NotFound, 400/403/422 Refused with the API's
+ * message verbatim; anything else is handed back to Knative (503 once the
+ * retries run out) rather than answered 500.
+ */
+function apiAnswer(e: KubeApiError, vm: VirtualMachine | undefined): Outcome {
+  if (e.status === 404) return failed('NotFound', e.message, { vm });
+  if (e.status === 400 || e.status === 403 || e.status === 422) return failed('Refused', e.message, { vm });
+  throw new Transient(e, `the API server answered ${e.status}: ${e.message}`);
 }
 
 /** Run `work` over `items` with at most `limit` in flight. */

@@ -29,13 +29,20 @@ export interface VirtwakeServer {
   inFlight(): number;
 }
 
+/** Most entries of `errors` a problem body lists. */
+export const MAX_PROBLEM_ERRORS = 100;
+
 export function createServer(deps: ServerDeps): VirtwakeServer {
   const { config, dispatcher, log, metrics } = deps;
   let closing = false;
   let active = 0;
   let drained: (() => void) | undefined;
+  /** Event requests not yet answered, so a shutdown that runs out of time can still answer them 503. */
+  const open = new Set<http.ServerResponse>();
 
-  const server = http.createServer((req, res) => {
+  // Node enforces requestTimeout/headersTimeout only when it sweeps its connections (every 30 s by
+  // default), so a slow client could hold a connection far longer than the limits say.
+  const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/health/liveness') return plain(res, 200, 'ok');
@@ -60,12 +67,15 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       return problem(res, new Problem('unavailable', 'server is shutting down; redeliver to another instance', [], 1), { connection: 'close' });
     }
     active++;
+    open.add(res);
     handleEvents(req, res).finally(() => {
+      open.delete(res);
       active--;
       if (closing && active === 0) drained?.();
     });
   });
-  server.requestTimeout = config.bodyTimeoutMs;
+  // readBody answers a slow body with 408 after bodyTimeoutMs; Node's own limit is the backstop.
+  server.requestTimeout = config.bodyTimeoutMs * 2;
   server.headersTimeout = Math.min(config.bodyTimeoutMs, 60_000);
   server.keepAliveTimeout = 5_000;
 
@@ -77,7 +87,7 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       if (encoding && encoding.toLowerCase() !== 'identity') {
         throw new Problem('not-a-cloudevent', `content-encoding ${encoding} is not supported; send the body uncompressed`);
       }
-      const body = await readBody(req, config.maxBodyBytes);
+      const body = await readBody(req, config.maxBodyBytes, config.bodyTimeoutMs);
       let parsed;
       try {
         parsed = parseHttpMessage(req.headersDistinct, body);
@@ -121,6 +131,8 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
   }
 
   function answer(res: http.ServerResponse, results: Result[], batch: boolean): void {
+    // Already answered 503 by a shutdown that ran out of time: the redelivery will find this work done.
+    if (res.headersSent) return;
     const replies = results.map((r) => r.reply).filter((r): r is CloudEvent => !!r);
     if (!config.reply || replies.length === 0 || (!batch && !results[0].reply)) {
       metrics.http(202);
@@ -137,7 +149,10 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
   function problem(res: http.ServerResponse, p: Problem, extra: Record<string, string>): void {
     if (res.headersSent) return void res.destroy();
     metrics.http(p.status);
-    const body = Buffer.from(JSON.stringify(p.toJSON()));
+    const json = p.toJSON();
+    // A hostile body can fail validation a hundred thousand times over; say enough to fix it, not megabytes.
+    if (p.errors.length > MAX_PROBLEM_ERRORS) json.errors = [...p.errors.slice(0, MAX_PROBLEM_ERRORS), `… and ${p.errors.length - MAX_PROBLEM_ERRORS} more`];
+    const body = Buffer.from(JSON.stringify(json));
     const headers: Record<string, string | number> = { 'content-type': 'application/problem+json', 'content-length': body.length, ...extra };
     if (p.retryAfterSeconds !== undefined) headers['retry-after'] = p.retryAfterSeconds;
     res.writeHead(p.status, headers);
@@ -151,6 +166,21 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     else log.info(line, 'event processed');
   }
 
+  /**
+   * Out of shutdown time: every event still in flight is answered 503 so Knative
+   * redelivers it (every command is idempotent, SPEC §6) instead of seeing the
+   * connection drop. Waits (briefly) until those answers are written.
+   */
+  function answerStragglers(): Promise<void> {
+    const pending = [...open].filter((res) => !res.headersSent);
+    for (const res of pending) {
+      log.warn({ status: 503 }, 'event still in flight at the shutdown limit; answered 503 for redelivery');
+      problem(res, new Problem('unavailable', `server shut down before this event was done (VIRTWAKE_SHUTDOWN_TIMEOUT_MS=${config.shutdownTimeoutMs}); redeliver`, [], 1), { connection: 'close' });
+    }
+    const written = pending.map((res) => (res.writableFinished ? undefined : new Promise<void>((resolve) => res.once('finish', resolve).once('close', resolve))));
+    return Promise.race([Promise.all(written).then(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())]);
+  }
+
   return {
     server,
     inFlight: () => active,
@@ -162,10 +192,12 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       server.closeIdleConnections();
       const idle = active === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
       const limit = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-      return Promise.race([idle, limit]).then(() => {
-        server.closeAllConnections();
-        return closed;
-      });
+      return Promise.race([idle, limit])
+        .then(() => answerStragglers())
+        .then(() => {
+          server.closeAllConnections();
+          return closed;
+        });
     },
   };
 }
@@ -181,8 +213,11 @@ function asProblem(e: unknown, log: Logger): Problem {
   return new Problem('internal', 'internal error; the event will be redelivered');
 }
 
-/** Read the body, refusing it (413) as soon as it is larger than `limit`. */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Read the body, refusing it (413) as soon as it is larger than `limit`, and
+ * (408) when it has not all arrived within `timeoutMs` of the headers.
+ */
+function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
@@ -191,9 +226,16 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const timer = setTimeout(() => {
+      req.removeAllListeners('data');
+      req.resume();
+      reject(new Problem('request-timeout', `request body not received within ${timeoutMs} ms (${size} bytes arrived); send it at once`));
+    }, timeoutMs);
+    req.on('close', () => clearTimeout(timer));
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > limit) {
+        clearTimeout(timer);
         req.removeAllListeners('data');
         req.resume();
         reject(new Problem('too-large', `body is over the limit of ${limit} bytes`));
@@ -201,7 +243,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks, size));
+    });
     req.on('error', (e) => reject(new Problem('invalid-event', `request body could not be read: ${e.message}`)));
     req.on('aborted', () => reject(new Problem('invalid-event', 'client closed the connection before the body was complete')));
   });
