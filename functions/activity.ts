@@ -1,8 +1,9 @@
 import { accepted, completed, VmCommand, VmFunction } from './runtime/function';
-import { awaitTarget, lifecycleAction } from './runtime/lifecycle';
+import { awaitTarget } from './runtime/lifecycle';
 import { unavailable } from './runtime/problems';
 import { isRunning } from './runtime/vm-state';
-import { startUnderway } from './runtime/activity';
+import { startUnderway } from './runtime/vm-state';
+import { start } from './start';
 
 // io.virtwake.vm.activity: "someone used this VM". The stamp itself
 // (virtwake.io/last-activity, throttled) is written by the runtime's activity
@@ -31,7 +32,8 @@ export const activity: VmFunction<ActivityCommand> = {
     if (status === 'Stopping' || status === 'Terminating') {
       throw unavailable(`VM ${ctx.namespace}/${ctx.name} is ${status.toLowerCase()}; redeliver to wake it once it has stopped`, 5);
     }
-    if (STOPPED.has(status) && !startUnderway(vm)) return lifecycleAction(ctx, 'start', {}, isRunning);
+    // Started as io.virtwake.vm.start would, so a concurrent start's refusal reads the same way.
+    if (STOPPED.has(status) && !startUnderway(vm)) return start.run(ctx);
     // Starting, Provisioning, WaitingForVolumeBinding…: a start is already under way.
     return awaitTarget(ctx, isRunning, 'AlreadyInProgress');
   },

@@ -1,17 +1,29 @@
 import type { VmCommand, VmFunction } from './runtime/function';
-import { lifecycleAction } from './runtime/lifecycle';
-import { isPaused, isRunning } from './runtime/vm-state';
+import { awaitTarget, lifecycleAction } from './runtime/lifecycle';
+import { isPaused, isRunning, startLagging, startUnderway } from './runtime/vm-state';
 
 // io.virtwake.vm.start: PUT …/virtualmachines/{name}/start; wait for Running and
-// ready (Paused when `paused`). "VM is already running" is AlreadyInState.
+// ready (Paused when `paused`). "VM is already running" is AlreadyInState. A
+// refusal of a VM whose start is already under way (a redelivery that arrives
+// before the controller caught up, or a concurrent delivery that won) is
+// AlreadyInProgress, not a failure.
 
 export interface StartCommand extends VmCommand {
   paused?: boolean;
 }
 
 export const start: VmFunction<StartCommand> = {
-  run(ctx) {
+  async run(ctx) {
     const paused = ctx.command.paused === true;
-    return lifecycleAction(ctx, 'start', paused ? { paused: true } : {}, paused ? isPaused : isRunning);
+    const target = paused ? isPaused : isRunning;
+    const outcome = await lifecycleAction(ctx, 'start', paused ? { paused: true } : {}, target);
+    if (outcome.reason !== 'Refused' || ctx.command.dryRun) return outcome;
+    if (startLagging(ctx.vm)) return awaitTarget(ctx, target, 'AlreadyInProgress');
+    // Not meant to run when we read it, meant to run now: another delivery started it in between.
+    if (!startUnderway(ctx.vm)) {
+      const now = await ctx.kubevirt.getVM(ctx.namespace, ctx.name);
+      if (now && startUnderway(now)) return awaitTarget({ ...ctx, vm: now }, target, 'AlreadyInProgress');
+    }
+    return outcome;
   },
 };

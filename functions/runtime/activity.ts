@@ -109,7 +109,3 @@ export function rfc3339(ms: number): string {
  * once, while printableStatus says Stopped until the controller creates the VMI;
  * a Manual VM gets a queued Start request. Another start now would be refused.
  */
-export function startUnderway(vm: VirtualMachine): boolean {
-  const spec = vm.spec ?? {};
-  return spec.runStrategy === 'Always' || spec.running === true || !!vm.status?.stateChangeRequests?.some((r) => r.action === 'Start');
-}

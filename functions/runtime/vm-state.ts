@@ -22,3 +22,19 @@ export function statusOf(vm: VirtualMachine | undefined): { printableStatus: str
   if (!vm) return undefined;
   return { printableStatus: vm.status?.printableStatus ?? 'Unknown', ready: vm.status?.ready === true };
 }
+
+/** The spec (or a queued request) asks KubeVirt to run the VM, whatever its status shows yet. */
+export function startUnderway(vm: VirtualMachine): boolean {
+  const spec = vm.spec ?? {};
+  return spec.runStrategy === 'Always' || spec.running === true || !!vm.status?.stateChangeRequests?.some((r) => r.action === 'Start');
+}
+
+/**
+ * A start was just accepted but the controller has not caught up (status still
+ * Stopped) or the VM is provisioning volumes: KubeVirt then refuses another
+ * start ("Always does not support manual start requests") although one is under way.
+ */
+export function startLagging(vm: VirtualMachine): boolean {
+  const status = vm.status?.printableStatus ?? '';
+  return startUnderway(vm) && !vm.status?.created && ['', 'Stopped', 'Provisioning', 'WaitingForVolumeBinding'].includes(status);
+}

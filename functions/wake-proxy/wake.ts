@@ -6,7 +6,7 @@ import { Problem } from '../runtime/problems';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import { isRunning } from '../runtime/vm-state';
-import { startUnderway } from '../runtime/activity';
+import { startUnderway } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
 import type { Route } from './routes';
 
