@@ -30,7 +30,10 @@ export interface AppOptions {
 
 export async function createApp(opts: AppOptions = {}): Promise<App> {
   const config = loadConfig(opts.env ?? process.env);
-  const log = opts.logger ?? pino({ level: config.logLevel, base: { service: process.env.K_SERVICE ?? 'virtwake' } });
+  // Synchronous writes to stdout: pino's default hands each line to libuv's thread
+  // pool, which at one event at a time costs more CPU than the write itself
+  // (docs/performance.md).
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { service: process.env.K_SERVICE ?? 'virtwake' } }, pino.destination({ sync: true }));
   const metrics = createMetrics();
   const connection = await connect({ kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env), timeoutMs: config.kubeTimeoutMs });
   const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });

@@ -1,17 +1,24 @@
-import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
+import { compileValidator } from './validate-compile';
 
 // Command data is checked against schemas/<type>.json (JSON Schema 2020-12).
-// Each schema is compiled once, on first use, so start-up pays only for the
-// types an instance actually receives.
+// Each schema's validator is looked up (or, from source, compiled) once, on
+// first use, so start-up pays only for the types an instance receives.
 
-let ajv: Ajv2020 | undefined;
 const compiled = new WeakMap<object, ValidateFunction>();
+
+const DNS_HINT = ' (a lowercase DNS-1123 name: a-z, 0-9, "-" and ".")';
+const HINTS: Record<string, string> = {
+  name: DNS_HINT,
+  snapshotName: DNS_HINT,
+  namespace: ' (a lowercase DNS-1123 label: a-z, 0-9 and "-")',
+  failureDeadline: ' (a Go duration such as 90s, 5m or 1h30m)',
+};
 
 export function validateData(schema: object, data: unknown): string[] {
   let fn = compiled.get(schema);
   if (!fn) {
-    ajv ??= new Ajv2020({ allErrors: true, strict: true, strictRequired: false, verbose: true });
-    fn = ajv.compile(schema);
+    fn = compileValidator(schema);
     compiled.set(schema, fn);
   }
   if (fn(data)) return [];
@@ -41,7 +48,7 @@ function describe(errors: ErrorObject[]): string[] {
         break; // reported by the nested pattern error with the offending name
       case 'pattern':
         if (e.propertyName !== undefined) out.add(`${path}: label key ${JSON.stringify(e.propertyName)} is not a valid Kubernetes label key`);
-        else out.add(`${path}: ${JSON.stringify(String(e.data)).slice(0, 80)} does not match ${e.params.pattern} (lowercase DNS-1123 names, label syntax)`);
+        else out.add(`${path}: ${JSON.stringify(String(e.data)).slice(0, 80)} does not match ${e.params.pattern}${HINTS[path.split('/').pop() ?? ''] ?? ''}`);
         break;
       default:
         out.add(`${path}: ${e.message}`);

@@ -1,0 +1,52 @@
+/**
+ * The production bundle validates with validators ajv generated at build time
+ * (scripts/precompile-validators.cjs, wired in by scripts/build.mjs). They must
+ * answer exactly as ajv.compile() does from source: same verdict, same errors.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { compileValidator, createAjv } from '../../functions/runtime/validate-compile';
+
+const { precompiledValidators } = require('../../scripts/precompile-validators.cjs');
+
+const dir = path.join(__dirname, '../../schemas');
+const schemas: Record<string, any>[] = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
+  .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+
+function loadPrecompiled(): { compileValidator(schema: object): any } {
+  const source: string = precompiledValidators(createAjv({ code: { source: true } }), schemas);
+  const mod = { exports: {} as any };
+  new Function('module', 'exports', 'require', source)(mod, mod.exports, createRequire(path.join(dir, '..', 'package.json')));
+  return mod.exports;
+}
+
+const aot = loadPrecompiled();
+
+const ODD_VALUES: unknown[] = [undefined, null, 0, -1, 1.5, 300, 'x', '', 'Not_A_Name', 'a/../b', 'x'.repeat(300), true, {}, [], { matchLabels: { 'bad key!': 'v' } }, { timeoutSeconds: 271 }, '10m', 'P1D'];
+
+function samples(schema: Record<string, any>): unknown[] {
+  const out: unknown[] = [{}, null, 'text', [], { name: 'vm-1' }, { selector: { matchLabels: { app: 'web' } } }, { name: 'vm-1', selector: { matchLabels: {} } }, { name: 'vm-1', bogus: 1 }];
+  for (const field of Object.keys(schema.properties ?? {})) {
+    for (const v of ODD_VALUES) out.push({ name: 'vm-1', [field]: v }, { [field]: v });
+  }
+  return out;
+}
+
+describe.each(schemas.map((s) => [s.title as string, s]))('%s', (_title, schema) => {
+  const jit = compileValidator(schema);
+  const pre = aot.compileValidator(schema);
+
+  test('precompiled and compiled-from-source validators agree on verdict and errors', () => {
+    for (const data of samples(schema)) {
+      const a = jit(data);
+      const jitErrors = jit.errors;
+      const b = pre(data);
+      expect([data, b, pre.errors ?? null]).toEqual([data, a, jitErrors ?? null]);
+    }
+  });
+
+  test('a schema that differs from the one compiled is refused', () => {
+    expect(() => aot.compileValidator({ ...schema, description: 'changed' })).toThrow(/rebuild/);
+  });
+});
