@@ -7,7 +7,7 @@
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import { readFileSync } from 'node:fs';
 
-/** One API request in RBAC terms. `verb` is the RBAC verb (see rbacVerb). */
+/** One API request in RBAC terms, as the simulator records it (simulator/recorder.ts). */
 export interface ApiCall {
   verb: string;
   /** API group; "" for the core group (/api/v1). */
@@ -101,70 +101,4 @@ export function compareRoleWithCalls(roleYamlPath: string, calls: readonly ApiCa
   }
   const unused = new Set(grants.filter((g) => !used.has(g)).map((g) => `${g.verb} ${groupLabel(g.group)}/${g.resource}`));
   return { missing: [...missing].sort(), unused: [...unused].sort() };
-}
-
-/**
- * RBAC verb of an HTTP request, as the API server (and virt-api for
- * subresources) authorises it: GET is get (named), list or watch; POST create;
- * PUT update; PATCH patch; DELETE delete (named) or deletecollection.
- */
-export function rbacVerb(method: string, opts: { named: boolean; watch?: boolean }): string {
-  switch (method.toUpperCase()) {
-    case 'GET':
-    case 'HEAD':
-      if (opts.watch) return 'watch';
-      return opts.named ? 'get' : 'list';
-    case 'POST':
-      return 'create';
-    case 'PUT':
-      return 'update';
-    case 'PATCH':
-      return 'patch';
-    case 'DELETE':
-      return opts.named ? 'delete' : 'deletecollection';
-    default:
-      throw new Error(`no RBAC verb for HTTP ${method}`);
-  }
-}
-
-/**
- * An ApiCall from a request line, e.g. ('PUT',
- * '/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/vm/start').
- * Handles /api/v1 (core), /apis/<group>/<version>, namespaced and cluster-scoped
- * paths, `?watch=true` and the legacy /watch/ prefix.
- */
-export function callFromRequest(method: string, url: string): ApiCall & { namespace?: string } {
-  const u = new URL(url, 'http://localhost');
-  let parts = u.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  let group: string;
-  if (parts[0] === 'api') {
-    group = '';
-    parts = parts.slice(2);
-  } else if (parts[0] === 'apis') {
-    group = parts[1] ?? '';
-    parts = parts.slice(3);
-  } else {
-    throw new Error(`not a Kubernetes API path: ${url}`);
-  }
-  let watch = ['true', '1'].includes(u.searchParams.get('watch') ?? '');
-  if (parts[0] === 'watch') {
-    watch = true;
-    parts = parts.slice(1);
-  }
-  let namespace: string | undefined;
-  if (parts[0] === 'namespaces' && parts.length >= 3) {
-    namespace = parts[1];
-    parts = parts.slice(2);
-  }
-  const [resource, name, ...sub] = parts;
-  if (!resource) throw new Error(`no resource in ${url}`);
-  const call: ApiCall & { namespace?: string } = {
-    verb: rbacVerb(method, { named: name !== undefined, watch }),
-    group,
-    resource,
-  };
-  if (name !== undefined) call.name = name;
-  if (sub.length > 0) call.subresource = sub.join('/');
-  if (namespace !== undefined) call.namespace = namespace;
-  return call;
 }
