@@ -9,6 +9,7 @@ import { format, matches, Requirement } from './runtime/labels';
 import { Problem } from './runtime/problems';
 import { Transient, withRetries } from './runtime/retry';
 import type { EventFunction, Runtime } from './runtime/runtime';
+import { inPool } from './runtime/async';
 
 // The reaper (SPEC §5): on each PingSource tick, list the opted-in VMs page by
 // page and stop every running one that has been idle longer than its
@@ -275,12 +276,4 @@ async function release(rt: Runtime, c: Candidate): Promise<void> {
   } catch (e) {
     rt.log.warn({ vm: `${c.namespace}/${c.name}`, err: (e as Error).message }, 'could not release reaper claim');
   }
-}
-
-async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
-  });
-  await Promise.all(lanes);
 }

@@ -13,6 +13,7 @@ import type { Runtime } from './runtime';
 import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
 import type { VirtualMachine } from './kubevirt-types';
+import { inPool } from './async';
 
 // From a parsed CloudEvent to a result: find the function for its type,
 // validate, apply policy, run with retries, build the reply. Validation and
@@ -182,13 +183,4 @@ function apiAnswer(e: KubeApiError, vm: VirtualMachine | undefined): Outcome {
   if (e.status === 404) return failed('NotFound', e.message, { vm });
   if (e.status === 400 || e.status === 403 || e.status === 422) return failed('Refused', e.message, { vm });
   throw new Transient(e, `the API server answered ${e.status}: ${e.message}`);
-}
-
-/** Run `work` over `items` with at most `limit` in flight. */
-async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
-  });
-  await Promise.all(lanes);
 }

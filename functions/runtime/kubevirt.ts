@@ -6,6 +6,7 @@ import { Action, judge, isTransient, Verdict } from './kubevirt-answers';
 import { pathSegment } from './names';
 import { Transient } from './retry';
 import { ObjectList, VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
+import { sleep } from './async';
 
 // The KubeVirt API as virtwake uses it: each call is one method here, with the
 // URL built from checked names, failures classified once (Transient or not).
@@ -177,8 +178,6 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
   };
   return kv;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
   conn: KubeConnection, kv: KubeVirt, resource: Resource, namespace: string, name: string,

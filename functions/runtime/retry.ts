@@ -1,5 +1,6 @@
 import { KubeApiError } from './kube/errors';
 import { unavailable } from './problems';
+import { sleep } from './async';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -22,8 +23,6 @@ export class Transient extends Error {
     return this.cause instanceof KubeApiError ? this.cause.retryAfterSeconds : undefined;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Run `op` again from the start (re-reading whatever it reads) while it throws

@@ -2,6 +2,7 @@ import { Watch } from '@kubernetes/client-node';
 import type { KubeConnection } from '../runtime/kube/connection';
 import { watchOnce } from '../runtime/kube/watch-once';
 import { pathSegment } from '../runtime/names';
+import { sleep } from '../runtime/async';
 
 // Where a VM's Service can be reached: a ready endpoint from its EndpointSlices
 // (discovery.k8s.io/v1, label kubernetes.io/service-name). Read once when the
@@ -30,8 +31,6 @@ export interface EndpointSlices {
   /** Watch until the Service has a ready endpoint; undefined when `deadline` (epoch ms) passes first. */
   waitReady(namespace: string, service: string, port: number | string, deadline: number, signal?: AbortSignal): Promise<Upstream | undefined>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function endpointSlices(conn: KubeConnection): EndpointSlices {
   const collection = (ns: string) => `/apis/discovery.k8s.io/v1/namespaces/${pathSegment('namespace', ns)}/endpointslices`;
