@@ -8,6 +8,7 @@ import { encodeBatch, encodeBinary } from './cloudevents/http-encode';
 import type { Dispatcher, Prepared, Result } from './dispatch';
 import type { Metrics } from './metrics';
 import { Problem } from './problems';
+import { serveOperations } from './operations';
 
 // The HTTP side (SPEC §3): POST / takes CloudEvents in binary, structured or
 // batched mode; health and metrics endpoints; graceful shutdown. Everything
@@ -44,17 +45,7 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
   // default), so a slow client could hold a connection far longer than the limits say.
   const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      if (path === '/health/liveness') return plain(res, 200, 'ok');
-      if (path === '/health/readiness') return closing ? plain(res, 503, 'shutting down') : plain(res, 200, 'ready');
-      if (path === '/metrics') {
-        metrics.registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(text);
-        }, () => plain(res, 500, 'metrics unavailable'));
-        return;
-      }
-    }
+    if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, closing, metrics)) return;
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { allow: 'POST, OPTIONS' });
       return res.end();
@@ -202,10 +193,6 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
   };
 }
 
-function plain(res: http.ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(text);
-}
 
 function asProblem(e: unknown, log: Logger): Problem {
   if (e instanceof Problem) return e;

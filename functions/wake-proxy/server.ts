@@ -8,6 +8,7 @@ import { forwardHttp, forwardUpgrade, ForwardResult } from './forward';
 import { wakeQueue, WakeQueue } from './queue';
 import { Route, RouteTable, upstreamPath } from './routes';
 import { Resolved, waker, WakeError, Waker } from './wake';
+import { serveOperations } from '../runtime/operations';
 
 // The wake proxy (SPEC §5): an HTTP reverse proxy in front of VMs' Services.
 // A request is routed to its VM by host or path prefix; if the VM is up it is
@@ -67,24 +68,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   server.keepAliveTimeout = 5_000;
 
   function serveOwn(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/health/liveness') {
-      plain(res, 200, 'ok');
-      return true;
-    }
-    if (path === '/health/readiness') {
-      if (closing) plain(res, 503, 'shutting down');
-      else plain(res, 200, 'ready');
-      return true;
-    }
-    if (path === '/metrics') {
-      metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(text);
-      }, () => plain(res, 500, 'metrics unavailable'));
-      return true;
-    }
-    return false;
+    return serveOperations(res, (req.url ?? '/').split('?')[0], closing, metrics);
   }
 
   function track(p: Promise<void>): void {
@@ -194,7 +178,3 @@ function isProbe(req: http.IncomingMessage): boolean {
   return 'k-kubelet-probe' in req.headers || 'k-network-probe' in req.headers || /^kube-probe\//.test(req.headers['user-agent'] ?? '');
 }
 
-function plain(res: http.ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(text);
-}
