@@ -1,6 +1,6 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import type { VirtualMachineInstance } from './runtime/kubevirt-types';
-import { unavailable } from './runtime/problems';
+import { watchWhileWaiting } from './runtime/lifecycle';
 import { Transient } from './runtime/retry';
 
 // io.virtwake.vm.restart: PUT …/virtualmachines/{name}/restart; wait for a new
@@ -62,9 +62,8 @@ async function settle(ctx: VmContext, oldUid: string | undefined, current: Virtu
   const replaced = (vmi: VirtualMachineInstance | undefined) => !!vmi && vmi.metadata.uid !== oldUid && vmi.status?.phase === 'Running';
   if (current && replaced(current)) return completed('AlreadyInState', { vm: ctx.vm });
   if (ctx.waitUntil === undefined) return accepted(current ? 'AlreadyInProgress' : undefined, { vm: ctx.vm });
-  const seen = await ctx.kubevirt.waitFor<VirtualMachineInstance>('virtualmachineinstances', ctx.namespace, ctx.name, replaced, ctx.waitUntil, ctx.signal);
+  const seen = await watchWhileWaiting<VirtualMachineInstance>(ctx, 'virtualmachineinstances', ctx.name, replaced);
   if (seen.done) return completed(undefined, { vm: (await ctx.kubevirt.getVM(ctx.namespace, ctx.name)) ?? ctx.vm });
-  if (ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
   return accepted('WaitTimeout', { message: `no new VMI running within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
 }
 

@@ -1,5 +1,6 @@
 import type { Action } from './kubevirt-answers';
 import { accepted, completed, failed, Outcome, VmContext } from './function';
+import type { Resource, WatchResult } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import { unavailable } from './problems';
 
@@ -31,8 +32,20 @@ export async function awaitTarget(
   reasonIfNotWaiting?: string,
 ): Promise<Outcome> {
   if (ctx.waitUntil === undefined) return accepted(reasonIfNotWaiting, { vm: ctx.vm });
-  const seen = await ctx.kubevirt.waitFor<VirtualMachine>('virtualmachines', ctx.namespace, ctx.name, target, ctx.waitUntil, ctx.signal);
+  const seen = await watchWhileWaiting<VirtualMachine>(ctx, 'virtualmachines', ctx.name, target);
   if (seen.done) return completed(undefined, { vm: seen.object });
-  if (ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
   return accepted('WaitTimeout', { message: `target state not observed within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
+}
+
+/**
+ * Watches one object until `test` accepts it or the command's wait (which the
+ * caller checked is set) runs out. A shutdown cuts the wait short and hands the
+ * event back to Knative (503), so it is redelivered and observed elsewhere.
+ */
+export async function watchWhileWaiting<T extends { metadata: { resourceVersion?: string } }>(
+  ctx: VmContext, resource: Resource, name: string, test: (o: T | undefined) => boolean,
+): Promise<WatchResult<T | undefined>> {
+  const seen = await ctx.kubevirt.waitFor<T>(resource, ctx.namespace, name, test, ctx.waitUntil ?? Date.now(), ctx.signal);
+  if (!seen.done && ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
+  return seen;
 }

@@ -3,7 +3,7 @@ import { KubeApiError } from './kube/errors';
 import type { Resource } from './kubevirt';
 import type { Condition, ObjectMeta } from './kubevirt-types';
 import { isLabelValue } from './labels';
-import { unavailable } from './problems';
+import { watchWhileWaiting } from './lifecycle';
 import { hash } from './reply';
 import { Transient } from './retry';
 
@@ -178,9 +178,8 @@ export async function awaitSettled<T extends { metadata: ObjectMeta }>(
 ): Promise<{ object: T | undefined; timedOut: boolean }> {
   if (settled(current) || ctx.waitUntil === undefined) return { object: current, timedOut: false };
   const name = current.metadata.name;
-  const seen = await ctx.kubevirt.waitFor<T>(resource, ctx.namespace, name, settled, ctx.waitUntil, ctx.signal);
+  const seen = await watchWhileWaiting<T>(ctx, resource, name, settled);
   if (seen.done) return { object: seen.object, timedOut: false };
-  if (ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
   // Read once more so the reply can say where it got to.
   return { object: (await ctx.kubevirt.get<T>(resource, ctx.namespace, name)) ?? current, timedOut: true };
 }
