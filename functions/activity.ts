@@ -24,13 +24,19 @@ export const activity: VmFunction<ActivityCommand> = {
     const { vm, command } = ctx;
     if (!command.wake) {
       if (command.dryRun) return accepted('DryRun', { message: 'nothing was recorded', vm });
-      return completed(undefined, { message: 'activity recorded (virtwake.io/last-activity is written at most once a minute)', vm });
+      return completed(undefined, {
+        message: 'activity recorded (virtwake.io/last-activity is written at most once a minute)',
+        vm,
+      });
     }
     const status = vm.status?.printableStatus ?? '';
     if (UP.has(status)) return completed('AlreadyInState', { vm });
     // A start now would be answered "already running" by the VMI that is going away; try again once it is gone.
     if (status === 'Stopping' || status === 'Terminating') {
-      throw unavailable(`VM ${ctx.namespace}/${ctx.name} is ${status.toLowerCase()}; redeliver to wake it once it has stopped`, 5);
+      throw unavailable(
+        `VM ${ctx.namespace}/${ctx.name} is ${status.toLowerCase()}; redeliver to wake it once it has stopped`,
+        5,
+      );
     }
     // Started as io.virtwake.vm.start would, so a concurrent start's refusal reads the same way.
     if (STOPPED.has(status) && !startUnderway(vm)) return start.run(ctx);

@@ -2,8 +2,7 @@
 // Triggers, func.yaml's subscriptions and the README table are checked against it.
 
 export type FunctionName =
-  | 'start' | 'stop' | 'restart' | 'pause' | 'unpause'
-  | 'snapshot' | 'restore' | 'activity' | 'reaper' | 'deadletter';
+  'start' | 'stop' | 'restart' | 'pause' | 'unpause' | 'snapshot' | 'restore' | 'activity' | 'reaper' | 'deadletter';
 
 export interface CommandSpec {
   /** CloudEvent type this function consumes. */

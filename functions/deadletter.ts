@@ -8,7 +8,10 @@ import type { EventFunction } from './runtime/runtime';
 export const deadletter: EventFunction = {
   async handle(event, rt) {
     const ext = event.extensions;
-    const data = event.data && typeof event.data === 'object' && !Buffer.isBuffer(event.data) ? (event.data as Record<string, unknown>) : {};
+    const data =
+      event.data && typeof event.data === 'object' && !Buffer.isBuffer(event.data)
+        ? (event.data as Record<string, unknown>)
+        : {};
     rt.log.error(
       {
         deadLetter: true,
@@ -17,7 +20,10 @@ export const deadletter: EventFunction = {
         source: event.source,
         subject: event.subject,
         // Only the target of a command, never the rest of its body.
-        vm: typeof data.name === 'string' ? `${typeof data.namespace === 'string' ? data.namespace : '-'}/${data.name}` : undefined,
+        vm:
+          typeof data.name === 'string'
+            ? `${typeof data.namespace === 'string' ? data.namespace : '-'}/${data.name}`
+            : undefined,
         knativeerrorcode: ext.knativeerrorcode,
         knativeerrordest: ext.knativeerrordest,
         knativeerrordata: decodeErrorData(ext.knativeerrordata),
@@ -35,7 +41,8 @@ export function decodeErrorData(value: unknown): unknown {
   const text = Buffer.from(value, 'base64').toString('utf8');
   try {
     const body = JSON.parse(text) as { detail?: unknown; errors?: unknown; status?: unknown };
-    if (body && typeof body === 'object' && 'detail' in body) return { status: body.status, detail: body.detail, errors: body.errors };
+    if (body && typeof body === 'object' && 'detail' in body)
+      return { status: body.status, detail: body.detail, errors: body.errors };
   } catch {
     // Knative cuts the body at 1024 characters, so JSON may be truncated: keep the text.
   }

@@ -22,9 +22,7 @@ import restoreSchema from '../schemas/io.virtwake.vm.restore.json';
 
 // Which code serves which function name (names and types: commands.ts).
 
-export type Handler =
-  | { kind: 'vm'; fn: VmFunction<any>; schema: object }
-  | { kind: 'event'; fn: EventFunction };
+export type Handler = { kind: 'vm'; fn: VmFunction<any>; schema: object } | { kind: 'event'; fn: EventFunction };
 
 export const HANDLERS: Partial<Record<FunctionName, Handler>> = {
   start: { kind: 'vm', fn: start, schema: startSchema },

@@ -12,7 +12,14 @@ async function main(): Promise<void> {
   const app = await createApp();
   const log = app.runtime.log;
   app.server.listen(app.config.port, () => {
-    log.info({ port: app.config.port, namespace: app.config.namespace, functions: app.config.functions ? [...app.config.functions] : 'all' }, 'virtwake listening');
+    log.info(
+      {
+        port: app.config.port,
+        namespace: app.config.namespace,
+        functions: app.config.functions ? [...app.config.functions] : 'all',
+      },
+      'virtwake listening',
+    );
   });
   const stop = (signal: string) => {
     log.info({ signal, inFlight: app.inFlight() }, 'shutting down');

@@ -38,8 +38,18 @@ export const CLAIM_TTL_MS = 10 * 60_000;
 const REAPABLE = new Set(['Running', 'Paused']);
 
 export type SkipReason =
-  | 'notRunning' | 'noIdleTimeout' | 'invalidIdleTimeout' | 'protected' | 'notOptedIn'
-  | 'active' | 'recentlyStarted' | 'noVmi' | 'claimed' | 'changed' | 'gone' | 'alreadyStopped';
+  | 'notRunning'
+  | 'noIdleTimeout'
+  | 'invalidIdleTimeout'
+  | 'protected'
+  | 'notOptedIn'
+  | 'active'
+  | 'recentlyStarted'
+  | 'noVmi'
+  | 'claimed'
+  | 'changed'
+  | 'gone'
+  | 'alreadyStopped';
 
 export interface ReaperSummary {
   namespaces: string[] | '*';
@@ -70,11 +80,24 @@ export const reaper: EventFunction = {
   async handle(event, rt) {
     const { config, log } = rt;
     if (config.reaperSource && event.source !== config.reaperSource) {
-      log.info({ source: event.source, expected: config.reaperSource }, 'ping from another source ignored (VIRTWAKE_REAPER_SOURCE)');
+      log.info(
+        { source: event.source, expected: config.reaperSource },
+        'ping from another source ignored (VIRTWAKE_REAPER_SOURCE)',
+      );
       return undefined;
     }
     const summary = await reap(rt);
-    log.info({ scanned: summary.scanned, pages: summary.pages, idle: summary.idle, stopped: summary.stoppedCount, failed: summary.failedCount, skipped: summary.skipped }, 'reaper run finished');
+    log.info(
+      {
+        scanned: summary.scanned,
+        pages: summary.pages,
+        idle: summary.idle,
+        stopped: summary.stoppedCount,
+        failed: summary.failedCount,
+        skipped: summary.skipped,
+      },
+      'reaper run finished',
+    );
     return {
       type: REAPER_REPLY_TYPE,
       subject: summary.namespaces === '*' ? '*' : summary.namespaces.join(','),
@@ -89,8 +112,18 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
   const now = rt.now().getTime();
   const namespaces = config.namespaces ? [...config.namespaces].sort() : undefined;
   const s: ReaperSummary = {
-    namespaces: namespaces ?? '*', startedAt: rfc3339(now), scanned: 0, pages: 0, vmiGets: 0, idle: 0,
-    stoppedCount: 0, stopped: [], skipped: {}, failedCount: 0, failed: [], durationMs: 0,
+    namespaces: namespaces ?? '*',
+    startedAt: rfc3339(now),
+    scanned: 0,
+    pages: 0,
+    vmiGets: 0,
+    idle: 0,
+    stoppedCount: 0,
+    stopped: [],
+    skipped: {},
+    failedCount: 0,
+    failed: [],
+    durationMs: 0,
   };
   const skip = (r: SkipReason) => (s.skipped[r] = (s.skipped[r] ?? 0) + 1);
   const labelSelector = format(reaperSelector(config.vmSelector));
@@ -111,7 +144,8 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
     for (const [key, c] of candidates) {
       const start = starts.get(key);
       if (start === undefined) skip('noVmi');
-      else if (!idleLongEnough(now, c, start)) skip(c.lastActivity !== undefined && c.lastActivity >= start ? 'active' : 'recentlyStarted');
+      else if (!idleLongEnough(now, c, start))
+        skip(c.lastActivity !== undefined && c.lastActivity >= start ? 'active' : 'recentlyStarted');
       else if (c.reapedAt !== undefined && c.reapedAt >= start && now - c.reapedAt < CLAIM_TTL_MS) skip('claimed');
       else idle.push(c);
     }
@@ -144,7 +178,11 @@ export function reaperSelector(vmSelector: readonly Requirement[]): Requirement[
 }
 
 /** What a listed VM is: a reason to leave it, or a candidate whose VMI start decides. */
-export function classify(vm: VirtualMachine, config: Pick<Config, 'vmSelector' | 'idleTimeoutMs'>, now: number): SkipReason | Candidate {
+export function classify(
+  vm: VirtualMachine,
+  config: Pick<Config, 'vmSelector' | 'idleTimeoutMs'>,
+  now: number,
+): SkipReason | Candidate {
   const labels = vm.metadata.labels;
   const annotations = vm.metadata.annotations ?? {};
   // The server applied the selector; checked again so a misbehaving list can never stop a protected VM.
@@ -162,18 +200,28 @@ export function classify(vm: VirtualMachine, config: Pick<Config, 'vmSelector' |
   if (lastActivity !== undefined && now - lastActivity <= timeoutMs) return 'active';
   const reapedAt = Date.parse(annotations[REAPED_AT] ?? '');
   return {
-    namespace: vm.metadata.namespace ?? '', name: vm.metadata.name, resourceVersion: vm.metadata.resourceVersion,
-    timeoutMs, lastActivity, reapedAt: Number.isNaN(reapedAt) ? undefined : reapedAt,
+    namespace: vm.metadata.namespace ?? '',
+    name: vm.metadata.name,
+    resourceVersion: vm.metadata.resourceVersion,
+    timeoutMs,
+    lastActivity,
+    reapedAt: Number.isNaN(reapedAt) ? undefined : reapedAt,
   };
 }
 
-export function idleLongEnough(now: number, c: Pick<Candidate, 'timeoutMs' | 'lastActivity'>, vmiStart: number): boolean {
+export function idleLongEnough(
+  now: number,
+  c: Pick<Candidate, 'timeoutMs' | 'lastActivity'>,
+  vmiStart: number,
+): boolean {
   return now - Math.max(c.lastActivity ?? -Infinity, vmiStart) > c.timeoutMs;
 }
 
 /** When the guest started: the VMI's Running transition, else its creation. */
 export function vmiStart(vmi: VirtualMachineInstance): number | undefined {
-  const running = vmi.status?.phaseTransitionTimestamps?.filter((p) => p.phase === 'Running').map((p) => Date.parse(p.phaseTransitionTimestamp));
+  const running = vmi.status?.phaseTransitionTimestamps
+    ?.filter((p) => p.phase === 'Running')
+    .map((p) => Date.parse(p.phaseTransitionTimestamp));
   const t = running?.length ? Math.max(...running) : Date.parse(vmi.metadata.creationTimestamp ?? '');
   return Number.isNaN(t) ? undefined : t;
 }
@@ -183,7 +231,13 @@ export function vmiStart(vmi: VirtualMachineInstance): number | undefined {
  * the VM's, so they cannot be selected like the VMs: either read each one, or
  * page through the scope's VMIs, whichever costs fewer calls.
  */
-async function vmiStarts(rt: Runtime, ns: string | undefined, candidates: Map<string, Candidate>, vmPages: number, s: ReaperSummary): Promise<Map<string, number>> {
+async function vmiStarts(
+  rt: Runtime,
+  ns: string | undefined,
+  candidates: Map<string, Candidate>,
+  vmPages: number,
+  s: ReaperSummary,
+): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const take = (vmi: VirtualMachineInstance | undefined) => {
     const key = vmi && `${vmi.metadata.namespace}/${vmi.metadata.name}`;
@@ -193,7 +247,11 @@ async function vmiStarts(rt: Runtime, ns: string | undefined, candidates: Map<st
   if (candidates.size <= vmPages) {
     for (const c of candidates.values()) {
       s.vmiGets++;
-      take(await withRetries(rt.config.retry, `get VMI ${c.namespace}/${c.name}`, () => rt.kubevirt.getVMI(c.namespace, c.name)));
+      take(
+        await withRetries(rt.config.retry, `get VMI ${c.namespace}/${c.name}`, () =>
+          rt.kubevirt.getVMI(c.namespace, c.name),
+        ),
+      );
     }
   } else {
     await eachPage<VirtualMachineInstance>(rt, 'virtualmachineinstances', ns, {}, s, take);
@@ -203,8 +261,12 @@ async function vmiStarts(rt: Runtime, ns: string | undefined, candidates: Map<st
 
 /** Page through a list; an expired continue token (410) restarts it once, as kubectl does. */
 async function eachPage<T>(
-  rt: Runtime, resource: 'virtualmachines' | 'virtualmachineinstances', ns: string | undefined,
-  opts: ListOptions, s: ReaperSummary, visit: (item: T) => void,
+  rt: Runtime,
+  resource: 'virtualmachines' | 'virtualmachineinstances',
+  ns: string | undefined,
+  opts: ListOptions,
+  s: ReaperSummary,
+  visit: (item: T) => void,
 ): Promise<void> {
   const { kubevirt, config } = rt;
   const seen = new Set<string>();
@@ -261,7 +323,10 @@ async function stopIdle(rt: Runtime, c: Candidate, now: number): Promise<StopRes
     return { reason: 'Unavailable', message: e.detail };
   }
   if (answer === 'ok') {
-    log.info({ vm, idleTimeoutMs: c.timeoutMs, lastActivity: c.lastActivity && rfc3339(c.lastActivity) }, 'stopped idle VM');
+    log.info(
+      { vm, idleTimeoutMs: c.timeoutMs, lastActivity: c.lastActivity && rfc3339(c.lastActivity) },
+      'stopped idle VM',
+    );
     return 'stopped';
   }
   if (answer.outcome === 'completed' || answer.outcome === 'accepted') return 'alreadyStopped';
@@ -272,7 +337,9 @@ async function stopIdle(rt: Runtime, c: Candidate, now: number): Promise<StopRes
 /** A claim whose stop did not happen would keep other reapers off the VM for CLAIM_TTL_MS: take it back. */
 async function release(rt: Runtime, c: Candidate): Promise<void> {
   try {
-    await rt.kubevirt.mergePatch('virtualmachines', c.namespace, c.name, { metadata: { annotations: { [REAPED_AT]: null } } });
+    await rt.kubevirt.mergePatch('virtualmachines', c.namespace, c.name, {
+      metadata: { annotations: { [REAPED_AT]: null } },
+    });
   } catch (e) {
     rt.log.warn({ vm: `${c.namespace}/${c.name}`, err: (e as Error).message }, 'could not release reaper claim');
   }

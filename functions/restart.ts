@@ -42,7 +42,12 @@ export const restart: VmFunction<RestartCommand> = {
       }
       // A conflict here means another delivery or replica got there first: re-read and decide again.
       await kubevirt.mergePatch('virtualmachines', namespace, name, {
-        metadata: { resourceVersion: vm.metadata.resourceVersion, annotations: { [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'} ${ctx.deliveryId} ${ctx.now().getTime()}` } },
+        metadata: {
+          resourceVersion: vm.metadata.resourceVersion,
+          annotations: {
+            [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'} ${ctx.deliveryId} ${ctx.now().getTime()}`,
+          },
+        },
       });
     }
 
@@ -50,21 +55,32 @@ export const restart: VmFunction<RestartCommand> = {
     if (command.dryRun) body.dryRun = ['All'];
     const answer = await kubevirt.lifecycle('restart', namespace, name, body);
     if (answer !== 'ok') {
-      return answer.outcome === 'failed' ? failed(answer.reason, answer.message, { vm }) : { outcome: answer.outcome, reason: answer.reason, message: answer.message, vm };
+      return answer.outcome === 'failed'
+        ? failed(answer.reason, answer.message, { vm })
+        : { outcome: answer.outcome, reason: answer.reason, message: answer.message, vm };
     }
-    if (command.dryRun) return accepted('DryRun', { message: 'KubeVirt validated the request; nothing was changed', vm });
+    if (command.dryRun)
+      return accepted('DryRun', { message: 'KubeVirt validated the request; nothing was changed', vm });
     return settle(ctx, vmi?.metadata.uid, undefined);
   },
 };
 
 /** After the restart was issued: wait (if asked) for a VMI other than `oldUid` to run. */
-async function settle(ctx: VmContext, oldUid: string | undefined, current: VirtualMachineInstance | undefined): Promise<Outcome> {
-  const replaced = (vmi: VirtualMachineInstance | undefined) => !!vmi && vmi.metadata.uid !== oldUid && vmi.status?.phase === 'Running';
+async function settle(
+  ctx: VmContext,
+  oldUid: string | undefined,
+  current: VirtualMachineInstance | undefined,
+): Promise<Outcome> {
+  const replaced = (vmi: VirtualMachineInstance | undefined) =>
+    !!vmi && vmi.metadata.uid !== oldUid && vmi.status?.phase === 'Running';
   if (current && replaced(current)) return completed('AlreadyInState', { vm: ctx.vm });
   if (ctx.waitUntil === undefined) return accepted(current ? 'AlreadyInProgress' : undefined, { vm: ctx.vm });
   const seen = await watchWhileWaiting<VirtualMachineInstance>(ctx, 'virtualmachineinstances', ctx.name, replaced);
   if (seen.done) return completed(undefined, { vm: (await ctx.kubevirt.getVM(ctx.namespace, ctx.name)) ?? ctx.vm });
-  return accepted('WaitTimeout', { message: `no new VMI running within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
+  return accepted('WaitTimeout', {
+    message: `no new VMI running within ${ctx.command.wait?.timeoutSeconds}s`,
+    vm: ctx.vm,
+  });
 }
 
 interface Claim {

@@ -1,8 +1,18 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import { lifecycleAction } from './runtime/lifecycle';
 import {
-  API_VERSION, awaitSettled, belongsTo, conditionReason, createOwn, derivedName, findOwn, ownedMetadata, progressOf, VirtualMachineRestore,
-  VirtualMachineSnapshot, vmRef,
+  API_VERSION,
+  awaitSettled,
+  belongsTo,
+  conditionReason,
+  createOwn,
+  derivedName,
+  findOwn,
+  ownedMetadata,
+  progressOf,
+  VirtualMachineRestore,
+  VirtualMachineSnapshot,
+  vmRef,
 } from './runtime/snapshot-objects';
 import { isRunning } from './runtime/vm-state';
 
@@ -50,13 +60,17 @@ export const restore: VmFunction<RestoreCommand> = {
       found = await createOwn(ctx, RESOURCE, body, ours);
     }
     if (found.kind === 'taken') {
-      return failed('NameInUse', `VirtualMachineRestore ${namespace}/${name} already exists and was not created by this request for VM ${vm}`);
+      return failed(
+        'NameInUse',
+        `VirtualMachineRestore ${namespace}/${name} already exists and was not created by this request for VM ${vm}`,
+      );
     }
     if (found.kind === 'refused') {
       const inProgress = /VirtualMachineRestore "[^"]*" in progress/.test(found.error.message);
       return failed(inProgress ? 'RestoreInProgress' : 'Refused', found.error.message, { vm: ctx.vm });
     }
-    if (command.dryRun) return accepted('DryRun', { message: 'KubeVirt validated the restore; nothing was changed', restore: { name } });
+    if (command.dryRun)
+      return accepted('DryRun', { message: 'KubeVirt validated the restore; nothing was changed', restore: { name } });
     return settle(ctx, found.object);
   },
 };
@@ -68,18 +82,25 @@ async function preflight(ctx: VmContext<RestoreCommand>): Promise<Outcome | unde
   const snap = await kubevirt.get<VirtualMachineSnapshot>('virtualmachinesnapshots', namespace, command.snapshotName);
   if (!snap) return failed('SnapshotNotFound', `${ref} does not exist`, { vm: ctx.vm });
   if (snap.spec?.source?.name !== vm) {
-    return failed('SnapshotOfOtherVM', `${ref} is a snapshot of VM ${snap.spec?.source?.name ?? '(unknown)'}, not of ${vm}`, { vm: ctx.vm });
+    return failed(
+      'SnapshotOfOtherVM',
+      `${ref} is a snapshot of VM ${snap.spec?.source?.name ?? '(unknown)'}, not of ${vm}`,
+      { vm: ctx.vm },
+    );
   }
   if (snap.status?.phase === 'Failed') {
     const why = snap.status.error?.message || conditionReason(snap.status.conditions, 'Failure') || 'phase Failed';
     return failed('SnapshotFailed', `${ref} failed and cannot be restored: ${why}`, { vm: ctx.vm });
   }
   if (snap.metadata.deletionTimestamp || snap.status?.readyToUse !== true) {
-    const state = snap.metadata.deletionTimestamp ? 'is being deleted' : `is not ready to use (phase ${snap.status?.phase || 'pending'})`;
+    const state = snap.metadata.deletionTimestamp
+      ? 'is being deleted'
+      : `is not ready to use (phase ${snap.status?.phase || 'pending'})`;
     return failed('SnapshotNotReady', `${ref} ${state}`, { vm: ctx.vm });
   }
   const busy = ctx.vm.status?.restoreInProgress;
-  if (busy) return failed('RestoreInProgress', `VirtualMachineRestore "${busy}" is in progress for VM ${vm}`, { vm: ctx.vm });
+  if (busy)
+    return failed('RestoreInProgress', `VirtualMachineRestore "${busy}" is in progress for VM ${vm}`, { vm: ctx.vm });
   if (!command.stopFirst) {
     const vmi = await kubevirt.getVMI(namespace, vm);
     if (vmi) {
@@ -100,9 +121,17 @@ async function settle(ctx: VmContext<RestoreCommand>, created: VirtualMachineRes
   const settled = (r: VirtualMachineRestore | undefined) => !r || r.status?.complete === true || !!failure(r);
   const { object: r, timedOut } = await awaitSettled(ctx, RESOURCE, created, settled);
 
-  if (!r) return failed('RestoreFailed', `VirtualMachineRestore ${namespace}/${name} was deleted before it completed`, { restore: { name }, vm: ctx.vm });
+  if (!r)
+    return failed('RestoreFailed', `VirtualMachineRestore ${namespace}/${name} was deleted before it completed`, {
+      restore: { name },
+      vm: ctx.vm,
+    });
   const why = failure(r);
-  if (why) return failed('RestoreFailed', `VirtualMachineRestore ${namespace}/${name} failed: ${why}`, { restore: { name, complete: false }, vm: ctx.vm });
+  if (why)
+    return failed('RestoreFailed', `VirtualMachineRestore ${namespace}/${name} failed: ${why}`, {
+      restore: { name, complete: false },
+      vm: ctx.vm,
+    });
   if (r.status?.complete !== true) {
     const progress = progressOf(r.status?.conditions);
     const message = timedOut

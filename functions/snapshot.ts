@@ -1,8 +1,24 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import { KubeApiError } from './runtime/kube/errors';
 import {
-  ANNOTATION_CREATED_AT, API_VERSION, awaitSettled, belongsTo, conditionReason, createOwn, derivedName, findOwn, indicationsOf,
-  LABEL_MANAGED_BY, MANAGER, ownedBySelector, ownedMetadata, progressOf, snapshotInfo, VirtualMachineRestore, VirtualMachineSnapshot, vmRef,
+  ANNOTATION_CREATED_AT,
+  API_VERSION,
+  awaitSettled,
+  belongsTo,
+  conditionReason,
+  createOwn,
+  derivedName,
+  findOwn,
+  indicationsOf,
+  LABEL_MANAGED_BY,
+  MANAGER,
+  ownedBySelector,
+  ownedMetadata,
+  progressOf,
+  snapshotInfo,
+  VirtualMachineRestore,
+  VirtualMachineSnapshot,
+  vmRef,
 } from './runtime/snapshot-objects';
 
 // io.virtwake.vm.snapshot: create a snapshot.kubevirt.io/v1beta1
@@ -33,14 +49,24 @@ export const snapshot: VmFunction<SnapshotCommand> = {
       apiVersion: API_VERSION,
       kind: 'VirtualMachineSnapshot',
       metadata: ownedMetadata(ctx, name),
-      spec: { source: vmRef(vm), ...(command.failureDeadline !== undefined && { failureDeadline: command.failureDeadline }) },
+      spec: {
+        source: vmRef(vm),
+        ...(command.failureDeadline !== undefined && { failureDeadline: command.failureDeadline }),
+      },
     };
     const found = (await findOwn(ctx, RESOURCE, name, ours)) ?? (await createOwn(ctx, RESOURCE, body, ours));
     if (found.kind === 'taken') {
-      return failed('NameInUse', `VirtualMachineSnapshot ${namespace}/${name} already exists and was not created by this request for VM ${vm}`);
+      return failed(
+        'NameInUse',
+        `VirtualMachineSnapshot ${namespace}/${name} already exists and was not created by this request for VM ${vm}`,
+      );
     }
     if (found.kind === 'refused') return failed('Refused', found.error.message, { vm: ctx.vm });
-    if (command.dryRun) return accepted('DryRun', { message: 'KubeVirt validated the snapshot; nothing was created or deleted', snapshot: { name } });
+    if (command.dryRun)
+      return accepted('DryRun', {
+        message: 'KubeVirt validated the snapshot; nothing was created or deleted',
+        snapshot: { name },
+      });
     return settle(ctx, found.object);
   },
 };
@@ -57,7 +83,10 @@ async function settle(ctx: VmContext<SnapshotCommand>, created: VirtualMachineSn
 
   if (!snap || isGoing(snap)) {
     const what = snap ? 'is being deleted' : 'was deleted before it became ready';
-    return failed('SnapshotFailed', `VirtualMachineSnapshot ${namespace}/${name} ${what}`, { snapshot: { name }, vm: ctx.vm });
+    return failed('SnapshotFailed', `VirtualMachineSnapshot ${namespace}/${name} ${what}`, {
+      snapshot: { name },
+      vm: ctx.vm,
+    });
   }
   const info = snapshotInfo(snap);
   if (isFailed(snap)) {
@@ -73,7 +102,9 @@ async function settle(ctx: VmContext<SnapshotCommand>, created: VirtualMachineSn
   if (isReady(snap)) notes.push(consistency(indicationsOf(snap)));
   else if (timedOut) {
     const doing = progressOf(snap.status?.conditions);
-    notes.push(`not ready within ${command.wait?.timeoutSeconds}s (phase ${info.phase ?? 'pending'}${doing ? `; KubeVirt: ${doing}` : ''})`);
+    notes.push(
+      `not ready within ${command.wait?.timeoutSeconds}s (phase ${info.phase ?? 'pending'}${doing ? `; KubeVirt: ${doing}` : ''})`,
+    );
   }
   if (command.keep !== undefined) notes.push(await applyRetention(ctx, command.keep, name));
   const message = notes.filter(Boolean).join('; ') || undefined;
@@ -100,7 +131,9 @@ async function applyRetention(ctx: VmContext<SnapshotCommand>, keep: number, cur
     listAll<VirtualMachineSnapshot>(ctx, RESOURCE, ownedBySelector(vm)),
     listAll<VirtualMachineRestore>(ctx, 'virtualmachinerestores'),
   ]);
-  const inUse = new Set(restores.filter((r) => r.status?.complete !== true).map((r) => r.spec?.virtualMachineSnapshotName));
+  const inUse = new Set(
+    restores.filter((r) => r.status?.complete !== true).map((r) => r.spec?.virtualMachineSnapshotName),
+  );
   const doomed = retention(snaps, vm, keep, inUse, current);
   const deleted: string[] = [];
   const refused: string[] = [];
@@ -126,28 +159,44 @@ async function applyRetention(ctx: VmContext<SnapshotCommand>, keep: number, cur
  * deleted, or one an unfinished restore reads.
  */
 export function retention(
-  snaps: VirtualMachineSnapshot[], vm: string, keep: number, inUse: ReadonlySet<string | undefined>, current?: string,
+  snaps: VirtualMachineSnapshot[],
+  vm: string,
+  keep: number,
+  inUse: ReadonlySet<string | undefined>,
+  current?: string,
 ): string[] {
   const candidates = snaps
     .filter((s) => s.metadata.labels?.[LABEL_MANAGED_BY] === MANAGER && s.spec?.source?.name === vm && !isGoing(s))
     .sort(newestFirst);
   // Our own ready snapshot counts first, whatever clock skew says about its age.
-  const ready = candidates.filter(isReady).sort((a, b) => Number(b.metadata.name === current) - Number(a.metadata.name === current));
+  const ready = candidates
+    .filter(isReady)
+    .sort((a, b) => Number(b.metadata.name === current) - Number(a.metadata.name === current));
   const kept = new Set(ready.slice(0, keep));
   return candidates
-    .filter((s) => !kept.has(s) && s.metadata.name !== current && (isReady(s) || isFailed(s)) && !inUse.has(s.metadata.name))
+    .filter(
+      (s) => !kept.has(s) && s.metadata.name !== current && (isReady(s) || isFailed(s)) && !inUse.has(s.metadata.name),
+    )
     .map((s) => s.metadata.name)
     .reverse(); // oldest first: an interrupted clean-up has then removed the least valuable ones
 }
 
 function newestFirst(a: VirtualMachineSnapshot, b: VirtualMachineSnapshot): number {
-  const key = (s: VirtualMachineSnapshot) => [s.metadata.creationTimestamp ?? '', s.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '', s.metadata.name];
+  const key = (s: VirtualMachineSnapshot) => [
+    s.metadata.creationTimestamp ?? '',
+    s.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '',
+    s.metadata.name,
+  ];
   const [ka, kb] = [key(a), key(b)];
   for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] < kb[i] ? 1 : -1;
   return 0;
 }
 
-async function listAll<T>(ctx: VmContext, resource: 'virtualmachinesnapshots' | 'virtualmachinerestores', labelSelector?: string): Promise<T[]> {
+async function listAll<T>(
+  ctx: VmContext,
+  resource: 'virtualmachinesnapshots' | 'virtualmachinerestores',
+  labelSelector?: string,
+): Promise<T[]> {
   const items: T[] = [];
   let continueToken: string | undefined;
   do {

@@ -53,10 +53,15 @@ function importedNames(file, pkg) {
     if (m[2] !== pkg) continue;
     const braces = /^(?:type\s+)?\{([^}]*)\}$/.exec(m[1].trim());
     if (!braces) other = true;
-    else for (const part of braces[1].split(',')) {
-      const name = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0].trim();
-      if (name) names.add(name);
-    }
+    else
+      for (const part of braces[1].split(',')) {
+        const name = part
+          .trim()
+          .replace(/^type\s+/, '')
+          .split(/\s+as\s+/)[0]
+          .trim();
+        if (name) names.add(name);
+      }
   }
   return other || names.size === 0 ? undefined : names;
 }
@@ -74,21 +79,31 @@ const lean = {
       loader: 'js',
     }));
 
-    const narrow = new RegExp(`^(${Object.keys(NARROW).map((k) => k.replace(/[/.]/g, '\\$&')).join('|')})$`);
+    const narrow = new RegExp(
+      `^(${Object.keys(NARROW)
+        .map((k) => k.replace(/[/.]/g, '\\$&'))
+        .join('|')})$`,
+    );
     // One stand-in per importing file with just the names that file imports:
     // a file evaluates (at start-up, or when it is itself loaded lazily) only
     // the package files it needs.
-    b.onResolve({ filter: narrow }, (args) => ({ path: `${args.path}|${args.importer}`, namespace: 'virtwake-narrow' }));
+    b.onResolve({ filter: narrow }, (args) => ({
+      path: `${args.path}|${args.importer}`,
+      namespace: 'virtwake-narrow',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'virtwake-narrow' }, (args) => {
       const [pkg, importer] = args.path.split('|');
       const wanted = importedNames(importer, pkg);
       const known = NARROW[pkg];
       for (const name of wanted ?? []) {
-        if (!known.some(([n]) => n === name)) throw new Error(`${importer} imports ${name} from ${pkg}: add it to NARROW in scripts/build.mjs`);
+        if (!known.some(([n]) => n === name))
+          throw new Error(`${importer} imports ${name} from ${pkg}: add it to NARROW in scripts/build.mjs`);
       }
       return {
-        contents: known.filter(([name]) => !wanted || wanted.has(name))
-          .map(([name, file, kind]) => `export { ${kind === 'default' ? 'default as ' : ''}${name} } from '${file}';`).join('\n'),
+        contents: known
+          .filter(([name]) => !wanted || wanted.has(name))
+          .map(([name, file, kind]) => `export { ${kind === 'default' ? 'default as ' : ''}${name} } from '${file}';`)
+          .join('\n'),
         loader: 'js',
         resolveDir: process.cwd(),
       };
@@ -96,12 +111,17 @@ const lean = {
 
     const lazy = new RegExp(`^(${Object.keys(LAZY).join('|')})$`);
     b.onResolve({ filter: lazy }, (args) =>
-      args.namespace === 'virtwake-lazy' ? undefined : { path: args.path, namespace: 'virtwake-lazy', pluginData: { resolveDir: args.resolveDir } });
+      args.namespace === 'virtwake-lazy'
+        ? undefined
+        : { path: args.path, namespace: 'virtwake-lazy', pluginData: { resolveDir: args.resolveDir } },
+    );
     b.onLoad({ filter: /.*/, namespace: 'virtwake-lazy' }, (args) => ({
       contents: [
         'let real;',
-        ...LAZY[args.path].map((name) =>
-          `export function ${name}(...args) { real ??= require(${JSON.stringify(args.path)}); return new real.${name}(...args); }`),
+        ...LAZY[args.path].map(
+          (name) =>
+            `export function ${name}(...args) { real ??= require(${JSON.stringify(args.path)}); return new real.${name}(...args); }`,
+        ),
       ].join('\n'),
       loader: 'js',
       resolveDir: args.pluginData.resolveDir,
@@ -113,7 +133,12 @@ const lean = {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData?.lean || args.kind === 'entry-point' || args.namespace !== 'file') return undefined;
       if (!CLIENT_NODE_DIST.test(args.importer) && !args.path.startsWith('@kubernetes/client-node/')) return undefined;
-      const r = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { lean: true } });
+      const r = await b.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { lean: true },
+      });
       if (r.errors.length || !CLIENT_NODE_DIST.test(r.path)) return r;
       return { ...r, sideEffects: false };
     });
@@ -122,9 +147,21 @@ const lean = {
 
 /** Load a TypeScript module of ours (transpiled by esbuild, packages from node_modules). */
 async function loadTs(file) {
-  const out = await build({ entryPoints: [file], bundle: true, platform: 'node', format: 'cjs', packages: 'external', write: false, logLevel: 'warning' });
+  const out = await build({
+    entryPoints: [file],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    packages: 'external',
+    write: false,
+    logLevel: 'warning',
+  });
   const mod = { exports: {} };
-  new Function('module', 'exports', 'require', out.outputFiles[0].text)(mod, mod.exports, createRequire(path.resolve(file)));
+  new Function('module', 'exports', 'require', out.outputFiles[0].text)(
+    mod,
+    mod.exports,
+    createRequire(path.resolve(file)),
+  );
   return mod.exports;
 }
 
@@ -135,15 +172,25 @@ async function loadTs(file) {
  */
 async function validatorsPlugin() {
   const { createAjv } = await loadTs('functions/runtime/validate-compile.ts');
-  const schemas = fs.readdirSync('schemas').filter((f) => f.endsWith('.json')).sort()
+  const schemas = fs
+    .readdirSync('schemas')
+    .filter((f) => f.endsWith('.json'))
+    .sort()
     .map((f) => JSON.parse(fs.readFileSync(path.join('schemas', f), 'utf8')));
   const contents = precompiledValidators(createAjv({ code: { source: true } }), schemas);
   return {
     name: 'virtwake-precompiled-validators',
     setup(b) {
       b.onResolve({ filter: /^\.\/validate-compile$/ }, (args) =>
-        /[\\/]functions[\\/]runtime[\\/]validate\.ts$/.test(args.importer) ? { path: 'validate-compile', namespace: 'virtwake-precompiled' } : undefined);
-      b.onLoad({ filter: /.*/, namespace: 'virtwake-precompiled' }, () => ({ contents, loader: 'js', resolveDir: process.cwd() }));
+        /[\\/]functions[\\/]runtime[\\/]validate\.ts$/.test(args.importer)
+          ? { path: 'validate-compile', namespace: 'virtwake-precompiled' }
+          : undefined,
+      );
+      b.onLoad({ filter: /.*/, namespace: 'virtwake-precompiled' }, () => ({
+        contents,
+        loader: 'js',
+        resolveDir: process.cwd(),
+      }));
     },
   };
 }
@@ -179,7 +226,8 @@ const bundleFile = path.resolve('dist/virtwake.app.js');
 for (const file of result.outputFiles) {
   let contents = file.contents;
   if (file.path === bundleFile) {
-    if (file.contents.some((byte) => byte > 0x7f)) throw new Error('dist/virtwake.app.js is not pure ASCII; dist/virtwake.js reads it as latin1');
+    if (file.contents.some((byte) => byte > 0x7f))
+      throw new Error('dist/virtwake.app.js is not pure ASCII; dist/virtwake.js reads it as latin1');
     const id = createHash('sha256').update(file.contents).digest('hex').slice(0, 16);
     contents = Buffer.from(file.text.replace(STAMP, `/*virtwake-build:${id}*/`));
   }
@@ -195,11 +243,19 @@ fs.copyFileSync('scripts/bundle-loader.cjs', 'dist/virtwake.js');
 // (Also serving a few events before taking it, to include the first event's
 // functions, made the cache 30% larger and the cold start no faster.)
 const node = (code) => execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }).trim();
-node("const l = require('./dist/virtwake.js').load(); require('node:fs').writeFileSync(l.cacheFile, l.script.createCachedData());");
-const check = JSON.parse(node("const l = require('./dist/virtwake.js').load(); console.log(JSON.stringify({ file: l.cacheFile, rejected: l.cacheRejected }))"));
+node(
+  "const l = require('./dist/virtwake.js').load(); require('node:fs').writeFileSync(l.cacheFile, l.script.createCachedData());",
+);
+const check = JSON.parse(
+  node(
+    "const l = require('./dist/virtwake.js').load(); console.log(JSON.stringify({ file: l.cacheFile, rejected: l.cacheRejected }))",
+  ),
+);
 if (check.rejected) throw new Error(`V8 refused the code cache it just made (${check.file})`);
 
 const out = result.metafile.outputs['dist/virtwake.app.js'];
-console.log(`dist/virtwake.app.js: ${(out.bytes / 1024).toFixed(0)} KiB, code cache ${(fs.statSync(check.file).size / 1024).toFixed(0)} KiB; entry dist/virtwake.js`);
+console.log(
+  `dist/virtwake.app.js: ${(out.bytes / 1024).toFixed(0)} KiB, code cache ${(fs.statSync(check.file).size / 1024).toFixed(0)} KiB; entry dist/virtwake.js`,
+);
 // `node scripts/build.mjs --analyze`: what the bundle is made of, largest first.
 if (process.argv.includes('--analyze')) console.log(await analyzeMetafile(result.metafile, { verbose: false }));

@@ -37,9 +37,16 @@ function load(bundle = BUNDLE) {
   const mod = new Module(bundle, module);
   mod.filename = bundle;
   mod.paths = Module._nodeModulePaths(path.dirname(bundle));
-  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(bundle), mod, bundle, path.dirname(bundle));
+  script
+    .runInThisContext()
+    .call(mod.exports, mod.exports, Module.createRequire(bundle), mod, bundle, path.dirname(bundle));
   mod.loaded = true;
-  return { exports: mod.exports, script, cacheFile, cacheRejected: cachedData !== undefined && script.cachedDataRejected === true };
+  return {
+    exports: mod.exports,
+    script,
+    cacheFile,
+    cacheRejected: cachedData !== undefined && script.cachedDataRejected === true,
+  };
 }
 
 module.exports = { load };

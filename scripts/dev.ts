@@ -8,7 +8,12 @@ import { createApp } from '../functions/runtime/app';
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 8080);
   // Slow enough to see Starting before Running.
-  const sim = await startSimulator({ tls: true, token: 'virtwake-dev', stepMs: Number(process.env.SIM_STEP_MS ?? 500), snapshotStepMs: 500 });
+  const sim = await startSimulator({
+    tls: true,
+    token: 'virtwake-dev',
+    stepMs: Number(process.env.SIM_STEP_MS ?? 500),
+    snapshotStepMs: 500,
+  });
   seedDemo(sim.store);
   const app = await createApp({
     env: { VIRTWAKE_NAMESPACE: 'default', LOG_LEVEL: 'info', ...process.env, KUBECONFIG: sim.kubeconfigPath },
@@ -50,13 +55,18 @@ async function followStates(kubeconfigPath: string): Promise<void> {
   const last = new Map<string, string>();
   const watch = new Watch(kc);
   const start = () =>
-    watch.watch('/apis/kubevirt.io/v1/namespaces/default/virtualmachines', {}, (_type, vm: any) => {
-      const name = vm?.metadata?.name;
-      const state = `${vm?.status?.printableStatus ?? 'Unknown'}${vm?.status?.ready ? ' (ready)' : ''}`;
-      const before = last.get(name);
-      if (before !== undefined && before !== state) console.log(`[vm] ${name}: ${before} -> ${state}`);
-      last.set(name, state);
-    }, () => setTimeout(start, 500));
+    watch.watch(
+      '/apis/kubevirt.io/v1/namespaces/default/virtualmachines',
+      {},
+      (_type, vm: any) => {
+        const name = vm?.metadata?.name;
+        const state = `${vm?.status?.printableStatus ?? 'Unknown'}${vm?.status?.ready ? ' (ready)' : ''}`;
+        const before = last.get(name);
+        if (before !== undefined && before !== state) console.log(`[vm] ${name}: ${before} -> ${state}`);
+        last.set(name, state);
+      },
+      () => setTimeout(start, 500),
+    );
   await start();
 }
 

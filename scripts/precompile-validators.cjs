@@ -18,7 +18,9 @@ function precompiledValidators(ajv, schemas) {
     ajv.addSchema(s);
     names[`v${i}`] = s.$id;
   });
-  const table = schemas.map((s, i) => `  ${JSON.stringify(s.$id)}: [exports.v${i}, ${JSON.stringify(JSON.stringify(s))}],`).join('\n');
+  const table = schemas
+    .map((s, i) => `  ${JSON.stringify(s.$id)}: [exports.v${i}, ${JSON.stringify(JSON.stringify(s))}],`)
+    .join('\n');
   return `${standaloneCode(ajv, names)}
 const PRECOMPILED = {
 ${table}

@@ -27,20 +27,27 @@ function runStrategyCauses(vm: VirtualMachine): Cause[] {
   if (hasRunning && hasStrategy) {
     causes.push({
       type: 'FieldValueInvalid',
-      message: 'Running and RunStrategy are mutually exclusive. Note that Running is deprecated, please use RunStrategy instead',
+      message:
+        'Running and RunStrategy are mutually exclusive. Note that Running is deprecated, please use RunStrategy instead',
       field: 'spec.running',
     });
   }
-  if (!hasRunning && !hasStrategy) causes.push({ type: 'FieldValueInvalid', message: 'RunStrategy must be specified', field: 'spec.running' });
+  if (!hasRunning && !hasStrategy)
+    causes.push({ type: 'FieldValueInvalid', message: 'RunStrategy must be specified', field: 'spec.running' });
   if (hasStrategy) {
     if (runStrategy === 'WaitAsReceiver') {
       causes.push({
         type: 'FieldValueInvalid',
-        message: 'Invalid RunStrategy (WaitAsReceiver), DecentralizedLiveMigration feature gate is not enabled in kubevirt resource',
+        message:
+          'Invalid RunStrategy (WaitAsReceiver), DecentralizedLiveMigration feature gate is not enabled in kubevirt resource',
         field: 'spec.runStrategy',
       });
     } else if (!RUN_STRATEGIES.includes(runStrategy as never)) {
-      causes.push({ type: 'FieldValueInvalid', message: `Invalid RunStrategy (${String(runStrategy)})`, field: 'spec.runStrategy' });
+      causes.push({
+        type: 'FieldValueInvalid',
+        message: `Invalid RunStrategy (${String(runStrategy)})`,
+        field: 'spec.runStrategy',
+      });
     }
   }
   return causes;
@@ -49,10 +56,14 @@ function runStrategyCauses(vm: VirtualMachine): Cause[] {
 /** CRD structural schema: spec.template is required for a VirtualMachine. */
 function schemaCheckVM(vm: VirtualMachine): void {
   if (!vm.spec || typeof vm.spec !== 'object') {
-    throw errors.invalid('VirtualMachine', 'kubevirt.io', vm.metadata.name ?? '', [{ field: 'spec', type: 'FieldValueRequired', detail: 'Required value' }]);
+    throw errors.invalid('VirtualMachine', 'kubevirt.io', vm.metadata.name ?? '', [
+      { field: 'spec', type: 'FieldValueRequired', detail: 'Required value' },
+    ]);
   }
   if (!vm.spec.template || typeof vm.spec.template !== 'object') {
-    throw errors.invalid('VirtualMachine', 'kubevirt.io', vm.metadata.name ?? '', [{ field: 'spec.template', type: 'FieldValueRequired', detail: 'Required value' }]);
+    throw errors.invalid('VirtualMachine', 'kubevirt.io', vm.metadata.name ?? '', [
+      { field: 'spec.template', type: 'FieldValueRequired', detail: 'Required value' },
+    ]);
   }
 }
 
@@ -78,24 +89,39 @@ export function admitVMUpdate(oldVM: VirtualMachine, newVM: VirtualMachine): voi
     const before = runStrategyOf(oldVM);
     const after = runStrategyOf(newVM);
     if (!deepEqual(before, after)) {
-      causes.push({ type: 'FieldValueNotSupported', message: `Cannot update VM runStrategy until restore "${restore}" completes`, field: 'spec' });
+      causes.push({
+        type: 'FieldValueNotSupported',
+        message: `Cannot update VM runStrategy until restore "${restore}" completes`,
+        field: 'spec',
+      });
     }
   }
   const snapshot = newVM.status?.snapshotInProgress;
   if (!causes.length && snapshot) {
     if (!deepEqual(oldVM.spec?.template?.spec?.volumes ?? [], newVM.spec?.template?.spec?.volumes ?? [])) {
-      causes.push({ type: 'FieldValueNotSupported', message: `Cannot update vm disks or volumes until snapshot "${snapshot}" completes`, field: 'spec' });
+      causes.push({
+        type: 'FieldValueNotSupported',
+        message: `Cannot update vm disks or volumes until snapshot "${snapshot}" completes`,
+        field: 'spec',
+      });
     } else if (!sameRunningSpec(oldVM, newVM)) {
-      causes.push({ type: 'FieldValueNotSupported', message: `Cannot update vm running state until snapshot "${snapshot}" completes`, field: 'spec' });
+      causes.push({
+        type: 'FieldValueNotSupported',
+        message: `Cannot update vm running state until snapshot "${snapshot}" completes`,
+        field: 'spec',
+      });
     }
   }
   deny(VM_WEBHOOK, causes);
 }
 
 function sourceCauses(ref: { apiGroup?: string; kind?: string } | undefined, field: string): Cause[] {
-  if (!ref || ref.apiGroup === undefined || ref.apiGroup === null) return [{ type: 'FieldValueNotFound', message: 'missing apiGroup', field: `${field}.apiGroup` }];
-  if (ref.apiGroup !== 'kubevirt.io') return [{ type: 'FieldValueInvalid', message: 'invalid apiGroup', field: `${field}.apiGroup` }];
-  if (ref.kind !== 'VirtualMachine') return [{ type: 'FieldValueInvalid', message: 'invalid kind', field: `${field}.kind` }];
+  if (!ref || ref.apiGroup === undefined || ref.apiGroup === null)
+    return [{ type: 'FieldValueNotFound', message: 'missing apiGroup', field: `${field}.apiGroup` }];
+  if (ref.apiGroup !== 'kubevirt.io')
+    return [{ type: 'FieldValueInvalid', message: 'invalid apiGroup', field: `${field}.apiGroup` }];
+  if (ref.kind !== 'VirtualMachine')
+    return [{ type: 'FieldValueInvalid', message: 'invalid kind', field: `${field}.kind` }];
   return [];
 }
 
@@ -116,12 +142,20 @@ export function admitRestoreCreate(store: ObjectStore, r: VirtualMachineRestore)
   const causes = sourceCauses(r.spec?.target, 'spec.target');
   const policy = r.spec?.volumeRestorePolicy as string | undefined;
   if (!causes.length && policy !== undefined && !VOLUME_RESTORE_POLICIES.includes(policy)) {
-    causes.push({ type: 'FieldValueInvalid', message: `volume restore policy "${policy}" doesn't exist`, field: 'spec' });
+    causes.push({
+      type: 'FieldValueInvalid',
+      message: `volume restore policy "${policy}" doesn't exist`,
+      field: 'spec',
+    });
   }
   // A restore blocks its target until it completes; a failed one keeps blocking (status.complete stays false).
   for (const other of store.list(RESTORE, r.metadata.namespace) as VirtualMachineRestore[]) {
     if (deepEqual(other.spec?.target, r.spec?.target) && other.status?.complete !== true) {
-      causes.push({ type: 'FieldValueInvalid', message: `VirtualMachineRestore "${other.metadata.name}" in progress`, field: 'spec.target' });
+      causes.push({
+        type: 'FieldValueInvalid',
+        message: `VirtualMachineRestore "${other.metadata.name}" in progress`,
+        field: 'spec.target',
+      });
     }
   }
   deny(RESTORE_WEBHOOK, causes);
@@ -148,7 +182,10 @@ export interface Admission {
 export function admissionFor(store: ObjectStore, r: ResourceDef): Admission {
   switch (r.kind) {
     case 'VirtualMachine':
-      return { create: (o) => admitVMCreate(o as VirtualMachine), update: (a, b) => admitVMUpdate(a as VirtualMachine, b as VirtualMachine) };
+      return {
+        create: (o) => admitVMCreate(o as VirtualMachine),
+        update: (a, b) => admitVMUpdate(a as VirtualMachine, b as VirtualMachine),
+      };
     case 'VirtualMachineSnapshot':
       return { create: (o) => admitSnapshotCreate(o as VirtualMachineSnapshot), update: admitSnapshotUpdate };
     case 'VirtualMachineRestore':

@@ -18,6 +18,21 @@ export interface SimContext {
   quiet: boolean;
 }
 
-export function createContext(store: ObjectStore, clock: Clock, scheduler: Scheduler, stepMs: number, snapshotStepMs: number): SimContext {
-  return { store, clock, scheduler, stepMs, snapshotStepMs, now: () => formatTime(clock.now()), agents: new Set(), quiet: false };
+export function createContext(
+  store: ObjectStore,
+  clock: Clock,
+  scheduler: Scheduler,
+  stepMs: number,
+  snapshotStepMs: number,
+): SimContext {
+  return {
+    store,
+    clock,
+    scheduler,
+    stepMs,
+    snapshotStepMs,
+    now: () => formatTime(clock.now()),
+    agents: new Set(),
+    quiet: false,
+  };
 }

@@ -20,7 +20,13 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.end(text);
 }
 
-export async function handleControl(deps: ControlDeps, req: IncomingMessage, res: ServerResponse, url: URL, rawBody: string): Promise<void> {
+export async function handleControl(
+  deps: ControlDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rawBody: string,
+): Promise<void> {
   const method = req.method ?? 'GET';
   const path = url.pathname.replace(/\/+$/, '');
   try {

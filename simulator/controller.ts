@@ -23,7 +23,8 @@ export class VMController {
   ) {
     this.unsubscribe = ctx.store.subscribe((e) => {
       if (ctx.quiet) return;
-      if (e.resource === VM || e.resource === VMI) this.enqueue(e.object.metadata.namespace, e.object.metadata.name ?? '');
+      if (e.resource === VM || e.resource === VMI)
+        this.enqueue(e.object.metadata.namespace, e.object.metadata.name ?? '');
     });
   }
 
@@ -32,7 +33,9 @@ export class VMController {
   }
 
   enqueue(namespace: string | undefined, name: string): void {
-    this.ctx.scheduler.schedule(`vm-sync:${objectKey(namespace, name)}`, this.ctx.stepMs, () => this.sync(namespace, name));
+    this.ctx.scheduler.schedule(`vm-sync:${objectKey(namespace, name)}`, this.ctx.stepMs, () =>
+      this.sync(namespace, name),
+    );
   }
 
   sync(namespace: string | undefined, name: string): void {
@@ -41,7 +44,11 @@ export class VMController {
     let vmi = store.get(VMI, namespace, name) as VirtualMachineInstance | undefined;
     if (!vm) {
       // Garbage collection of an orphaned VMI.
-      if (vmi && !vmi.metadata.deletionTimestamp && vmi.metadata.ownerReferences?.some((o) => o.kind === 'VirtualMachine')) {
+      if (
+        vmi &&
+        !vmi.metadata.deletionTimestamp &&
+        vmi.metadata.ownerReferences?.some((o) => o.kind === 'VirtualMachine')
+      ) {
         store.delete(VMI, namespace, name);
       }
       return;
@@ -105,7 +112,10 @@ export class VMController {
       case 'RerunOnFailure':
         if (vmi) {
           const failed = vmi.status?.phase === 'Failed';
-          if (!vmi.metadata.deletionTimestamp && (hasStopRequestFor(vm, vmi) || failed || vmi.status?.phase === 'Succeeded')) {
+          if (
+            !vmi.metadata.deletionTimestamp &&
+            (hasStopRequestFor(vm, vmi) || failed || vmi.status?.phase === 'Succeeded')
+          ) {
             this.stopVMI(vmi);
             if (failed) this.addStartRequest(vm);
           }
@@ -139,7 +149,10 @@ export class VMController {
   private addStartRequest(vm: VirtualMachine): void {
     const cur = this.ctx.store.get(VM, vm.metadata.namespace, vm.metadata.name ?? '') as VirtualMachine;
     const next = clone(cur);
-    next.status = { ...(next.status ?? {}), stateChangeRequests: [...(next.status?.stateChangeRequests ?? []), { action: 'Start' }] };
+    next.status = {
+      ...(next.status ?? {}),
+      stateChangeRequests: [...(next.status?.stateChangeRequests ?? []), { action: 'Start' }],
+    };
     this.ctx.store.update(VM, next);
   }
 

@@ -7,12 +7,25 @@ const OPT_IN = { 'virtwake.io/enabled': 'true' };
 
 function vm(name: string, runStrategy: string, extra: Partial<VMInput['metadata']> = {}): VMInput {
   return {
-    metadata: { name, namespace: 'default', labels: { ...OPT_IN, app: name, ...(extra.labels ?? {}) }, annotations: { ...(extra.annotations ?? {}) } },
+    metadata: {
+      name,
+      namespace: 'default',
+      labels: { ...OPT_IN, app: name, ...(extra.labels ?? {}) },
+      annotations: { ...(extra.annotations ?? {}) },
+    },
     spec: { runStrategy },
   };
 }
 
-export const DEMO_VM_NAMES = ['legacy-erp', 'build-runner', 'always-on', 'batch-once', 'flaky-app', 'reporting', 'unmanaged'];
+export const DEMO_VM_NAMES = [
+  'legacy-erp',
+  'build-runner',
+  'always-on',
+  'batch-once',
+  'flaky-app',
+  'reporting',
+  'unmanaged',
+];
 
 export function seedDemo(store: SimStore): void {
   store.addVM(vm('legacy-erp', 'Halted'), { running: false });
@@ -22,5 +35,11 @@ export function seedDemo(store: SimStore): void {
   store.addVM(vm('batch-once', 'Once'), { running: true });
   store.addVM(vm('flaky-app', 'RerunOnFailure'), { running: false });
   store.addVM(vm('reporting', 'Halted', { annotations: { 'virtwake.io/idle-timeout': '30m' } }), { running: false });
-  store.addVM({ metadata: { name: 'unmanaged', namespace: 'default', labels: { app: 'unmanaged' } }, spec: { runStrategy: 'Manual' } }, { running: false });
+  store.addVM(
+    {
+      metadata: { name: 'unmanaged', namespace: 'default', labels: { app: 'unmanaged' } },
+      spec: { runStrategy: 'Manual' },
+    },
+    { running: false },
+  );
 }

@@ -41,24 +41,63 @@ function resourceList(group: string, version: string) {
   const resources: unknown[] = [];
   for (const r of RESOURCES) {
     if (r.group !== group || !r.versions.includes(version)) continue;
-    resources.push({ name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: r.verbs, ...(r.shortNames ? { shortNames: r.shortNames } : {}) });
-    if (r.statusSubresource && !r.builtIn) resources.push({ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] });
+    resources.push({
+      name: r.plural,
+      singularName: r.singular,
+      namespaced: r.namespaced,
+      kind: r.kind,
+      verbs: r.verbs,
+      ...(r.shortNames ? { shortNames: r.shortNames } : {}),
+    });
+    if (r.statusSubresource && !r.builtIn)
+      resources.push({
+        name: `${r.plural}/status`,
+        singularName: '',
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: ['get', 'patch', 'update'],
+      });
   }
   if (group === SUBRESOURCE_GROUP) {
-    for (const s of ['start', 'stop', 'restart']) resources.push({ name: `virtualmachines/${s}`, singularName: '', namespaced: true, kind: s === 'start' ? 'StartOptions' : 'StopOptions', verbs: ['update'] });
-    for (const s of ['pause', 'unpause', 'freeze', 'unfreeze', 'softreboot']) resources.push({ name: `virtualmachineinstances/${s}`, singularName: '', namespaced: true, kind: 'VirtualMachineInstance', verbs: ['update'] });
+    for (const s of ['start', 'stop', 'restart'])
+      resources.push({
+        name: `virtualmachines/${s}`,
+        singularName: '',
+        namespaced: true,
+        kind: s === 'start' ? 'StartOptions' : 'StopOptions',
+        verbs: ['update'],
+      });
+    for (const s of ['pause', 'unpause', 'freeze', 'unfreeze', 'softreboot'])
+      resources.push({
+        name: `virtualmachineinstances/${s}`,
+        singularName: '',
+        namespaced: true,
+        kind: 'VirtualMachineInstance',
+        verbs: ['update'],
+      });
   }
   if (!resources.length) throw errors.pathNotFound();
-  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: group ? `${group}/${version}` : version,
+    resources,
+  };
 }
 
 export function discovery(legacy: boolean, group?: string, version?: string): unknown {
   if (legacy) {
-    if (!version) return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }] };
+    if (!version)
+      return {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }],
+      };
     return resourceList('', version);
   }
   const all = groups();
-  if (!group) return { kind: 'APIGroupList', apiVersion: 'v1', groups: [...all.entries()].map(([n, v]) => groupDoc(n, v)) };
+  if (!group)
+    return { kind: 'APIGroupList', apiVersion: 'v1', groups: [...all.entries()].map(([n, v]) => groupDoc(n, v)) };
   const versions = all.get(group);
   if (!versions) throw errors.pathNotFound();
   if (!version) return { kind: 'APIGroup', apiVersion: 'v1', ...groupDoc(group, versions) };

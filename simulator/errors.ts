@@ -29,7 +29,16 @@ export function qualified(gr: GroupResource): string {
 
 function failure(code: number, reason: string, message: string, details?: StatusObject['details']): StatusObject {
   // apimachinery's field order (details before code) keeps bodies byte-comparable.
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  };
 }
 
 function resourceDetails(gr: GroupResource, name: string): NonNullable<StatusObject['details']> {
@@ -41,25 +50,47 @@ export const errors = {
     return new ApiError(failure(404, 'NotFound', `${qualified(gr)} "${name}" not found`, resourceDetails(gr, name)));
   },
   conflict(gr: GroupResource, name: string, text: string): ApiError {
-    return new ApiError(failure(409, 'Conflict', `Operation cannot be fulfilled on ${qualified(gr)} "${name}": ${text}`, resourceDetails(gr, name)));
+    return new ApiError(
+      failure(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${qualified(gr)} "${name}": ${text}`,
+        resourceDetails(gr, name),
+      ),
+    );
   },
   modified(gr: GroupResource, name: string): ApiError {
-    return errors.conflict(gr, name, 'the object has been modified; please apply your changes to the latest version and try again');
+    return errors.conflict(
+      gr,
+      name,
+      'the object has been modified; please apply your changes to the latest version and try again',
+    );
   },
   alreadyExists(gr: GroupResource, name: string): ApiError {
-    return new ApiError(failure(409, 'AlreadyExists', `${qualified(gr)} "${name}" already exists`, resourceDetails(gr, name)));
+    return new ApiError(
+      failure(409, 'AlreadyExists', `${qualified(gr)} "${name}" already exists`, resourceDetails(gr, name)),
+    );
   },
   forbidden(gr: GroupResource, name: string, text: string): ApiError {
-    return new ApiError(failure(403, 'Forbidden', `${qualified(gr)} "${name}" is forbidden: ${text}`, resourceDetails(gr, name)));
+    return new ApiError(
+      failure(403, 'Forbidden', `${qualified(gr)} "${name}" is forbidden: ${text}`, resourceDetails(gr, name)),
+    );
   },
   badRequest(message: string): ApiError {
     return new ApiError(failure(400, 'BadRequest', message));
   },
   internal(text: string): ApiError {
-    return new ApiError(failure(500, 'InternalError', `Internal error occurred: ${text}`, { causes: [{ message: text }] }));
+    return new ApiError(
+      failure(500, 'InternalError', `Internal error occurred: ${text}`, { causes: [{ message: text }] }),
+    );
   },
   /** apiserver-side field validation (NewInvalid): qualified by Kind, not resource. */
-  invalid(kind: string, group: string, name: string, causes: Array<{ field: string; type: string; detail: string }>): ApiError {
+  invalid(
+    kind: string,
+    group: string,
+    name: string,
+    causes: Array<{ field: string; type: string; detail: string }>,
+  ): ApiError {
     const qualifiedKind = group ? `${kind}.${group}` : kind;
     const text = causes.map((c) => `${c.field}: ${c.detail}`).join(', ');
     const list = causes.length > 1 ? `[${text}]` : text;
@@ -75,7 +106,9 @@ export const errors = {
   /** A validating webhook denial as kube-apiserver relays it. */
   webhookDenied(webhook: string, causes: Array<{ type: string; message: string; field: string }>): ApiError {
     const message = causes.map((c) => c.message).join(', ');
-    return new ApiError(failure(422, 'Invalid', `admission webhook "${webhook}" denied the request: ${message}`, { causes }));
+    return new ApiError(
+      failure(422, 'Invalid', `admission webhook "${webhook}" denied the request: ${message}`, { causes }),
+    );
   },
   /** Generic 422 as produced for a failing JSON-patch operation (NewGenericServerResponse). */
   unprocessable(): ApiError {
@@ -83,11 +116,17 @@ export const errors = {
   },
   unsupportedMediaType(accepted: string[]): ApiError {
     return new ApiError(
-      failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`),
+      failure(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
+      ),
     );
   },
   methodNotAllowed(): ApiError {
-    return new ApiError(failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {}));
+    return new ApiError(
+      failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {}),
+    );
   },
   pathNotFound(): ApiError {
     return new ApiError(failure(404, 'NotFound', 'the server could not find the requested resource', {}));
@@ -113,11 +152,19 @@ export const errors = {
       500: ['InternalError', 'Internal error occurred: injected fault'],
       502: ['InternalError', 'Bad gateway'],
       503: ['ServiceUnavailable', 'the server is currently unable to handle the request'],
-      504: ['Timeout', 'the server was unable to return a response in the time allotted, but may still be processing the request'],
+      504: [
+        'Timeout',
+        'the server was unable to return a response in the time allotted, but may still be processing the request',
+      ],
     };
-    const [reason, fallback] = table[code] ?? (code >= 500 ? ['InternalError', `an error on the server has prevented the request from succeeding`] : ['Unknown', `the server responded with the status code ${code}`]);
+    const [reason, fallback] =
+      table[code] ??
+      (code >= 500
+        ? ['InternalError', `an error on the server has prevented the request from succeeding`]
+        : ['Unknown', `the server responded with the status code ${code}`]);
     const details = retryAfterSeconds !== undefined ? { retryAfterSeconds } : undefined;
-    const headers: Record<string, string> = retryAfterSeconds !== undefined ? { 'Retry-After': String(retryAfterSeconds) } : {};
+    const headers: Record<string, string> =
+      retryAfterSeconds !== undefined ? { 'Retry-After': String(retryAfterSeconds) } : {};
     return new ApiError(failure(code, reason, message ?? fallback, details), headers);
   },
 };

@@ -42,7 +42,8 @@ export class Faults {
 
   add(rule: FaultRule): number {
     const id = this.nextId++;
-    const pattern = rule.path === undefined ? undefined : typeof rule.path === 'string' ? new RegExp(rule.path) : rule.path;
+    const pattern =
+      rule.path === undefined ? undefined : typeof rule.path === 'string' ? new RegExp(rule.path) : rule.path;
     this.rules.push({ id, rule, pattern, remaining: rule.times ?? Infinity });
     return id;
   }

@@ -53,7 +53,17 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY) {
-        reject(new ApiError({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Request entity too large: limit is 3145728', reason: 'RequestEntityTooLarge', code: 413 }));
+        reject(
+          new ApiError({
+            kind: 'Status',
+            apiVersion: 'v1',
+            metadata: {},
+            status: 'Failure',
+            message: 'Request entity too large: limit is 3145728',
+            reason: 'RequestEntityTooLarge',
+            code: 413,
+          }),
+        );
         req.destroy();
         return;
       }
@@ -75,7 +85,12 @@ function writeJson(res: ServerResponse, status: number, body: unknown, headers: 
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)), 'Cache-Control': 'no-cache, private', ...headers });
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(text)),
+    'Cache-Control': 'no-cache, private',
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -131,8 +146,11 @@ export function createApiHandler(deps: HttpDeps) {
       }
     }
     const info = r.kind === 'resource' ? r.info : undefined;
-    const watch = !!info && method === 'GET' && (info.legacyWatch || query.get('watch') === 'true' || query.get('watch') === '1');
-    const subDryRun = Array.isArray((body as { dryRun?: unknown } | undefined)?.dryRun) && ((body as { dryRun: unknown[] }).dryRun.length > 0);
+    const watch =
+      !!info && method === 'GET' && (info.legacyWatch || query.get('watch') === 'true' || query.get('watch') === '1');
+    const subDryRun =
+      Array.isArray((body as { dryRun?: unknown } | undefined)?.dryRun) &&
+      (body as { dryRun: unknown[] }).dryRun.length > 0;
     const call: RecordedCall = {
       method,
       path: url.pathname,
@@ -167,8 +185,10 @@ export function createApiHandler(deps: HttpDeps) {
       if (bodyError && !(info?.group === SUBRESOURCE_GROUP)) throw bodyError;
       let reply: Reply;
       if (r.kind === 'version') reply = { kind: 'json', status: 200, body: VERSION_INFO };
-      else if (r.kind === 'discovery') reply = { kind: 'json', status: 200, body: discovery(r.legacy, r.group, r.version) };
-      else if (r.kind === 'resource' && r.info.group === SUBRESOURCE_GROUP) reply = handleSubresource(deps.actions, method, r.info, rawBody);
+      else if (r.kind === 'discovery')
+        reply = { kind: 'json', status: 200, body: discovery(r.legacy, r.group, r.version) };
+      else if (r.kind === 'resource' && r.info.group === SUBRESOURCE_GROUP)
+        reply = handleSubresource(deps.actions, method, r.info, rawBody);
       else if (r.kind === 'resource') {
         const resource = findResource(r.info.group, r.info.version, r.info.resource);
         if (!resource) throw errors.pathNotFound();
@@ -210,7 +230,10 @@ export async function listen(deps: HttpDeps, port: number, tls?: TlsMaterial): P
     });
   };
   const server: Server = tls
-    ? createHttpsServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.requestCert, rejectUnauthorized: false }, onRequest)
+    ? createHttpsServer(
+        { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.requestCert, rejectUnauthorized: false },
+        onRequest,
+      )
     : createHttpServer(onRequest);
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {

@@ -32,7 +32,12 @@ export function renderKubeconfig(k: KubeconfigInput): string {
     kind: 'Config',
     clusters: [{ name: 'virtwake-sim', cluster }],
     users: [{ name: 'virtwake-sim-user', user }],
-    contexts: [{ name: 'virtwake-sim', context: { cluster: 'virtwake-sim', user: 'virtwake-sim-user', namespace: k.namespace ?? 'default' } }],
+    contexts: [
+      {
+        name: 'virtwake-sim',
+        context: { cluster: 'virtwake-sim', user: 'virtwake-sim-user', namespace: k.namespace ?? 'default' },
+      },
+    ],
     'current-context': 'virtwake-sim',
     preferences: {},
   };

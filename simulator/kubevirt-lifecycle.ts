@@ -36,7 +36,10 @@ export interface Rule {
 
 const conflict = (message: string): Outcome => ({ code: 409, message });
 const spec = (running: boolean): Outcome => ({ code: 202, effect: { kind: 'spec', running } });
-const requests = (...r: Array<'Start' | 'StopCurrent'>): Outcome => ({ code: 202, effect: { kind: 'requests', requests: r } });
+const requests = (...r: Array<'Start' | 'StopCurrent'>): Outcome => ({
+  code: 202,
+  effect: { kind: 'requests', requests: r },
+});
 const accepted: Outcome = { code: 202, effect: { kind: 'none' } };
 
 const NOT_LIVE: VmiState[] = ['none', 'Succeeded', 'Failed'];
@@ -52,7 +55,10 @@ export const LIFECYCLE_TABLE: Record<RunStrategy, Record<LifecycleAction, Rule[]
   Always: {
     start: [{ then: conflict('Always does not support manual start requests') }],
     stop: [{ then: spec(false) }],
-    restart: [{ when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') }, { then: requests('StopCurrent', 'Start') }],
+    restart: [
+      { when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') },
+      { then: requests('StopCurrent', 'Start') },
+    ],
   },
   Halted: {
     // virt-api compares StartStrategy pointers, so a paused start always goes through a request.
@@ -65,9 +71,15 @@ export const LIFECYCLE_TABLE: Record<RunStrategy, Record<LifecycleAction, Rule[]
     restart: [{ then: conflict('RunStategy Halted does not support manual restart requests') }],
   },
   Manual: {
-    start: [{ when: { vmi: ['Succeeded', 'Failed'] }, then: requests('StopCurrent', 'Start') }, { then: requests('Start') }],
+    start: [
+      { when: { vmi: ['Succeeded', 'Failed'] }, then: requests('StopCurrent', 'Start') },
+      { then: requests('Start') },
+    ],
     stop: [{ when: { vmi: NOT_LIVE }, then: conflict('VM is not running') }, { then: requests('StopCurrent') }],
-    restart: [{ when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') }, { then: requests('StopCurrent', 'Start') }],
+    restart: [
+      { when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') },
+      { then: requests('StopCurrent', 'Start') },
+    ],
   },
   RerunOnFailure: {
     start: [
@@ -76,7 +88,10 @@ export const LIFECYCLE_TABLE: Record<RunStrategy, Record<LifecycleAction, Rule[]
       { then: requests('Start') },
     ],
     stop: [{ when: { vmi: NOT_LIVE }, then: conflict('VM is not running') }, { then: requests('StopCurrent') }],
-    restart: [{ when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') }, { then: requests('StopCurrent', 'Start') }],
+    restart: [
+      { when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') },
+      { then: requests('StopCurrent', 'Start') },
+    ],
   },
   Once: {
     start: [{ then: conflict('Once does not support manual start requests') }],
@@ -86,7 +101,10 @@ export const LIFECYCLE_TABLE: Record<RunStrategy, Record<LifecycleAction, Rule[]
   WaitAsReceiver: {
     start: [{ then: accepted }],
     stop: [{ then: accepted }],
-    restart: [{ when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') }, { then: requests('StopCurrent', 'Start') }],
+    restart: [
+      { when: { vmi: ['none'] }, then: conflict('VM is not running: Halted') },
+      { then: requests('StopCurrent', 'Start') },
+    ],
   },
 };
 

@@ -66,7 +66,13 @@ async function main(): Promise<void> {
   if (demo) seedDemo(sim.store);
   console.log(`KubeVirt simulator listening on ${sim.url}`);
   console.log(`kubeconfig: ${sim.kubeconfigPath}`);
-  if (demo) console.log(`demo VMs: ${sim.store.listVMs('default').map((v) => v.metadata.name).join(', ')}`);
+  if (demo)
+    console.log(
+      `demo VMs: ${sim.store
+        .listVMs('default')
+        .map((v) => v.metadata.name)
+        .join(', ')}`,
+    );
   const stop = () => {
     void sim.close().then(() => process.exit(0));
   };

@@ -45,7 +45,11 @@ export function upsertCondition(conditions: Condition[], next: Condition): Condi
   const i = conditions.findIndex((c) => c.type === next.type);
   if (i < 0) return [...conditions, next];
   const cur = conditions[i];
-  if (cur.status === next.status && (cur.reason ?? '') === (next.reason ?? '') && (cur.message ?? '') === (next.message ?? '')) {
+  if (
+    cur.status === next.status &&
+    (cur.reason ?? '') === (next.reason ?? '') &&
+    (cur.message ?? '') === (next.message ?? '')
+  ) {
     return conditions;
   }
   const copy = [...conditions];

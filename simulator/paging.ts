@@ -27,7 +27,9 @@ export function decodeContinue(token: string): { rv: number; after: string } {
     throw errors.badRequest('continue key is not valid: illegal base64 data at input byte 0');
   }
   if (!t || t.v !== 'meta.k8s.io/v1' || typeof t.rv !== 'number' || typeof t.start !== 'string') {
-    throw errors.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+    throw errors.badRequest(
+      'continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)',
+    );
   }
   return { rv: t.rv, after: t.start.replace(/\u0000$/, '') };
 }

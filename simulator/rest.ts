@@ -42,7 +42,8 @@ function gr(r: ResourceDef) {
 
 function dryRunOf(q: URLSearchParams): boolean {
   const values = q.getAll('dryRun');
-  for (const v of values) if (v !== 'All') throw errors.badRequest(`Invalid dry run argument: "${v}", supported values: "All"`);
+  for (const v of values)
+    if (v !== 'All') throw errors.badRequest(`Invalid dry run argument: "${v}", supported values: "All"`);
   return values.length > 0;
 }
 
@@ -182,10 +183,17 @@ export class Rest {
     }
     const name = input.metadata.name ?? '';
     if (!name) {
-      throw errors.invalid(r.kind, r.group, '', [{ field: 'metadata.name', type: 'FieldValueRequired', detail: 'Required value: name or generateName is required' }]);
+      throw errors.invalid(r.kind, r.group, '', [
+        {
+          field: 'metadata.name',
+          type: 'FieldValueRequired',
+          detail: 'Required value: name or generateName is required',
+        },
+      ]);
     }
     this.checkName(r, name);
-    for (const k of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation'] as const) delete input.metadata[k];
+    for (const k of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation'] as const)
+      delete input.metadata[k];
     if (r.statusSubresource && !r.builtIn) delete input.status;
     if (this.store.get(r, req.namespace, name)) throw errors.alreadyExists(gr(r), name);
     admissionFor(this.store, r).create?.(input);
@@ -194,9 +202,18 @@ export class Rest {
   }
 
   /** Fold a client's full object onto the stored one, honouring the status subresource split. */
-  private merge(r: ResourceDef, current: KubeObject, incoming: KubeObject, subresource: string | undefined): KubeObject {
+  private merge(
+    r: ResourceDef,
+    current: KubeObject,
+    incoming: KubeObject,
+    subresource: string | undefined,
+  ): KubeObject {
     if (subresource === 'status') {
-      return { ...current, status: incoming.status, metadata: { ...current.metadata, resourceVersion: incoming.metadata.resourceVersion } };
+      return {
+        ...current,
+        status: incoming.status,
+        metadata: { ...current.metadata, resourceVersion: incoming.metadata.resourceVersion },
+      };
     }
     const next: KubeObject = { ...incoming, metadata: { ...incoming.metadata } };
     if (r.statusSubresource && !r.builtIn) {
@@ -216,12 +233,20 @@ export class Rest {
   private commit(req: RestRequest, current: KubeObject, next: KubeObject, dryRun: boolean): Reply {
     const r = req.resource;
     if (next.metadata.name !== current.metadata.name) {
-      throw errors.badRequest(`the name of the object (${String(next.metadata.name)}) does not match the name on the URL (${String(current.metadata.name)})`);
+      throw errors.badRequest(
+        `the name of the object (${String(next.metadata.name)}) does not match the name on the URL (${String(current.metadata.name)})`,
+      );
     }
     const rv = next.metadata.resourceVersion;
-    if (rv !== undefined && rv !== '' && rv !== current.metadata.resourceVersion) throw errors.modified(gr(r), current.metadata.name ?? '');
-    if (req.subresource !== 'status') admissionFor(this.store, r).update?.(current, { ...next, status: current.status });
-    const stored = this.store.update(r, { ...next, metadata: { ...next.metadata, resourceVersion: current.metadata.resourceVersion } }, { dryRun });
+    if (rv !== undefined && rv !== '' && rv !== current.metadata.resourceVersion)
+      throw errors.modified(gr(r), current.metadata.name ?? '');
+    if (req.subresource !== 'status')
+      admissionFor(this.store, r).update?.(current, { ...next, status: current.status });
+    const stored = this.store.update(
+      r,
+      { ...next, metadata: { ...next.metadata, resourceVersion: current.metadata.resourceVersion } },
+      { dryRun },
+    );
     return json(200, present(stored, r, req.version));
   }
 
@@ -234,12 +259,18 @@ export class Rest {
       throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
     }
     if (incoming.metadata.name !== undefined && incoming.metadata.name !== req.name) {
-      throw errors.badRequest(`the name of the object (${incoming.metadata.name}) does not match the name on the URL (${req.name})`);
+      throw errors.badRequest(
+        `the name of the object (${incoming.metadata.name}) does not match the name on the URL (${req.name})`,
+      );
     }
     incoming.metadata.name = req.name;
     if (!r.builtIn && !incoming.metadata.resourceVersion) {
       throw errors.invalid(r.kind, r.group, req.name!, [
-        { field: 'metadata.resourceVersion', type: 'FieldValueInvalid', detail: 'Invalid value: 0x0: must be specified for an update' },
+        {
+          field: 'metadata.resourceVersion',
+          type: 'FieldValueInvalid',
+          detail: 'Invalid value: 0x0: must be specified for an update',
+        },
       ]);
     }
     return this.commit(req, current, this.merge(r, current, incoming, req.subresource), dryRun);
@@ -248,14 +279,18 @@ export class Rest {
   private patch(req: RestRequest): Reply {
     const r = req.resource;
     const type = req.contentType;
-    const accepted = r.builtIn ? [JSON_PATCH, MERGE_PATCH, 'application/strategic-merge-patch+json', APPLY_PATCH] : [JSON_PATCH, MERGE_PATCH, APPLY_PATCH];
+    const accepted = r.builtIn
+      ? [JSON_PATCH, MERGE_PATCH, 'application/strategic-merge-patch+json', APPLY_PATCH]
+      : [JSON_PATCH, MERGE_PATCH, APPLY_PATCH];
     if (type !== JSON_PATCH && type !== MERGE_PATCH) throw errors.unsupportedMediaType(accepted);
     const dryRun = dryRunOf(req.query);
     const current = this.mustGet(req);
     let patched: unknown;
     if (type === MERGE_PATCH) {
       if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
-        throw errors.badRequest('error decoding patch: json: cannot unmarshal into Go value of type map[string]interface {}');
+        throw errors.badRequest(
+          'error decoding patch: json: cannot unmarshal into Go value of type map[string]interface {}',
+        );
       }
       patched = mergePatch(current, req.body);
     } else {
@@ -271,15 +306,28 @@ export class Rest {
     const r = req.resource;
     const dryRun = dryRunOf(req.query);
     const current = this.mustGet(req);
-    const opts = (req.body && typeof req.body === 'object' ? req.body : {}) as { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: string[] };
+    const opts = (req.body && typeof req.body === 'object' ? req.body : {}) as {
+      preconditions?: { uid?: string; resourceVersion?: string };
+      dryRun?: string[];
+    };
     const pre = opts.preconditions;
     if (pre?.uid && pre.uid !== current.metadata.uid) {
-      throw errors.conflict(gr(r), req.name!, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
+      throw errors.conflict(
+        gr(r),
+        req.name!,
+        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`,
+      );
     }
     if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) {
-      throw errors.conflict(gr(r), req.name!, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+      throw errors.conflict(
+        gr(r),
+        req.name!,
+        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`,
+      );
     }
-    const { object } = this.store.delete(r, req.namespace, req.name!, { dryRun: dryRun || (Array.isArray(opts.dryRun) && opts.dryRun.length > 0) });
+    const { object } = this.store.delete(r, req.namespace, req.name!, {
+      dryRun: dryRun || (Array.isArray(opts.dryRun) && opts.dryRun.length > 0),
+    });
     return json(200, present(object, r, req.version));
   }
 }

@@ -49,7 +49,8 @@ export class RestoreController {
         }
       } else if (e.resource === SNAPSHOT) {
         for (const r of this.active(e.object.metadata.namespace)) {
-          if (r.spec.virtualMachineSnapshotName === e.object.metadata.name) this.enqueue(r.metadata.namespace, r.metadata.name ?? '');
+          if (r.spec.virtualMachineSnapshotName === e.object.metadata.name)
+            this.enqueue(r.metadata.namespace, r.metadata.name ?? '');
         }
       }
     });
@@ -79,7 +80,9 @@ export class RestoreController {
   }
 
   private enqueue(namespace: string | undefined, name: string): void {
-    this.ctx.scheduler.schedule(`restore:${objectKey(namespace, name)}`, this.ctx.snapshotStepMs, () => this.sync(namespace, name));
+    this.ctx.scheduler.schedule(`restore:${objectKey(namespace, name)}`, this.ctx.snapshotStepMs, () =>
+      this.sync(namespace, name),
+    );
   }
 
   private cond(type: string, status: 'True' | 'False', reason: string): Condition {
@@ -90,7 +93,14 @@ export class RestoreController {
     if (!deepEqual(r.status, status)) this.ctx.store.update(RESTORE, { ...r, status });
   }
 
-  private report(r: VirtualMachineRestore, status: RestoreStatus, progressing: 'True' | 'False', ready: 'True' | 'False', text: string, fail = false): void {
+  private report(
+    r: VirtualMachineRestore,
+    status: RestoreStatus,
+    progressing: 'True' | 'False',
+    ready: 'True' | 'False',
+    text: string,
+    fail = false,
+  ): void {
     let list = status.conditions ?? [];
     list = upsertCondition(list, this.cond('Progressing', progressing, text));
     list = upsertCondition(list, this.cond('Ready', ready, text));
@@ -130,21 +140,40 @@ export class RestoreController {
           this.report(r, status, 'False', 'False', RESTORE_MESSAGES.failImmediate, true);
           return;
         default:
-          if (this.graceExceeded(r)) this.report(r, status, 'False', 'False', RESTORE_MESSAGES.gracePeriodExceeded, true);
+          if (this.graceExceeded(r))
+            this.report(r, status, 'False', 'False', RESTORE_MESSAGES.gracePeriodExceeded, true);
           else this.report(r, status, 'False', 'False', RESTORE_MESSAGES.waitGracePeriod);
           return;
       }
     }
 
     const snapKey = `${namespace}/${r.spec.virtualMachineSnapshotName}`;
-    const snapshot = this.ctx.store.get(SNAPSHOT, namespace, r.spec.virtualMachineSnapshotName ?? '') as VirtualMachineSnapshot | undefined;
+    const snapshot = this.ctx.store.get(SNAPSHOT, namespace, r.spec.virtualMachineSnapshotName ?? '') as
+      VirtualMachineSnapshot | undefined;
     if (!snapshot) return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} does not exist`);
-    if (snapshot.status?.phase === 'Failed') return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} failed and is invalid to use`);
-    if (snapshot.status?.readyToUse !== true) return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} not ready`);
-    const content = this.ctx.store.get(SNAPSHOT_CONTENT, namespace, snapshot.status.virtualMachineSnapshotContentName ?? '');
-    if (!content) return this.report(r, status, 'False', 'False', `VMSnapshotContent ${namespace}/${snapshot.status.virtualMachineSnapshotContentName} does not exist`);
+    if (snapshot.status?.phase === 'Failed')
+      return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} failed and is invalid to use`);
+    if (snapshot.status?.readyToUse !== true)
+      return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} not ready`);
+    const content = this.ctx.store.get(
+      SNAPSHOT_CONTENT,
+      namespace,
+      snapshot.status.virtualMachineSnapshotContentName ?? '',
+    );
+    if (!content)
+      return this.report(
+        r,
+        status,
+        'False',
+        'False',
+        `VMSnapshotContent ${namespace}/${snapshot.status.virtualMachineSnapshotContentName} does not exist`,
+      );
 
-    if (target && !target.metadata.annotations?.[LAST_RESTORE_ANNOTATION] && target.metadata.uid !== snapshot.status.sourceUID) {
+    if (
+      target &&
+      !target.metadata.annotations?.[LAST_RESTORE_ANNOTATION] &&
+      target.metadata.uid !== snapshot.status.sourceUID
+    ) {
       return this.report(r, status, 'False', 'False', RESTORE_MESSAGES.differentTarget);
     }
 
@@ -164,7 +193,9 @@ export class RestoreController {
       list = upsertCondition(list, this.cond('Progressing', 'True', RESTORE_MESSAGES.updatingSpec));
       list = upsertCondition(list, this.cond('Ready', 'False', RESTORE_MESSAGES.waitingUpdate));
       status.conditions = list;
-      status.restores = ((content.spec?.volumeBackups ?? []) as Array<{ volumeName: string; volumeSnapshotName: string }>).map((v) => ({
+      status.restores = (
+        (content.spec?.volumeBackups ?? []) as Array<{ volumeName: string; volumeSnapshotName: string }>
+      ).map((v) => ({
         volumeName: v.volumeName,
         persistentVolumeClaim: `restore-${r.metadata.uid}-${v.volumeName}`,
         volumeSnapshotName: v.volumeSnapshotName,

@@ -19,7 +19,10 @@ export interface ResourceRequestInfo {
 }
 
 export function route(pathname: string): Route {
-  const parts = pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+  const parts = pathname
+    .split('/')
+    .filter((p) => p.length > 0)
+    .map(decodeURIComponent);
   if (parts.length === 1 && parts[0] === 'version') return { kind: 'version' };
   let group: string;
   let version: string;
@@ -54,6 +57,14 @@ export function route(pathname: string): Route {
   const [resource, name, ...sub] = rest;
   return {
     kind: 'resource',
-    info: { group, version, resource, namespace, name, subresource: sub.length ? sub.join('/') : undefined, legacyWatch },
+    info: {
+      group,
+      version,
+      resource,
+      namespace,
+      name,
+      subresource: sub.length ? sub.join('/') : undefined,
+      legacyWatch,
+    },
   };
 }

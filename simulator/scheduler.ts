@@ -80,7 +80,11 @@ export class Scheduler {
         if (done) return;
         done = true;
         this.idleWaiters.delete(onIdle);
-        reject(new Error(`simulator did not settle within ${timeoutMs}ms; pending: ${this.pendingKeys().slice(0, 10).join(', ')}`));
+        reject(
+          new Error(
+            `simulator did not settle within ${timeoutMs}ms; pending: ${this.pendingKeys().slice(0, 10).join(', ')}`,
+          ),
+        );
       }, timeoutMs);
       const onIdle = () => {
         setImmediate(() => {

@@ -63,13 +63,17 @@ function validateKey(key: string): void {
   const slash = key.indexOf('/');
   const [prefix, name] = slash >= 0 ? [key.slice(0, slash), key.slice(slash + 1)] : ['', key];
   if ((slash >= 0 && (!KEY_PREFIX.test(prefix) || prefix.length > 253)) || !KEY_NAME.test(name) || name.length > 63) {
-    parseError(`invalid label key "${key}": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`);
+    parseError(
+      `invalid label key "${key}": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`,
+    );
   }
 }
 
 function validateValue(v: string): void {
   if (v.length > 63 || !VALUE.test(v)) {
-    parseError(`invalid label value: "${v}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`);
+    parseError(
+      `invalid label value: "${v}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`,
+    );
   }
 }
 
@@ -87,7 +91,8 @@ export function parseLabelSelector(text: string | undefined | null): LabelSelect
       i++;
     }
     const keyTok = toks[i++];
-    if (!keyTok || keyTok.kind !== 'ident') parseError(`found ${describe(keyTok)}, expected: !, identifier, or 'end of string'`);
+    if (!keyTok || keyTok.kind !== 'ident')
+      parseError(`found ${describe(keyTok)}, expected: !, identifier, or 'end of string'`);
     const key = keyTok.text;
     validateKey(key);
     if (negated) {

@@ -31,7 +31,9 @@ export class ServiceController {
       if (e.resource !== VM && e.resource !== VMI) return;
       for (const svc of this.servicesFor(e.object.metadata.namespace, e.object.metadata.name ?? '')) {
         const key = `endpoints:${svc.metadata.namespace}/${svc.metadata.name}`;
-        ctx.scheduler.schedule(key, 0, () => this.reconcile(svc.metadata.namespace ?? 'default', svc.metadata.name ?? ''));
+        ctx.scheduler.schedule(key, 0, () =>
+          this.reconcile(svc.metadata.namespace ?? 'default', svc.metadata.name ?? ''),
+        );
       }
     });
   }
@@ -42,7 +44,9 @@ export class ServiceController {
 
   private servicesFor(namespace: string | undefined, vmName: string): Service[] {
     if (this.ctx.store.count(SERVICE) === 0) return [];
-    return (this.ctx.store.list(SERVICE, namespace) as Service[]).filter((s) => s.spec?.selector?.[VM_SELECTOR_LABEL] === vmName);
+    return (this.ctx.store.list(SERVICE, namespace) as Service[]).filter(
+      (s) => s.spec?.selector?.[VM_SELECTOR_LABEL] === vmName,
+    );
   }
 
   add(namespace: string, name: string, input: ServiceSpecInput): Service {
@@ -71,8 +75,20 @@ export class ServiceController {
       metadata: {
         name: sliceNameFor(svc.metadata.name ?? ''),
         namespace: svc.metadata.namespace,
-        labels: { [SERVICE_NAME_LABEL]: svc.metadata.name ?? '', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
-        ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: svc.metadata.name ?? '', uid: svc.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
+        labels: {
+          [SERVICE_NAME_LABEL]: svc.metadata.name ?? '',
+          'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+        },
+        ownerReferences: [
+          {
+            apiVersion: 'v1',
+            kind: 'Service',
+            name: svc.metadata.name ?? '',
+            uid: svc.metadata.uid ?? '',
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
       },
       addressType: 'IPv4',
       endpoints,
@@ -88,7 +104,8 @@ export class ServiceController {
     const vmi = this.ctx.store.get(VMI, namespace, vmName) as VirtualMachineInstance | undefined;
     const endpoints: EndpointSlice['endpoints'] = [];
     if (vm && vmi && !['Succeeded', 'Failed'].includes(vmi.status?.phase ?? '')) {
-      const ready = !vmi.metadata.deletionTimestamp && vm.status?.printableStatus === 'Running' && vm.status?.ready === true;
+      const ready =
+        !vmi.metadata.deletionTimestamp && vm.status?.printableStatus === 'Running' && vm.status?.ready === true;
       endpoints.push({
         addresses: ['127.0.0.1'],
         conditions: { ready, serving: ready, terminating: !!vmi.metadata.deletionTimestamp },
@@ -102,6 +119,7 @@ export class ServiceController {
       this.ctx.store.create(ENDPOINT_SLICE, next);
       return;
     }
-    if (!deepEqual(cur.endpoints, next.endpoints)) this.ctx.store.update(ENDPOINT_SLICE, { ...cur, endpoints: next.endpoints });
+    if (!deepEqual(cur.endpoints, next.endpoints))
+      this.ctx.store.update(ENDPOINT_SLICE, { ...cur, endpoints: next.endpoints });
   }
 }

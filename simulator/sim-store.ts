@@ -43,8 +43,19 @@ export interface AddVMOptions {
 export interface VMInput {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown };
-  spec?: { runStrategy?: RunStrategy | string; running?: boolean; template?: { metadata?: Record<string, any>; spec?: any }; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
+  spec?: {
+    runStrategy?: RunStrategy | string;
+    running?: boolean;
+    template?: { metadata?: Record<string, any>; spec?: any };
+    [k: string]: unknown;
+  };
 }
 
 export type BulkVMInput = VMInput | { vm: VMInput; opts?: AddVMOptions };
@@ -61,7 +72,10 @@ function defaultTemplate(name: string) {
   return {
     metadata: { labels: { 'kubevirt.io/vm': name } },
     spec: {
-      domain: { devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] }, resources: { requests: { memory: '128Mi' } } },
+      domain: {
+        devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] },
+        resources: { requests: { memory: '128Mi' } },
+      },
       volumes: [{ name: 'rootdisk', containerDisk: { image: 'quay.io/containerdisks/fedora:latest' } }],
     },
   };
@@ -142,7 +156,7 @@ export class SimStore {
     const rs = runStrategyOf(vm);
     const strategy = 'strategy' in rs ? rs.strategy : 'Halted';
     if (opts.agentConnected) ctx.agents.add(objectKey(namespace, name));
-    const running = opts.paused ? true : opts.running ?? false;
+    const running = opts.paused ? true : (opts.running ?? false);
     const phase = opts.vmiPhase ?? (running ? 'Running' : undefined);
     let vmi: VirtualMachineInstance | undefined;
     if (phase !== undefined) {
@@ -169,7 +183,16 @@ export class SimStore {
       vmi.metadata.labels = { ...(vmi.metadata.labels ?? {}), 'kubevirt.io/nodeName': 'sim-node-1' };
     }
     if (paused && phase === 'Running') {
-      vmi.status.conditions = [{ type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user', lastProbeTime: at, lastTransitionTime: at }];
+      vmi.status.conditions = [
+        {
+          type: 'Paused',
+          status: 'True',
+          reason: 'PausedByUser',
+          message: 'VMI was paused by user',
+          lastProbeTime: at,
+          lastTransitionTime: at,
+        },
+      ];
     }
     refreshConditions(this.deps.ctx, vmi);
     for (const c of vmi.status.conditions ?? []) if (c.lastTransitionTime) c.lastTransitionTime = at;
@@ -216,7 +239,12 @@ export class SimStore {
   }
 
   /** Set a condition on the VMI (mirrored to the VM by the controller) or directly on the VM. */
-  setCondition(namespace: string, name: string, condition: Partial<Condition> & { type: string; status: string }, on: 'vmi' | 'vm' = 'vmi'): void {
+  setCondition(
+    namespace: string,
+    name: string,
+    condition: Partial<Condition> & { type: string; status: string },
+    on: 'vmi' | 'vm' = 'vmi',
+  ): void {
     const now = this.deps.ctx.now();
     const full: Condition = { lastProbeTime: null, lastTransitionTime: now, ...condition };
     if (on === 'vm') {
@@ -290,7 +318,9 @@ export class SimStore {
   }
 
   getEndpointSlice(namespace: string, serviceName: string): EndpointSlice | undefined {
-    return clone(this.deps.ctx.store.get(ENDPOINT_SLICE, namespace, sliceNameFor(serviceName)) as EndpointSlice | undefined);
+    return clone(
+      this.deps.ctx.store.get(ENDPOINT_SLICE, namespace, sliceNameFor(serviceName)) as EndpointSlice | undefined,
+    );
   }
 
   private mustVM(namespace: string, name: string): VirtualMachine {

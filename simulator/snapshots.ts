@@ -38,7 +38,8 @@ export class SnapshotController {
         else if (e.type === 'ADDED') this.enqueue(e.object.metadata.namespace, e.object.metadata.name ?? '');
       } else if ((e.resource === VM || e.resource === VMI) && !ctx.quiet) {
         // A source that changed may now be lockable (another snapshot released it, VM appeared).
-        for (const s of this.waitingOn(e.object.metadata.namespace, e.object.metadata.name ?? '')) this.enqueue(s.metadata.namespace, s.metadata.name ?? '');
+        for (const s of this.waitingOn(e.object.metadata.namespace, e.object.metadata.name ?? ''))
+          this.enqueue(s.metadata.namespace, s.metadata.name ?? '');
       }
     });
   }
@@ -80,7 +81,9 @@ export class SnapshotController {
   }
 
   private waitingOn(namespace: string | undefined, vmName: string): VirtualMachineSnapshot[] {
-    return (this.ctx.store.list(SNAPSHOT, namespace) as VirtualMachineSnapshot[]).filter((s) => s.spec?.source?.name === vmName && this.progressing(s));
+    return (this.ctx.store.list(SNAPSHOT, namespace) as VirtualMachineSnapshot[]).filter(
+      (s) => s.spec?.source?.name === vmName && this.progressing(s),
+    );
   }
 
   private progressing(s: VirtualMachineSnapshot): boolean {
@@ -90,14 +93,17 @@ export class SnapshotController {
 
   private deadlineExceeded(s: VirtualMachineSnapshot): boolean {
     const text = s.spec?.failureDeadline;
-    const ms = text === undefined ? DEFAULT_FAILURE_DEADLINE_MS : parseGoDuration(text) ?? DEFAULT_FAILURE_DEADLINE_MS;
+    const ms =
+      text === undefined ? DEFAULT_FAILURE_DEADLINE_MS : (parseGoDuration(text) ?? DEFAULT_FAILURE_DEADLINE_MS);
     if (ms === 0) return false;
     const created = Date.parse(s.metadata.creationTimestamp ?? '');
     return this.ctx.clock.now().getTime() - created > ms;
   }
 
   private enqueue(namespace: string | undefined, name: string): void {
-    this.ctx.scheduler.schedule(`snapshot:${objectKey(namespace, name)}`, this.ctx.snapshotStepMs, () => this.sync(namespace, name));
+    this.ctx.scheduler.schedule(`snapshot:${objectKey(namespace, name)}`, this.ctx.snapshotStepMs, () =>
+      this.sync(namespace, name),
+    );
   }
 
   private write(s: VirtualMachineSnapshot, status: SnapStatus): void {
@@ -123,7 +129,11 @@ export class SnapshotController {
     if (!s.status) {
       status.phase = 'InProgress';
       if (vm) status.sourceUID = vm.metadata.uid;
-      this.setConds(status, this.cond('Progressing', 'False', vm ? 'Source not locked' : 'Source does not exist'), this.cond('Ready', 'False', 'Not ready'));
+      this.setConds(
+        status,
+        this.cond('Progressing', 'False', vm ? 'Source not locked' : 'Source does not exist'),
+        this.cond('Ready', 'False', 'Not ready'),
+      );
       this.write(s, status);
       this.enqueue(namespace, name);
       return;
@@ -136,7 +146,12 @@ export class SnapshotController {
 
     if (this.progressing(s) && this.deadlineExceeded(s)) {
       status.phase = 'Failed';
-      this.setConds(status, this.cond('Failure', 'True', 'snapshot deadline exceeded'), this.cond('Progressing', 'False', 'Operation failed'), this.cond('Ready', 'False', 'Not ready'));
+      this.setConds(
+        status,
+        this.cond('Failure', 'True', 'snapshot deadline exceeded'),
+        this.cond('Progressing', 'False', 'Operation failed'),
+        this.cond('Ready', 'False', 'Not ready'),
+      );
       this.write(s, status);
       this.enqueue(namespace, name); // next step releases the source
       return;
@@ -151,7 +166,11 @@ export class SnapshotController {
       if (!status.readyToUse) {
         status.readyToUse = true;
         const content = this.ctx.store.get(SNAPSHOT_CONTENT, namespace, status.virtualMachineSnapshotContentName ?? '');
-        if (content) this.ctx.store.update(SNAPSHOT_CONTENT, { ...content, status: { ...(content.status ?? {}), readyToUse: true } });
+        if (content)
+          this.ctx.store.update(SNAPSHOT_CONTENT, {
+            ...content,
+            status: { ...(content.status ?? {}), readyToUse: true },
+          });
         this.setConds(status, this.cond('Ready', 'True', 'Ready'));
         this.write(s, status);
       }
@@ -184,14 +203,22 @@ export class SnapshotController {
     if (fault?.mode === 'stall') return; // waits for its deadline (or deletion)
     if (fault?.mode === 'fail') {
       if (!status.error) {
-        status.error = { time: this.ctx.now(), message: fault.message ?? 'Failed to create VolumeSnapshot: simulated storage error' };
+        status.error = {
+          time: this.ctx.now(),
+          message: fault.message ?? 'Failed to create VolumeSnapshot: simulated storage error',
+        };
         this.setConds(status, this.cond('Progressing', 'False', 'In error state'));
         this.write(s, status);
         this.enqueue(namespace, name);
         return;
       }
       status.phase = 'Failed';
-      this.setConds(status, this.cond('Failure', 'True', 'snapshot deadline exceeded'), this.cond('Progressing', 'False', 'Operation failed'), this.cond('Ready', 'False', 'Not ready'));
+      this.setConds(
+        status,
+        this.cond('Failure', 'True', 'snapshot deadline exceeded'),
+        this.cond('Progressing', 'False', 'Operation failed'),
+        this.cond('Ready', 'False', 'Not ready'),
+      );
       this.write(s, status);
       this.enqueue(namespace, name);
       return;
@@ -209,7 +236,8 @@ export class SnapshotController {
   }
 
   private setIndications(status: SnapStatus, vm: VirtualMachine): void {
-    const vmi = this.ctx.store.get(VMI, vm.metadata.namespace, vm.metadata.name ?? '') as VirtualMachineInstance | undefined;
+    const vmi = this.ctx.store.get(VMI, vm.metadata.namespace, vm.metadata.name ?? '') as
+      VirtualMachineInstance | undefined;
     if (!vmi) {
       delete status.indications;
       delete status.sourceIndications;
@@ -230,15 +258,31 @@ export class SnapshotController {
     const source = clone(vm);
     delete source.metadata.finalizers;
     const { resourceVersion: _rv, ...meta } = source.metadata;
-    const volumes = ((vm.spec.template?.spec?.volumes ?? []) as Array<{ name: string }>).map((v) => ({ volumeName: v.name, volumeSnapshotName: `vmsnapshot-${s.metadata.uid}-volume-${v.name}` }));
+    const volumes = ((vm.spec.template?.spec?.volumes ?? []) as Array<{ name: string }>).map((v) => ({
+      volumeName: v.name,
+      volumeSnapshotName: `vmsnapshot-${s.metadata.uid}-volume-${v.name}`,
+    }));
     this.ctx.store.create(SNAPSHOT_CONTENT, {
       metadata: {
         name,
         namespace: s.metadata.namespace,
         finalizers: ['snapshot.kubevirt.io/vmsnapshotcontent-protection'],
-        ownerReferences: [{ apiVersion: 'snapshot.kubevirt.io/v1beta1', kind: 'VirtualMachineSnapshot', name: s.metadata.name ?? '', uid: s.metadata.uid ?? '', controller: true, blockOwnerDeletion: false }],
+        ownerReferences: [
+          {
+            apiVersion: 'snapshot.kubevirt.io/v1beta1',
+            kind: 'VirtualMachineSnapshot',
+            name: s.metadata.name ?? '',
+            uid: s.metadata.uid ?? '',
+            controller: true,
+            blockOwnerDeletion: false,
+          },
+        ],
       },
-      spec: { virtualMachineSnapshotName: s.metadata.name, source: { virtualMachine: { metadata: meta, spec: source.spec, status: {} } }, volumeBackups: volumes },
+      spec: {
+        virtualMachineSnapshotName: s.metadata.name,
+        source: { virtualMachine: { metadata: meta, spec: source.spec, status: {} } },
+        volumeBackups: volumes,
+      },
       status: { creationTime: this.ctx.now(), readyToUse: false },
     });
     return name;
@@ -267,7 +311,8 @@ export class SnapshotController {
       const contentName = s.status?.virtualMachineSnapshotContentName;
       const content = contentName ? this.ctx.store.get(SNAPSHOT_CONTENT, s.metadata.namespace, contentName) : undefined;
       const retain = s.spec?.deletionPolicy === 'Retain' && s.status?.readyToUse === true;
-      if (content && !retain) this.ctx.store.delete(SNAPSHOT_CONTENT, s.metadata.namespace, contentName!, { force: true });
+      if (content && !retain)
+        this.ctx.store.delete(SNAPSHOT_CONTENT, s.metadata.namespace, contentName!, { force: true });
     });
   }
 }

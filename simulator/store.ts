@@ -145,7 +145,7 @@ export class ObjectStore {
       return obj;
     }
     obj.metadata.resourceVersion = String(++this.rv);
-    if (obj.metadata.deletionTimestamp && !(obj.metadata.finalizers?.length)) {
+    if (obj.metadata.deletionTimestamp && !obj.metadata.finalizers?.length) {
       b.delete(key);
       this.sorted.delete(bucketKey(r));
       this.emit({ type: 'DELETED', resource: r, object: obj, old, rv: this.rv });
@@ -157,7 +157,12 @@ export class ObjectStore {
   }
 
   /** Delete, or mark for deletion while finalizers remain. Returns the object as answered by DELETE. */
-  delete(r: ResourceDef, namespace: string | undefined, name: string, opts: WriteOptions & { force?: boolean } = {}): { object: KubeObject; gone: boolean } {
+  delete(
+    r: ResourceDef,
+    namespace: string | undefined,
+    name: string,
+    opts: WriteOptions & { force?: boolean } = {},
+  ): { object: KubeObject; gone: boolean } {
     const key = objectKey(namespace, name);
     const b = this.bucket(r);
     const old = b.get(key);

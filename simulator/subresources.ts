@@ -73,7 +73,9 @@ export function decodeOptions<T>(action: string, raw: string): T {
     const t = spec.fields[k];
     if (!t) continue; // unknown fields are ignored by encoding/json
     if (!fieldOk(t, v)) {
-      fail(`json: cannot unmarshal ${jsType(v)} into Go struct field ${spec.goType.replace('v1.', '')}.${k} of type ${GO_TYPE_NAMES[t]}`);
+      fail(
+        `json: cannot unmarshal ${jsType(v)} into Go struct field ${spec.goType.replace('v1.', '')}.${k} of type ${GO_TYPE_NAMES[t]}`,
+      );
     }
     if (v !== null) out[k] = v;
   }
@@ -82,16 +84,31 @@ export function decodeOptions<T>(action: string, raw: string): T {
 
 const empty = (status: number): Reply => ({ kind: 'json', status });
 
-export function handleSubresource(actions: VmActions, method: string, info: ResourceRequestInfo, rawBody: string): Reply {
-  if (!SUBRESOURCE_VERSIONS.includes(info.version) || !info.namespace || !info.name || !info.subresource) throw errors.pathNotFound();
+export function handleSubresource(
+  actions: VmActions,
+  method: string,
+  info: ResourceRequestInfo,
+  rawBody: string,
+): Reply {
+  if (!SUBRESOURCE_VERSIONS.includes(info.version) || !info.namespace || !info.name || !info.subresource)
+    throw errors.pathNotFound();
   const { namespace, name, subresource } = info;
   const key = `${info.resource}/${subresource}`;
   const handlers: Record<string, () => Reply> = {
     'virtualmachines/start': () => (actions.start(namespace, name, () => decodeOptions('start', rawBody)), empty(202)),
     'virtualmachines/stop': () => (actions.stop(namespace, name, () => decodeOptions('stop', rawBody)), empty(202)),
-    'virtualmachines/restart': () => (actions.restart(namespace, name, () => decodeOptions('restart', rawBody)), empty(202)),
-    'virtualmachineinstances/pause': () => (actions.pause(namespace, name, () => decodeOptions('pause', rawBody)), empty(200)),
-    'virtualmachineinstances/unpause': () => (actions.unpause(namespace, name, () => decodeOptions('unpause', rawBody)), empty(200)),
+    'virtualmachines/restart': () => (
+      actions.restart(namespace, name, () => decodeOptions('restart', rawBody)),
+      empty(202)
+    ),
+    'virtualmachineinstances/pause': () => (
+      actions.pause(namespace, name, () => decodeOptions('pause', rawBody)),
+      empty(200)
+    ),
+    'virtualmachineinstances/unpause': () => (
+      actions.unpause(namespace, name, () => decodeOptions('unpause', rawBody)),
+      empty(200)
+    ),
     'virtualmachineinstances/freeze': () => (actions.freeze(namespace, name, true), empty(200)),
     'virtualmachineinstances/unfreeze': () => (actions.freeze(namespace, name, false), empty(200)),
     'virtualmachineinstances/softreboot': () => (actions.softReboot(namespace, name), empty(200)),

@@ -149,7 +149,11 @@ export interface VirtualMachineRestore extends KubeObject {
 
 export interface Service extends KubeObject {
   metadata: NamedMeta;
-  spec: { selector?: Record<string, string>; ports?: Array<{ name?: string; port: number; targetPort?: number; protocol?: string }>; [key: string]: unknown };
+  spec: {
+    selector?: Record<string, string>;
+    ports?: Array<{ name?: string; port: number; targetPort?: number; protocol?: string }>;
+    [key: string]: unknown;
+  };
 }
 
 export interface EndpointSlice extends KubeObject {

@@ -22,10 +22,27 @@ export interface NewVmiOptions {
 
 function readyCondition(vmi: VirtualMachineInstance, now: string): Condition | undefined {
   const phase = vmi.status.phase ?? '';
-  if (vmi.metadata.deletionTimestamp) return { type: 'Ready', status: 'False', reason: 'PodTerminating', lastProbeTime: null, lastTransitionTime: now };
+  if (vmi.metadata.deletionTimestamp)
+    return { type: 'Ready', status: 'False', reason: 'PodTerminating', lastProbeTime: null, lastTransitionTime: now };
   if (phase === '') return undefined;
-  if (phase === 'Pending') return { type: 'Ready', status: 'False', reason: 'PodNotExists', message: 'virt-launcher pod has not yet been scheduled', lastProbeTime: null, lastTransitionTime: now };
-  if (phase !== 'Running') return { type: 'Ready', status: 'False', reason: 'GuestNotRunning', message: 'Guest VM is not reported as running', lastProbeTime: null, lastTransitionTime: now };
+  if (phase === 'Pending')
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'PodNotExists',
+      message: 'virt-launcher pod has not yet been scheduled',
+      lastProbeTime: null,
+      lastTransitionTime: now,
+    };
+  if (phase !== 'Running')
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'GuestNotRunning',
+      message: 'Guest VM is not reported as running',
+      lastProbeTime: null,
+      lastTransitionTime: now,
+    };
   if (getCondition(vmi.status.conditions, 'Paused')?.status === 'True') {
     return {
       type: 'Ready',
@@ -48,7 +65,8 @@ export function refreshConditions(ctx: SimContext, vmi: VirtualMachineInstance):
   const running = vmi.status.phase === 'Running' && !vmi.metadata.deletionTimestamp;
   const agent = running && ctx.agents.has(objectKey(vmi.metadata.namespace, vmi.metadata.name ?? ''));
   if (agent) {
-    if (!getCondition(conds, 'AgentConnected')) conds = [...conds, { type: 'AgentConnected', status: 'True', lastProbeTime: now, lastTransitionTime: null }];
+    if (!getCondition(conds, 'AgentConnected'))
+      conds = [...conds, { type: 'AgentConnected', status: 'True', lastProbeTime: now, lastTransitionTime: null }];
   } else {
     conds = removeCondition(conds, 'AgentConnected');
   }
@@ -58,7 +76,10 @@ export function refreshConditions(ctx: SimContext, vmi: VirtualMachineInstance):
 function setPhase(ctx: SimContext, vmi: VirtualMachineInstance, phase: string): void {
   vmi.status.phase = phase;
   if (phase) {
-    vmi.status.phaseTransitionTimestamps = [...(vmi.status.phaseTransitionTimestamps ?? []), { phase, phaseTransitionTimestamp: ctx.now() }];
+    vmi.status.phaseTransitionTimestamps = [
+      ...(vmi.status.phaseTransitionTimestamps ?? []),
+      { phase, phaseTransitionTimestamp: ctx.now() },
+    ];
   }
   if (phase === 'Scheduled' || phase === 'Running') {
     vmi.status.nodeName = 'sim-node-1';
@@ -82,10 +103,20 @@ export function buildVMI(ctx: SimContext, vm: VirtualMachine, opts: NewVmiOption
       uid: opts.uid ?? randomUUID(),
       creationTimestamp: created,
       labels: { ...(template.metadata?.labels ?? {}) },
-      annotations: { ...(template.metadata?.annotations ?? {}), 'kubevirt.io/vm-generation': String(vm.metadata.generation ?? 1) },
+      annotations: {
+        ...(template.metadata?.annotations ?? {}),
+        'kubevirt.io/vm-generation': String(vm.metadata.generation ?? 1),
+      },
       finalizers: [...VMI_FINALIZERS],
       ownerReferences: [
-        { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: vm.metadata.name ?? '', uid: vm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'kubevirt.io/v1',
+          kind: 'VirtualMachine',
+          name: vm.metadata.name ?? '',
+          uid: vm.metadata.uid ?? '',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ],
     },
     spec,
@@ -135,7 +166,12 @@ export class VirtHandler {
       if (phase === 'Running' && paused) {
         const now = this.ctx.now();
         next.status.conditions = upsertCondition(next.status.conditions ?? [], {
-          type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user', lastProbeTime: now, lastTransitionTime: now,
+          type: 'Paused',
+          status: 'True',
+          reason: 'PausedByUser',
+          message: 'VMI was paused by user',
+          lastProbeTime: now,
+          lastTransitionTime: now,
         });
       }
       setPhase(this.ctx, next, phase);
@@ -174,7 +210,14 @@ export class VirtHandler {
       const next = clone(cur);
       const now = this.ctx.now();
       next.status.conditions = paused
-        ? upsertCondition(next.status.conditions ?? [], { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user', lastProbeTime: now, lastTransitionTime: now })
+        ? upsertCondition(next.status.conditions ?? [], {
+            type: 'Paused',
+            status: 'True',
+            reason: 'PausedByUser',
+            message: 'VMI was paused by user',
+            lastProbeTime: now,
+            lastTransitionTime: now,
+          })
         : removeCondition(next.status.conditions ?? [], 'Paused');
       refreshConditions(this.ctx, next);
       this.ctx.store.update(VMI, next);

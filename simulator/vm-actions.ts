@@ -75,7 +75,8 @@ export class VmActions {
     const vmi = this.getVMI(namespace, name);
     const facts: Facts = { vmi: vmiStateOf(vmi), paused: false, shorterGrace: false };
     this.refuse(name, decidePrecheck('start', facts));
-    if (hasConditionTrue(vm.status?.conditions, 'ManualRecoveryRequired')) throw errors.conflict(VM_GR, name, MANUAL_RECOVERY_MESSAGE);
+    if (hasConditionTrue(vm.status?.conditions, 'ManualRecoveryRequired'))
+      throw errors.conflict(VM_GR, name, MANUAL_RECOVERY_MESSAGE);
     const opts = body();
     facts.paused = opts.paused === true;
     const outcome = decideCell(this.strategy(vm), 'start', facts);
@@ -103,11 +104,13 @@ export class VmActions {
   restart(namespace: string, name: string, body: BodyDecoder<RestartOptions>): void {
     const opts = body();
     if (opts.gracePeriodSeconds !== undefined) {
-      if (opts.gracePeriodSeconds > 0) throw errors.badRequest('For force restart, only gracePeriod=0 is supported for now');
+      if (opts.gracePeriodSeconds > 0)
+        throw errors.badRequest('For force restart, only gracePeriod=0 is supported for now');
       if (opts.gracePeriodSeconds < 0) throw errors.badRequest('gracePeriod has to be greater or equal to 0');
     }
     const vm = this.fetchVM(namespace, name);
-    if (hasConditionTrue(vm.status?.conditions, 'VolumesChange')) throw errors.conflict(VM_GR, name, MANUAL_RECOVERY_MESSAGE);
+    if (hasConditionTrue(vm.status?.conditions, 'VolumesChange'))
+      throw errors.conflict(VM_GR, name, MANUAL_RECOVERY_MESSAGE);
     const strategy = this.strategy(vm);
     const vmi = this.getVMI(namespace, name);
     const outcome = decideCell(strategy, 'restart', { vmi: vmiStateOf(vmi), paused: false, shorterGrace: false });
@@ -121,8 +124,10 @@ export class VmActions {
     const vmi = this.fetchVMI(namespace, name);
     if (vmi.status?.phase !== 'Running') throw errors.conflict(VMI_GR, name, 'VM is not running');
     const probe = vmi.spec?.livenessProbe as { guestAgentPing?: unknown } | undefined;
-    if (probe && !probe.guestAgentPing) throw errors.forbidden(VMI_GR, name, 'Pausing VMIs with a non-GuestAgentPing LivenessProbe is not supported');
-    if (vmi.status.conditions?.some((c) => c.type === 'Paused')) throw errors.conflict(VMI_GR, name, 'VMI is already paused');
+    if (probe && !probe.guestAgentPing)
+      throw errors.forbidden(VMI_GR, name, 'Pausing VMIs with a non-GuestAgentPing LivenessProbe is not supported');
+    if (vmi.status.conditions?.some((c) => c.type === 'Paused'))
+      throw errors.conflict(VMI_GR, name, 'VMI is already paused');
     if (opts.dryRun?.[0] === 'All') return;
     this.handler.schedulePause(vmi, true);
   }
@@ -133,14 +138,16 @@ export class VmActions {
     const opts = body();
     const vmi = this.fetchVMI(namespace, name);
     if (vmi.status?.phase !== 'Running') throw errors.conflict(VMI_GR, name, 'VMI is not running');
-    if (!vmi.status.conditions?.some((c) => c.type === 'Paused')) throw errors.conflict(VMI_GR, name, 'VMI is not paused');
+    if (!vmi.status.conditions?.some((c) => c.type === 'Paused'))
+      throw errors.conflict(VMI_GR, name, 'VMI is not paused');
     if (opts.dryRun?.[0] === 'All') return;
     this.handler.schedulePause(vmi, false);
   }
 
   freeze(namespace: string, name: string, frozen: boolean): void {
     const vmi = this.fetchVMI(namespace, name);
-    if (vmi.status?.phase !== 'Running') throw errors.conflict(VMI_GR, name, frozen ? 'VM is not running' : 'VMI is not running');
+    if (vmi.status?.phase !== 'Running')
+      throw errors.conflict(VMI_GR, name, frozen ? 'VM is not running' : 'VMI is not running');
     const next = clone(vmi);
     if (frozen) next.status.fsFreezeStatus = 'frozen';
     else delete next.status.fsFreezeStatus;
@@ -163,13 +170,22 @@ export class VmActions {
     this.ctx.store.update(VMI, next, { dryRun });
   }
 
-  private apply(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined, outcome: Outcome, o: { paused: boolean; dryRun: boolean }): void {
+  private apply(
+    vm: VirtualMachine,
+    vmi: VirtualMachineInstance | undefined,
+    outcome: Outcome,
+    o: { paused: boolean; dryRun: boolean },
+  ): void {
     if (outcome.code !== 202) return;
     const effect: Effect = outcome.effect;
     if (effect.kind === 'spec') this.patchRunning(vm, effect.running, o.dryRun);
     else if (effect.kind === 'requests') {
       const changes: StateChangeRequest[] = effect.requests.map((r) =>
-        r === 'StopCurrent' ? { action: 'Stop', uid: vmi?.metadata.uid } : o.paused ? { action: 'Start', data: { paused: 'true' } } : { action: 'Start' },
+        r === 'StopCurrent'
+          ? { action: 'Stop', uid: vmi?.metadata.uid }
+          : o.paused
+            ? { action: 'Start', data: { paused: 'true' } }
+            : { action: 'Start' },
       );
       this.patchRequests(vm, changes, o.dryRun);
     }
@@ -178,7 +194,8 @@ export class VmActions {
   /** getRunningPatch: keep whichever field the VM uses; the VM webhook may deny it (-> 500). */
   private patchRunning(vm: VirtualMachine, running: boolean, dryRun: boolean): void {
     const next = clone(vm);
-    if (vm.spec.runStrategy !== undefined && vm.spec.runStrategy !== null) next.spec.runStrategy = running ? 'Always' : 'Halted';
+    if (vm.spec.runStrategy !== undefined && vm.spec.runStrategy !== null)
+      next.spec.runStrategy = running ? 'Always' : 'Halted';
     else next.spec.running = running;
     try {
       admitVMUpdate(vm, next);

@@ -17,19 +17,31 @@ export const PRINTABLE_STATUS_RULES: PrintableRule[] = [
   ['Stopping', (vm, vmi) => !!vmi && !isFinal(vmi) && (!!vmi.metadata.deletionTimestamp || isStopExpected(vm, vmi))],
   ['Paused', (_vm, vmi) => !!vmi && phaseOf(vmi) === 'Running' && isPaused(vmi)],
   ['Running', (_vm, vmi) => !!vmi && phaseOf(vmi) === 'Running' && !isPaused(vmi)],
-  ['ErrorUnschedulable', (_vm, vmi) => {
-    const c = getCondition(vmi?.status?.conditions, 'PodScheduled');
-    return c?.status === 'False' && c.reason === 'Unschedulable';
-  }],
-  ['ErrImagePull', (_vm, vmi) => {
-    const c = getCondition(vmi?.status?.conditions, 'Synchronized');
-    return c?.status === 'False' && c.reason === 'ErrImagePull';
-  }],
-  ['ImagePullBackOff', (_vm, vmi) => {
-    const c = getCondition(vmi?.status?.conditions, 'Synchronized');
-    return c?.status === 'False' && c.reason === 'ImagePullBackOff';
-  }],
-  ['Starting', (vm, vmi) => (vmi ? ['', 'Pending', 'Scheduling', 'Scheduled'].includes(phaseOf(vmi)) : isStartExpected(vm))],
+  [
+    'ErrorUnschedulable',
+    (_vm, vmi) => {
+      const c = getCondition(vmi?.status?.conditions, 'PodScheduled');
+      return c?.status === 'False' && c.reason === 'Unschedulable';
+    },
+  ],
+  [
+    'ErrImagePull',
+    (_vm, vmi) => {
+      const c = getCondition(vmi?.status?.conditions, 'Synchronized');
+      return c?.status === 'False' && c.reason === 'ErrImagePull';
+    },
+  ],
+  [
+    'ImagePullBackOff',
+    (_vm, vmi) => {
+      const c = getCondition(vmi?.status?.conditions, 'Synchronized');
+      return c?.status === 'False' && c.reason === 'ImagePullBackOff';
+    },
+  ],
+  [
+    'Starting',
+    (vm, vmi) => (vmi ? ['', 'Pending', 'Scheduling', 'Scheduled'].includes(phaseOf(vmi)) : isStartExpected(vm)),
+  ],
   ['Stopped', (vm, vmi) => (vmi ? isFinal(vmi) : !isStartExpected(vm))],
   ['WaitingForReceiver', (vm, vmi) => !vmi && strategyOrHalted(vm) === 'WaitAsReceiver'],
 ];
@@ -51,15 +63,34 @@ function firstRequestSatisfied(vm: VirtualMachine, vmi: VirtualMachineInstance |
 }
 
 function readyCondition(vmi: VirtualMachineInstance | undefined, now: string): Condition {
-  if (!vmi) return { type: 'Ready', status: 'False', reason: 'VMINotExists', message: 'VMI does not exist', lastProbeTime: now, lastTransitionTime: now };
+  if (!vmi)
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'VMINotExists',
+      message: 'VMI does not exist',
+      lastProbeTime: now,
+      lastTransitionTime: now,
+    };
   const c = getCondition(vmi.status?.conditions, 'Ready');
   if (!c) {
-    return { type: 'Ready', status: 'False', reason: 'VMIConditionMissing', message: 'VMI is missing the Ready condition', lastProbeTime: now, lastTransitionTime: now };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'VMIConditionMissing',
+      message: 'VMI is missing the Ready condition',
+      lastProbeTime: now,
+      lastTransitionTime: now,
+    };
   }
   return { ...c };
 }
 
-export function computeVMStatus(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined, now: string): VirtualMachineStatus {
+export function computeVMStatus(
+  vm: VirtualMachine,
+  vmi: VirtualMachineInstance | undefined,
+  now: string,
+): VirtualMachineStatus {
   const prev = vm.status ?? {};
   const next: VirtualMachineStatus = { ...prev };
   next.created = !!vmi;
@@ -79,7 +110,8 @@ export function computeVMStatus(vm: VirtualMachine, vmi: VirtualMachineInstance 
   const mirrored = (vmi?.status?.conditions ?? []).filter((c) => !VM_OWNED_CONDITIONS.includes(c.type));
   for (const c of mirrored) conditions = upsertCondition(conditions, { ...c });
   for (const c of conditions) {
-    if (!VM_OWNED_CONDITIONS.includes(c.type) && !mirrored.some((m) => m.type === c.type)) conditions = removeCondition(conditions, c.type);
+    if (!VM_OWNED_CONDITIONS.includes(c.type) && !mirrored.some((m) => m.type === c.type))
+      conditions = removeCondition(conditions, c.type);
   }
   next.conditions = conditions;
   next.printableStatus = printableStatus({ ...vm, status: next }, vmi);

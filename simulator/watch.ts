@@ -40,7 +40,11 @@ export function parseWatchStart(rv: string | undefined): number | undefined {
 
 export function serveWatch(store: ObjectStore, res: ServerResponse, p: WatchParams, onClose: () => void): void {
   const start = parseWatchStart(p.resourceVersion);
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-cache, private',
+    'Transfer-Encoding': 'chunked',
+  });
   res.flushHeaders();
 
   let sent = 0;

@@ -60,7 +60,9 @@ export function activityRecorder(deps: ActivityDeps): ActivityRecorder {
   async function write(namespace: string, name: string, key: string, now: number): Promise<void> {
     writes++;
     try {
-      await kubevirt.mergePatch('virtualmachines', namespace, name, { metadata: { annotations: { [LAST_ACTIVITY]: rfc3339(now) } } });
+      await kubevirt.mergePatch('virtualmachines', namespace, name, {
+        metadata: { annotations: { [LAST_ACTIVITY]: rfc3339(now) } },
+      });
       remember(key, now);
     } catch (err) {
       // Not the command's problem: note it, and let the next event try again a little later.

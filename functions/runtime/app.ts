@@ -33,17 +33,35 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
   // Synchronous writes to stdout: pino's default hands each line to libuv's thread
   // pool, which at one event at a time costs more CPU than the write itself
   // (docs/performance.md).
-  const log = opts.logger ?? pino({ level: config.logLevel, base: { service: process.env.K_SERVICE ?? 'virtwake' } }, pino.destination({ sync: true }));
+  const log =
+    opts.logger ??
+    pino(
+      { level: config.logLevel, base: { service: process.env.K_SERVICE ?? 'virtwake' } },
+      pino.destination({ sync: true }),
+    );
   const metrics = createMetrics();
-  const connection = await connect({ kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env), timeoutMs: config.kubeTimeoutMs });
+  const connection = await connect({
+    kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env),
+    timeoutMs: config.kubeTimeoutMs,
+  });
   const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });
   const closing = new AbortController();
-  const runtime: Runtime = { config, kubevirt, log, metrics, now: opts.now ?? (() => new Date()), signal: closing.signal };
+  const runtime: Runtime = {
+    config,
+    kubevirt,
+    log,
+    metrics,
+    now: opts.now ?? (() => new Date()),
+    signal: closing.signal,
+  };
   runtime.recordActivity = activityRecorder(runtime).record;
   // The wake proxy forwards every path on PORT, so it replaces the event server (config.ts lets it run only alone).
   if (config.functions?.has('wake-proxy')) {
     // Loaded only here: an event-serving instance never parses or runs the proxy (or what it pulls in).
-    const [{ createWakeProxy }, { loadRoutes }] = await Promise.all([import('../wake-proxy/server'), import('../wake-proxy/routes')]);
+    const [{ createWakeProxy }, { loadRoutes }] = await Promise.all([
+      import('../wake-proxy/server'),
+      import('../wake-proxy/routes'),
+    ]);
     const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace);
     const proxy = createWakeProxy({ runtime, connection, routes });
     return {
@@ -58,7 +76,13 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
       },
     };
   }
-  const server = createServer({ config, dispatcher: dispatcher(runtime, HANDLERS), log, metrics, onClosing: () => closing.abort() });
+  const server = createServer({
+    config,
+    dispatcher: dispatcher(runtime, HANDLERS),
+    log,
+    metrics,
+    onClosing: () => closing.abort(),
+  });
   return {
     ...server,
     config,

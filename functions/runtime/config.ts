@@ -48,14 +48,26 @@ export class ConfigError extends Error {}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const namespace = env.VIRTWAKE_NAMESPACE || podNamespace() || 'default';
-  if (!isNamespace(namespace)) throw new ConfigError(`VIRTWAKE_NAMESPACE ${JSON.stringify(namespace)} is not a valid namespace name`);
+  if (!isNamespace(namespace))
+    throw new ConfigError(`VIRTWAKE_NAMESPACE ${JSON.stringify(namespace)} is not a valid namespace name`);
 
-  const nsList = env.VIRTWAKE_NAMESPACES === undefined || env.VIRTWAKE_NAMESPACES.trim() === '' ? namespace : env.VIRTWAKE_NAMESPACES;
+  const nsList =
+    env.VIRTWAKE_NAMESPACES === undefined || env.VIRTWAKE_NAMESPACES.trim() === ''
+      ? namespace
+      : env.VIRTWAKE_NAMESPACES;
   let namespaces: Set<string> | undefined;
   if (nsList.trim() !== '*') {
-    namespaces = new Set(nsList.split(',').map((s) => s.trim()).filter(Boolean));
+    namespaces = new Set(
+      nsList
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
     for (const ns of namespaces) {
-      if (!isNamespace(ns)) throw new ConfigError(`VIRTWAKE_NAMESPACES: ${JSON.stringify(ns)} is not a valid namespace name (use '*' for any)`);
+      if (!isNamespace(ns))
+        throw new ConfigError(
+          `VIRTWAKE_NAMESPACES: ${JSON.stringify(ns)} is not a valid namespace name (use '*' for any)`,
+        );
     }
   }
 
@@ -68,24 +80,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const fnList = (env.VIRTWAKE_FUNCTIONS ?? 'all').trim();
-  const functions = fnList === '' || fnList === 'all' ? undefined : new Set(fnList.split(',').map((s) => s.trim()).filter(Boolean));
+  const functions =
+    fnList === '' || fnList === 'all'
+      ? undefined
+      : new Set(
+          fnList
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        );
 
   let idleTimeoutMs: number | undefined;
   if (env.VIRTWAKE_IDLE_TIMEOUT && env.VIRTWAKE_IDLE_TIMEOUT !== 'none') {
     idleTimeoutMs = parseDuration(env.VIRTWAKE_IDLE_TIMEOUT);
     if (idleTimeoutMs === undefined || idleTimeoutMs <= 0) {
-      throw new ConfigError(`VIRTWAKE_IDLE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_IDLE_TIMEOUT)} is not a positive duration such as 30m or 2h`);
+      throw new ConfigError(
+        `VIRTWAKE_IDLE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_IDLE_TIMEOUT)} is not a positive duration such as 30m or 2h`,
+      );
     }
   }
 
   const proxyWakeTimeoutMs = parseDuration(env.VIRTWAKE_PROXY_WAKE_TIMEOUT || '120s');
   if (proxyWakeTimeoutMs === undefined || proxyWakeTimeoutMs <= 0 || proxyWakeTimeoutMs > 3_600_000) {
-    throw new ConfigError(`VIRTWAKE_PROXY_WAKE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_PROXY_WAKE_TIMEOUT)} is not a duration from 1ms to 1h such as 90s or 3m`);
+    throw new ConfigError(
+      `VIRTWAKE_PROXY_WAKE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_PROXY_WAKE_TIMEOUT)} is not a duration from 1ms to 1h such as 90s or 3m`,
+    );
   }
   // The proxy owns the HTTP port (it forwards every path), so it cannot share an instance with the event handlers.
   if (functions?.has('wake-proxy')) {
-    if (functions.size > 1) throw new ConfigError(`VIRTWAKE_FUNCTIONS: wake-proxy serves arbitrary HTTP on PORT and must run alone, got ${JSON.stringify(fnList)}`);
-    if (!env.VIRTWAKE_PROXY_ROUTES) throw new ConfigError('VIRTWAKE_PROXY_ROUTES must name the routes file when VIRTWAKE_FUNCTIONS=wake-proxy');
+    if (functions.size > 1)
+      throw new ConfigError(
+        `VIRTWAKE_FUNCTIONS: wake-proxy serves arbitrary HTTP on PORT and must run alone, got ${JSON.stringify(fnList)}`,
+      );
+    if (!env.VIRTWAKE_PROXY_ROUTES)
+      throw new ConfigError('VIRTWAKE_PROXY_ROUTES must name the routes file when VIRTWAKE_FUNCTIONS=wake-proxy');
   }
 
   // Read and checked now, so a bad policy stops the process at start, not on the first event.
@@ -140,7 +168,8 @@ function int(env: NodeJS.ProcessEnv, key: string, dflt: number, min: number, max
   const raw = env[key];
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 

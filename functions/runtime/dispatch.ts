@@ -53,16 +53,21 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
   // The dead-letter sink takes whatever Knative could not deliver, of any type.
   // A dead-lettered command keeps its type, so its error extensions decide, not
   // the type: it must be logged, never run again.
-  const deadletter = handlers.deadletter && (!config.functions || config.functions.has('deadletter')) ? handlers.deadletter : undefined;
+  const deadletter =
+    handlers.deadletter && (!config.functions || config.functions.has('deadletter')) ? handlers.deadletter : undefined;
   const catchAll = deadletter && config.functions?.has('deadletter') ? deadletter : undefined;
   const served = [...byType.keys()].join(', ') || '(none)';
 
   function prepare(event: CloudEvent): Prepared {
-    if (deadletter && event.extensions.knativeerrorcode !== undefined) return { event, fn: 'deadletter', handler: deadletter };
+    if (deadletter && event.extensions.knativeerrorcode !== undefined)
+      return { event, fn: 'deadletter', handler: deadletter };
     const found = byType.get(event.type);
     if (!found) {
       if (catchAll) return { event, fn: 'deadletter', handler: catchAll };
-      throw new Problem('unknown-type', `event type "${event.type}" is not handled by this service; it serves: ${served}`);
+      throw new Problem(
+        'unknown-type',
+        `event type "${event.type}" is not handled by this service; it serves: ${served}`,
+      );
     }
     const { fn, handler } = found;
     if (handler.kind === 'event') return { event, fn, handler };
@@ -81,7 +86,11 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     const command = data as VmCommand;
     const namespace = command.namespace ?? config.namespace;
     checkNamespace(config, namespace);
-    const access: SourceRequest = { source: event.source, actions: requiredActions(fn, data as Record<string, unknown>), namespace };
+    const access: SourceRequest = {
+      source: event.source,
+      actions: requiredActions(fn, data as Record<string, unknown>),
+      namespace,
+    };
     checkSource(config, access);
     return { event, fn, handler, command, namespace, access };
   }
@@ -98,12 +107,22 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
       let vm: VirtualMachine | undefined;
       try {
         vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
-        if (!vm) return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
+        if (!vm)
+          return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
         checkVmOptIn(config, vm);
         if (p.access) checkVmForSource(config, p.access, vm);
         const ctx: VmContext = {
-          command, namespace, name, vm, event: p.event, requestKey: requestKey(p.event), deliveryId,
-          kubevirt: rt.kubevirt, now: rt.now, waitUntil, signal: rt.signal,
+          command,
+          namespace,
+          name,
+          vm,
+          event: p.event,
+          requestKey: requestKey(p.event),
+          deliveryId,
+          kubevirt: rt.kubevirt,
+          now: rt.now,
+          waitUntil,
+          signal: rt.signal,
         };
         const outcome = await fn.run(ctx);
         if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
@@ -124,10 +143,14 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     let continueToken: string | undefined;
     do {
       const page = await withRetries(config.retry, `list VMs in ${namespace}`, () =>
-        rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken }).catch((e: unknown) => {
-          // Not a per-VM outcome: whatever the API answered, hand the command back to Knative.
-          throw e instanceof KubeApiError ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`) : e;
-        }),
+        rt.kubevirt
+          .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
+          .catch((e: unknown) => {
+            // Not a per-VM outcome: whatever the API answered, hand the command back to Knative.
+            throw e instanceof KubeApiError
+              ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
+              : e;
+          }),
       );
       await inPool(page.items, config.bulkConcurrency, async (vm) => {
         const name = vm.metadata.name;
@@ -137,7 +160,13 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
         } catch (e) {
           if (!(e instanceof Problem)) throw e;
           if (e.kind === 'unavailable') unavailable = e;
-          else results.push({ name, outcome: 'failed', reason: e.kind === 'forbidden' ? 'Forbidden' : 'Invalid', message: e.detail });
+          else
+            results.push({
+              name,
+              outcome: 'failed',
+              reason: e.kind === 'forbidden' ? 'Forbidden' : 'Invalid',
+              message: e.detail,
+            });
         }
       });
       continueToken = page.metadata?.continue || undefined;
@@ -153,7 +182,18 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     if (p.handler.kind === 'event') {
       const r = await p.handler.fn.handle(p.event, rt);
       if (!r) return { outcome: 'processed' };
-      const reply = buildReply(p.event, { type: r.type, fn: p.fn, subject: r.subject ?? '', reason: r.reason, extensions: r.extensions ?? {}, data: r.data }, now);
+      const reply = buildReply(
+        p.event,
+        {
+          type: r.type,
+          fn: p.fn,
+          subject: r.subject ?? '',
+          reason: r.reason,
+          extensions: r.extensions ?? {},
+          data: r.data,
+        },
+        now,
+      );
       return { reply, target: r.subject, outcome: r.type };
     }
     const command = p.command as VmCommand;
@@ -161,12 +201,20 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     if (command.name) {
       const o = await runOne(p, command.name);
       rt.metrics.action(p.event.type, o.outcome, o.reason);
-      return { reply: vmReply(p.event, p.fn, namespace, command.name, o, rt.now()), target: `${namespace}/${command.name}`, outcome: o.outcome };
+      return {
+        reply: vmReply(p.event, p.fn, namespace, command.name, o, rt.now()),
+        target: `${namespace}/${command.name}`,
+        outcome: o.outcome,
+      };
     }
     const results = await runSelector(p);
     for (const r of results) rt.metrics.action(p.event.type, r.outcome, r.reason);
     const reply = bulkReply(p.event, p.fn, namespace, command.selector, results, rt.now());
-    return { reply, target: `${namespace}/{${format(fromMatchLabels(command.selector?.matchLabels ?? {}))}}`, outcome: String((reply.data as { outcome: string }).outcome) };
+    return {
+      reply,
+      target: `${namespace}/{${format(fromMatchLabels(command.selector?.matchLabels ?? {}))}}`,
+      outcome: String((reply.data as { outcome: string }).outcome),
+    };
   }
 
   return { prepare, execute };

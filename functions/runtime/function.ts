@@ -48,6 +48,19 @@ export interface VmFunction<C extends VmCommand = VmCommand> {
   run(ctx: VmContext<C>): Promise<Outcome>;
 }
 
-export const accepted = (reason?: string, extra: Partial<Outcome> = {}): Outcome => ({ outcome: 'accepted', reason, ...extra });
-export const completed = (reason?: string, extra: Partial<Outcome> = {}): Outcome => ({ outcome: 'completed', reason, ...extra });
-export const failed = (reason: string, message?: string, extra: Partial<Outcome> = {}): Outcome => ({ outcome: 'failed', reason, message, ...extra });
+export const accepted = (reason?: string, extra: Partial<Outcome> = {}): Outcome => ({
+  outcome: 'accepted',
+  reason,
+  ...extra,
+});
+export const completed = (reason?: string, extra: Partial<Outcome> = {}): Outcome => ({
+  outcome: 'completed',
+  reason,
+  ...extra,
+});
+export const failed = (reason: string, message?: string, extra: Partial<Outcome> = {}): Outcome => ({
+  outcome: 'failed',
+  reason,
+  message,
+  ...extra,
+});

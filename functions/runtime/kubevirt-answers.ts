@@ -7,8 +7,7 @@ import { KubeApiError, KubeTransportError } from './kube/errors';
 export type Action = 'start' | 'stop' | 'restart' | 'pause' | 'unpause';
 
 export type Verdict =
-  | { kind: 'outcome'; outcome: 'accepted' | 'completed' | 'failed'; reason: string }
-  | { kind: 'transient' };
+  { kind: 'outcome'; outcome: 'accepted' | 'completed' | 'failed'; reason: string } | { kind: 'transient' };
 
 interface Row {
   actions: readonly Action[] | '*';
@@ -32,7 +31,12 @@ export const ANSWERS: readonly Row[] = [
   { actions: ['start'], status: 409, says: 'VM is already running', verdict: ALREADY },
   { actions: ['start'], status: 409, says: 'does not support manual start requests', verdict: REFUSED },
   { actions: ['start'], status: 409, says: 'does not support starting VM from failed state', verdict: REFUSED },
-  { actions: ['stop'], status: 409, says: 'Halted only supports manual stop requests with a shorter graceperiod', verdict: IN_PROGRESS },
+  {
+    actions: ['stop'],
+    status: 409,
+    says: 'Halted only supports manual stop requests with a shorter graceperiod',
+    verdict: IN_PROGRESS,
+  },
   // "VM is not running: Halted" is restart's refusal; stop's plain "VM is not running" means already stopped.
   { actions: ['restart'], status: 409, says: 'VM is not running', verdict: REFUSED },
   { actions: ['stop'], status: 409, says: 'VM is not running', verdict: ALREADY },
@@ -74,6 +78,13 @@ export function judge(action: Action, err: unknown): Verdict {
 /** Transient classification for plain reads and writes (not lifecycle subresources). */
 export function isTransient(err: unknown): boolean {
   if (err instanceof KubeTransportError) return true;
-  if (err instanceof KubeApiError) return err.status >= 500 || err.status === 429 || (err.status === 409 && err.reason !== 'AlreadyExists') || err.status === 401 || err.status === 408;
+  if (err instanceof KubeApiError)
+    return (
+      err.status >= 500 ||
+      err.status === 429 ||
+      (err.status === 409 && err.reason !== 'AlreadyExists') ||
+      err.status === 401 ||
+      err.status === 408
+    );
   return false;
 }

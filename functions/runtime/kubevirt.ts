@@ -12,10 +12,7 @@ import { sleep } from './async';
 // URL built from checked names, failures classified once (Transient or not).
 
 export type Resource =
-  | 'virtualmachines'
-  | 'virtualmachineinstances'
-  | 'virtualmachinesnapshots'
-  | 'virtualmachinerestores';
+  'virtualmachines' | 'virtualmachineinstances' | 'virtualmachinesnapshots' | 'virtualmachinerestores';
 
 const GROUP_PATH: Record<Resource, string> = {
   virtualmachines: '/apis/kubevirt.io/v1',
@@ -64,8 +61,12 @@ export interface KubeVirt {
    * Resumes dropped streams from the last resourceVersion; re-reads on 410 Gone.
    */
   waitFor<T extends { metadata: { resourceVersion?: string } }>(
-    resource: Resource, namespace: string, name: string,
-    test: (obj: T | undefined) => boolean, deadline: number, signal?: AbortSignal,
+    resource: Resource,
+    namespace: string,
+    name: string,
+    test: (obj: T | undefined) => boolean,
+    deadline: number,
+    signal?: AbortSignal,
   ): Promise<WatchResult<T | undefined>>;
   getVM(namespace: string, name: string): Promise<VirtualMachine | undefined>;
   getVMI(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
@@ -117,7 +118,12 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
     },
     async create<T>(resource: Resource, namespace: string, body: unknown, dryRun?: boolean) {
       try {
-        return await call<T>('create', resource, { method: 'POST', path: collectionPath(resource, namespace), body, query: dry(dryRun) });
+        return await call<T>('create', resource, {
+          method: 'POST',
+          path: collectionPath(resource, namespace),
+          body,
+          query: dry(dryRun),
+        });
       } catch (e) {
         return transientOr(e);
       }
@@ -180,8 +186,14 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
 }
 
 async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
-  conn: KubeConnection, kv: KubeVirt, resource: Resource, namespace: string, name: string,
-  test: (obj: T | undefined) => boolean, deadline: number, signal?: AbortSignal,
+  conn: KubeConnection,
+  kv: KubeVirt,
+  resource: Resource,
+  namespace: string,
+  name: string,
+  test: (obj: T | undefined) => boolean,
+  deadline: number,
+  signal?: AbortSignal,
 ): Promise<WatchResult<T | undefined>> {
   const watch = new Watch(conn.kubeConfig);
   const path = collectionPath(resource, namespace);
@@ -205,7 +217,8 @@ async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
       needRead = false;
     }
     const end = await watchOnce<T | undefined>(
-      watch, path,
+      watch,
+      path,
       { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true },
       (type, obj) => {
         const o = obj as T;
@@ -215,7 +228,8 @@ async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
         const current = type === 'DELETED' ? undefined : o;
         return test(current) ? { value: current } : undefined;
       },
-      deadline, signal,
+      deadline,
+      signal,
     );
     if (end.kind === 'hit') return { done: true, object: end.value };
     if (end.kind === 'gone') {

@@ -7,7 +7,8 @@ export interface Requirement {
   value?: string;
 }
 
-const KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 export function isLabelKey(k: string): boolean {
@@ -32,7 +33,8 @@ export function parseSelector(text: string): Requirement[] {
     } else {
       req = { key: part, op: 'exists' };
     }
-    if (!isLabelKey(req.key)) throw new Error(`invalid label key ${JSON.stringify(req.key)} in selector ${JSON.stringify(text)}`);
+    if (!isLabelKey(req.key))
+      throw new Error(`invalid label key ${JSON.stringify(req.key)} in selector ${JSON.stringify(text)}`);
     if (req.value !== undefined && !isLabelValue(req.value)) {
       throw new Error(`invalid label value ${JSON.stringify(req.value)} in selector ${JSON.stringify(text)}`);
     }
@@ -50,10 +52,14 @@ export function matches(reqs: readonly Requirement[], labels: Record<string, str
   return reqs.every((r) => {
     const has = Object.prototype.hasOwnProperty.call(l, r.key);
     switch (r.op) {
-      case '=': return has && l[r.key] === r.value;
-      case '!=': return !has || l[r.key] !== r.value;
-      case 'exists': return has;
-      case '!exists': return !has;
+      case '=':
+        return has && l[r.key] === r.value;
+      case '!=':
+        return !has || l[r.key] !== r.value;
+      case 'exists':
+        return has;
+      case '!exists':
+        return !has;
     }
   });
 }
@@ -66,12 +72,18 @@ export function format(reqs: readonly Requirement[]): string {
 
 /** What a VM lacks to match, for a 403 that says which label is missing. */
 export function explainMismatch(reqs: readonly Requirement[], labels: Record<string, string> | undefined): string[] {
-  return reqs.filter((r) => !matches([r], labels)).map((r) => {
-    switch (r.op) {
-      case '=': return `label ${r.key}=${r.value} is missing`;
-      case '!=': return `label ${r.key} must not be ${r.value}`;
-      case 'exists': return `label ${r.key} is missing`;
-      case '!exists': return `label ${r.key} must not be set`;
-    }
-  });
+  return reqs
+    .filter((r) => !matches([r], labels))
+    .map((r) => {
+      switch (r.op) {
+        case '=':
+          return `label ${r.key}=${r.value} is missing`;
+        case '!=':
+          return `label ${r.key} must not be ${r.value}`;
+        case 'exists':
+          return `label ${r.key} is missing`;
+        case '!exists':
+          return `label ${r.key} must not be set`;
+      }
+    });
 }

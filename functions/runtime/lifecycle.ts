@@ -20,7 +20,8 @@ export async function lifecycleAction(
     if (answer.outcome === 'failed') return failed(answer.reason, answer.message, { vm: ctx.vm });
     if (answer.outcome === 'completed') return completed(answer.reason, { message: answer.message, vm: ctx.vm });
   }
-  if (command.dryRun) return accepted('DryRun', { message: 'KubeVirt validated the request; nothing was changed', vm: ctx.vm });
+  if (command.dryRun)
+    return accepted('DryRun', { message: 'KubeVirt validated the request; nothing was changed', vm: ctx.vm });
   const reason = answer === 'ok' ? undefined : answer.reason;
   return awaitTarget(ctx, target, reason);
 }
@@ -34,7 +35,10 @@ export async function awaitTarget(
   if (ctx.waitUntil === undefined) return accepted(reasonIfNotWaiting, { vm: ctx.vm });
   const seen = await watchWhileWaiting<VirtualMachine>(ctx, 'virtualmachines', ctx.name, target);
   if (seen.done) return completed(undefined, { vm: seen.object });
-  return accepted('WaitTimeout', { message: `target state not observed within ${ctx.command.wait?.timeoutSeconds}s`, vm: ctx.vm });
+  return accepted('WaitTimeout', {
+    message: `target state not observed within ${ctx.command.wait?.timeoutSeconds}s`,
+    vm: ctx.vm,
+  });
 }
 
 /**
@@ -43,9 +47,20 @@ export async function awaitTarget(
  * event back to Knative (503), so it is redelivered and observed elsewhere.
  */
 export async function watchWhileWaiting<T extends { metadata: { resourceVersion?: string } }>(
-  ctx: VmContext, resource: Resource, name: string, test: (o: T | undefined) => boolean,
+  ctx: VmContext,
+  resource: Resource,
+  name: string,
+  test: (o: T | undefined) => boolean,
 ): Promise<WatchResult<T | undefined>> {
-  const seen = await ctx.kubevirt.waitFor<T>(resource, ctx.namespace, name, test, ctx.waitUntil ?? Date.now(), ctx.signal);
-  if (!seen.done && ctx.signal.aborted) throw unavailable('server is shutting down; redeliver to observe the result', 1);
+  const seen = await ctx.kubevirt.waitFor<T>(
+    resource,
+    ctx.namespace,
+    name,
+    test,
+    ctx.waitUntil ?? Date.now(),
+    ctx.signal,
+  );
+  if (!seen.done && ctx.signal.aborted)
+    throw unavailable('server is shutting down; redeliver to observe the result', 1);
   return seen;
 }

@@ -16,7 +16,10 @@ export function isNamespace(s: unknown): s is string {
 
 export function pathSegment(kind: 'name' | 'namespace', s: string): string {
   if (kind === 'name' ? !isName(s) : !isNamespace(s)) {
-    throw new Problem('invalid-data', `invalid ${kind} ${JSON.stringify(s).slice(0, 80)}: must be a lowercase DNS-1123 ${kind === 'name' ? 'subdomain (at most 253 characters)' : 'label (at most 63 characters)'}`);
+    throw new Problem(
+      'invalid-data',
+      `invalid ${kind} ${JSON.stringify(s).slice(0, 80)}: must be a lowercase DNS-1123 ${kind === 'name' ? 'subdomain (at most 253 characters)' : 'label (at most 63 characters)'}`,
+    );
   }
   return s;
 }

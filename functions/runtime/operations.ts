@@ -13,10 +13,13 @@ export function serveOperations(res: http.ServerResponse, path: string, closing:
     if (closing) plain(res, 503, 'shutting down');
     else plain(res, 200, 'ready');
   } else if (path === '/metrics') {
-    metrics.registry.metrics().then((text) => {
-      res.writeHead(200, { 'content-type': metrics.registry.contentType });
-      res.end(text);
-    }, () => plain(res, 500, 'metrics unavailable'));
+    metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(text);
+      },
+      () => plain(res, 500, 'metrics unavailable'),
+    );
   } else {
     return false;
   }

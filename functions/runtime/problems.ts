@@ -3,16 +3,16 @@
 // is the single table of status codes (SPEC §3).
 
 export type ProblemKind =
-  | 'not-a-cloudevent'   // 415
-  | 'invalid-event'      // 400: malformed CloudEvent
-  | 'invalid-data'       // 400: schema-invalid data
-  | 'unknown-type'       // 400
-  | 'forbidden'          // 403: policy denial
-  | 'too-large'          // 413
-  | 'unavailable'        // 503: transient, Knative redelivers
-  | 'request-timeout'    // 408: body did not arrive in time
+  | 'not-a-cloudevent' // 415
+  | 'invalid-event' // 400: malformed CloudEvent
+  | 'invalid-data' // 400: schema-invalid data
+  | 'unknown-type' // 400
+  | 'forbidden' // 403: policy denial
+  | 'too-large' // 413
+  | 'unavailable' // 503: transient, Knative redelivers
+  | 'request-timeout' // 408: body did not arrive in time
   | 'method-not-allowed' // 405
-  | 'internal';          // 500: a bug of ours; Knative retries it
+  | 'internal'; // 500: a bug of ours; Knative retries it
 
 export const PROBLEM_STATUS: Record<ProblemKind, number> = {
   'not-a-cloudevent': 415,

@@ -43,7 +43,14 @@ export function requestRef(e: CloudEvent): { id: string; source: string; type: s
 }
 
 /** The reply to a command on one named VM. */
-export function vmReply(request: CloudEvent, fn: string, namespace: string, name: string, o: Outcome, now: Date): CloudEvent {
+export function vmReply(
+  request: CloudEvent,
+  fn: string,
+  namespace: string,
+  name: string,
+  o: Outcome,
+  now: Date,
+): CloudEvent {
   const data: Record<string, unknown> = { namespace, name, action: fn, outcome: o.outcome };
   if (o.reason) data.reason = o.reason;
   if (o.message) data.message = o.message;
@@ -54,7 +61,14 @@ export function vmReply(request: CloudEvent, fn: string, namespace: string, name
   if (o.restore) data.restore = o.restore;
   return buildReply(
     request,
-    { type: `${request.type}.${o.outcome}`, fn, subject: `${namespace}/${name}`, reason: o.reason, extensions: { vmnamespace: namespace, vmname: name }, data },
+    {
+      type: `${request.type}.${o.outcome}`,
+      fn,
+      subject: `${namespace}/${name}`,
+      reason: o.reason,
+      extensions: { vmnamespace: namespace, vmname: name },
+      data,
+    },
     now,
   );
 }
@@ -70,17 +84,38 @@ export interface BulkEntry {
 
 /** One reply for a selector command; its type follows the worst outcome. */
 export function bulkReply(
-  request: CloudEvent, fn: string, namespace: string, selector: unknown, results: BulkEntry[], now: Date,
+  request: CloudEvent,
+  fn: string,
+  namespace: string,
+  selector: unknown,
+  results: BulkEntry[],
+  now: Date,
 ): CloudEvent {
-  const worst = results.reduce<Outcome['outcome']>((w, r) => (SEVERITY[r.outcome] > SEVERITY[w] ? r.outcome : w), 'completed');
+  const worst = results.reduce<Outcome['outcome']>(
+    (w, r) => (SEVERITY[r.outcome] > SEVERITY[w] ? r.outcome : w),
+    'completed',
+  );
   const reason = results.length === 0 ? 'NoMatch' : undefined;
   const data: Record<string, unknown> = {
-    namespace, action: fn, outcome: worst, selector, matched: results.length, results, request: requestRef(request),
+    namespace,
+    action: fn,
+    outcome: worst,
+    selector,
+    matched: results.length,
+    results,
+    request: requestRef(request),
   };
   if (reason) data.reason = reason;
   return buildReply(
     request,
-    { type: `${request.type}.${worst}`, fn, subject: namespace, reason: reason ?? results.map((r) => `${r.name}:${r.outcome}:${r.reason ?? ''}`).join(','), extensions: { vmnamespace: namespace }, data },
+    {
+      type: `${request.type}.${worst}`,
+      fn,
+      subject: namespace,
+      reason: reason ?? results.map((r) => `${r.name}:${r.outcome}:${r.reason ?? ''}`).join(','),
+      extensions: { vmnamespace: namespace },
+      data,
+    },
     now,
   );
 }

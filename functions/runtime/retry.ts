@@ -15,7 +15,10 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 100, maxDe
 
 /** Raised by operations to say "this may work if tried again". */
 export class Transient extends Error {
-  constructor(override readonly cause: unknown, message?: string) {
+  constructor(
+    override readonly cause: unknown,
+    message?: string,
+  ) {
     super(message ?? (cause instanceof Error ? cause.message : String(cause)));
     this.name = 'Transient';
   }
@@ -30,7 +33,11 @@ export class Transient extends Error {
  * Retry-After from the API server is honoured when it fits the budget; when it
  * does not, the event goes back to Knative with that Retry-After.
  */
-export async function withRetries<T>(policy: RetryPolicy, what: string, op: (attempt: number) => Promise<T>): Promise<T> {
+export async function withRetries<T>(
+  policy: RetryPolicy,
+  what: string,
+  op: (attempt: number) => Promise<T>,
+): Promise<T> {
   const started = Date.now();
   let last: Transient | undefined;
   for (let attempt = 1; attempt <= policy.attempts; attempt++) {
@@ -48,5 +55,8 @@ export async function withRetries<T>(policy: RetryPolicy, what: string, op: (att
     }
   }
   const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
-  throw unavailable(`${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`, retryAfter);
+  throw unavailable(
+    `${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`,
+    retryAfter,
+  );
 }

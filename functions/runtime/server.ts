@@ -43,28 +43,39 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
 
   // Node enforces requestTimeout/headersTimeout only when it sweeps its connections (every 30 s by
   // default), so a slow client could hold a connection far longer than the limits say.
-  const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) }, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, closing, metrics)) return;
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, { allow: 'POST, OPTIONS' });
-      return res.end();
-    }
-    if (req.method !== 'POST') {
-      return problem(res, new Problem('method-not-allowed', `${req.method} is not supported here; send CloudEvents with POST`), { allow: 'POST, OPTIONS' });
-    }
-    if (closing) {
-      metrics.http(503);
-      return problem(res, new Problem('unavailable', 'server is shutting down; redeliver to another instance', [], 1), { connection: 'close' });
-    }
-    active++;
-    open.add(res);
-    handleEvents(req, res).finally(() => {
-      open.delete(res);
-      active--;
-      if (closing && active === 0) drained?.();
-    });
-  });
+  const server = http.createServer(
+    { connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) },
+    (req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, closing, metrics)) return;
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, { allow: 'POST, OPTIONS' });
+        return res.end();
+      }
+      if (req.method !== 'POST') {
+        return problem(
+          res,
+          new Problem('method-not-allowed', `${req.method} is not supported here; send CloudEvents with POST`),
+          { allow: 'POST, OPTIONS' },
+        );
+      }
+      if (closing) {
+        metrics.http(503);
+        return problem(
+          res,
+          new Problem('unavailable', 'server is shutting down; redeliver to another instance', [], 1),
+          { connection: 'close' },
+        );
+      }
+      active++;
+      open.add(res);
+      handleEvents(req, res).finally(() => {
+        open.delete(res);
+        active--;
+        if (closing && active === 0) drained?.();
+      });
+    },
+  );
   // readBody answers a slow body with 408 after bodyTimeoutMs; Node's own limit is the backstop.
   server.requestTimeout = config.bodyTimeoutMs * 2;
   server.headersTimeout = Math.min(config.bodyTimeoutMs, 60_000);
@@ -76,7 +87,10 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     try {
       const encoding = req.headers['content-encoding'];
       if (encoding && encoding.toLowerCase() !== 'identity') {
-        throw new Problem('not-a-cloudevent', `content-encoding ${encoding} is not supported; send the body uncompressed`);
+        throw new Problem(
+          'not-a-cloudevent',
+          `content-encoding ${encoding} is not supported; send the body uncompressed`,
+        );
       }
       const body = await readBody(req, config.maxBodyBytes, config.bodyTimeoutMs);
       let parsed;
@@ -117,7 +131,8 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       }
     });
     // A batch with one bad event is refused whole: nothing in it has run yet, so nothing is lost.
-    if (first) throw new Problem(first.kind, `batch refused, nothing in it was processed: ${errors.length} problem(s)`, errors);
+    if (first)
+      throw new Problem(first.kind, `batch refused, nothing in it was processed: ${errors.length} problem(s)`, errors);
     return out;
   }
 
@@ -142,9 +157,14 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     metrics.http(p.status);
     const json = p.toJSON();
     // A hostile body can fail validation a hundred thousand times over; say enough to fix it, not megabytes.
-    if (p.errors.length > MAX_PROBLEM_ERRORS) json.errors = [...p.errors.slice(0, MAX_PROBLEM_ERRORS), `… and ${p.errors.length - MAX_PROBLEM_ERRORS} more`];
+    if (p.errors.length > MAX_PROBLEM_ERRORS)
+      json.errors = [...p.errors.slice(0, MAX_PROBLEM_ERRORS), `… and ${p.errors.length - MAX_PROBLEM_ERRORS} more`];
     const body = Buffer.from(JSON.stringify(json));
-    const headers: Record<string, string | number> = { 'content-type': 'application/problem+json', 'content-length': body.length, ...extra };
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/problem+json',
+      'content-length': body.length,
+      ...extra,
+    };
     if (p.retryAfterSeconds !== undefined) headers['retry-after'] = p.retryAfterSeconds;
     res.writeHead(p.status, headers);
     res.end(body);
@@ -152,7 +172,15 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
 
   function logEvent(ev: CloudEvent | undefined, status: number, r: Result, started: bigint, p?: Problem): void {
     const durationMs = Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
-    const line = { type: ev?.type, id: ev?.id, source: ev?.source, vm: r.target, outcome: r.outcome, status, durationMs };
+    const line = {
+      type: ev?.type,
+      id: ev?.id,
+      source: ev?.source,
+      vm: r.target,
+      outcome: r.outcome,
+      status,
+      durationMs,
+    };
     if (p) log.warn({ ...line, problem: p.detail, errors: p.errors.slice(0, 10) }, 'event refused');
     else log.info(line, 'event processed');
   }
@@ -166,10 +194,26 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     const pending = [...open].filter((res) => !res.headersSent);
     for (const res of pending) {
       log.warn({ status: 503 }, 'event still in flight at the shutdown limit; answered 503 for redelivery');
-      problem(res, new Problem('unavailable', `server shut down before this event was done (VIRTWAKE_SHUTDOWN_TIMEOUT_MS=${config.shutdownTimeoutMs}); redeliver`, [], 1), { connection: 'close' });
+      problem(
+        res,
+        new Problem(
+          'unavailable',
+          `server shut down before this event was done (VIRTWAKE_SHUTDOWN_TIMEOUT_MS=${config.shutdownTimeoutMs}); redeliver`,
+          [],
+          1,
+        ),
+        { connection: 'close' },
+      );
     }
-    const written = pending.map((res) => (res.writableFinished ? undefined : new Promise<void>((resolve) => res.once('finish', resolve).once('close', resolve))));
-    return Promise.race([Promise.all(written).then(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())]);
+    const written = pending.map((res) =>
+      res.writableFinished
+        ? undefined
+        : new Promise<void>((resolve) => res.once('finish', resolve).once('close', resolve)),
+    );
+    return Promise.race([
+      Promise.all(written).then(() => undefined),
+      new Promise<void>((resolve) => setTimeout(resolve, 1000).unref()),
+    ]);
   }
 
   return {
@@ -193,7 +237,6 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
   };
 }
 
-
 function asProblem(e: unknown, log: Logger): Problem {
   if (e instanceof Problem) return e;
   log.error({ err: e }, 'unexpected error while handling an event');
@@ -216,7 +259,12 @@ function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): 
     const timer = setTimeout(() => {
       req.removeAllListeners('data');
       req.resume();
-      reject(new Problem('request-timeout', `request body not received within ${timeoutMs} ms (${size} bytes arrived); send it at once`));
+      reject(
+        new Problem(
+          'request-timeout',
+          `request body not received within ${timeoutMs} ms (${size} bytes arrived); send it at once`,
+        ),
+      );
     }, timeoutMs);
     req.on('close', () => clearTimeout(timer));
     req.on('data', (c: Buffer) => {
@@ -235,6 +283,8 @@ function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): 
       resolve(Buffer.concat(chunks, size));
     });
     req.on('error', (e) => reject(new Problem('invalid-event', `request body could not be read: ${e.message}`)));
-    req.on('aborted', () => reject(new Problem('invalid-event', 'client closed the connection before the body was complete')));
+    req.on('aborted', () =>
+      reject(new Problem('invalid-event', 'client closed the connection before the body was complete')),
+    );
   });
 }

@@ -28,7 +28,11 @@ export interface VirtualMachineSnapshot {
   apiVersion?: string;
   kind?: string;
   metadata: ObjectMeta;
-  spec: { source: { apiGroup?: string; kind: string; name: string }; failureDeadline?: string; deletionPolicy?: string };
+  spec: {
+    source: { apiGroup?: string; kind: string; name: string };
+    failureDeadline?: string;
+    deletionPolicy?: string;
+  };
   status?: {
     phase?: string;
     readyToUse?: boolean;
@@ -112,7 +116,10 @@ export type Found<T> =
  * delivery created, whatever has happened to the VM since.
  */
 export async function findOwn<T extends { metadata: ObjectMeta }>(
-  ctx: VmContext, resource: Resource, name: string, ours: (o: T) => boolean,
+  ctx: VmContext,
+  resource: Resource,
+  name: string,
+  ours: (o: T) => boolean,
 ): Promise<Found<T> | undefined> {
   const existing = await ctx.kubevirt.get<T>(resource, ctx.namespace, name);
   if (!existing) return undefined;
@@ -125,7 +132,10 @@ export async function findOwn<T extends { metadata: ObjectMeta }>(
  * the dispatcher re-runs the function, which then finds what was created.
  */
 export async function createOwn<T extends { metadata: ObjectMeta }>(
-  ctx: VmContext, resource: Resource, body: T, ours: (o: T) => boolean,
+  ctx: VmContext,
+  resource: Resource,
+  body: T,
+  ours: (o: T) => boolean,
 ): Promise<Found<T>> {
   try {
     return { kind: 'ours', object: await ctx.kubevirt.create<T>(resource, ctx.namespace, body, ctx.command.dryRun) };
@@ -134,7 +144,8 @@ export async function createOwn<T extends { metadata: ObjectMeta }>(
     if (e.reason !== 'AlreadyExists') return { kind: 'refused', error: e };
     const found = await findOwn(ctx, resource, body.metadata.name, ours);
     // Deleted again between the two calls: start over rather than guess.
-    if (!found) throw new Transient(e, `${resource} ${ctx.namespace}/${body.metadata.name} vanished after AlreadyExists`);
+    if (!found)
+      throw new Transient(e, `${resource} ${ctx.namespace}/${body.metadata.name} vanished after AlreadyExists`);
     return found;
   }
 }
@@ -159,7 +170,12 @@ export function indicationsOf(s: VirtualMachineSnapshot): string[] {
   return src?.length ? src : [...(s.status?.indications ?? [])];
 }
 
-export function snapshotInfo(s: VirtualMachineSnapshot): { name: string; phase?: string; readyToUse?: boolean; indications?: string[] } {
+export function snapshotInfo(s: VirtualMachineSnapshot): {
+  name: string;
+  phase?: string;
+  readyToUse?: boolean;
+  indications?: string[];
+} {
   return {
     name: s.metadata.name,
     phase: s.status?.phase || undefined,
@@ -174,7 +190,10 @@ export function snapshotInfo(s: VirtualMachineSnapshot): { name: string; phase?:
  * looks at `current`.
  */
 export async function awaitSettled<T extends { metadata: ObjectMeta }>(
-  ctx: VmContext, resource: Resource, current: T, settled: (o: T | undefined) => boolean,
+  ctx: VmContext,
+  resource: Resource,
+  current: T,
+  settled: (o: T | undefined) => boolean,
 ): Promise<{ object: T | undefined; timedOut: boolean }> {
   if (settled(current) || ctx.waitUntil === undefined) return { object: current, timedOut: false };
   const name = current.metadata.name;

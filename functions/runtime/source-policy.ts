@@ -10,7 +10,16 @@ import { Problem } from './problems';
 // allows it, and a source no rule names may do nothing. The environment's
 // limits (VIRTWAKE_NAMESPACES, VIRTWAKE_VM_SELECTOR) still apply on top.
 
-export const POLICY_ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'snapshot', 'restore', 'activity'] as const;
+export const POLICY_ACTIONS = [
+  'start',
+  'stop',
+  'restart',
+  'pause',
+  'unpause',
+  'snapshot',
+  'restore',
+  'activity',
+] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
 export interface PolicyRule {
@@ -72,7 +81,8 @@ export function parseSourcePolicy(text: string, file = '(policy)'): SourcePolicy
     throw new PolicyFileError(`${file}: ${where}: ${what}`);
   };
   if (!isObject(doc)) return fail('top level', 'must be an object such as {"rules": [...]}');
-  for (const k of Object.keys(doc)) if (!TOP_FIELDS.has(k)) fail('top level', `unknown field ${JSON.stringify(k)} (allowed: rules, description)`);
+  for (const k of Object.keys(doc))
+    if (!TOP_FIELDS.has(k)) fail('top level', `unknown field ${JSON.stringify(k)} (allowed: rules, description)`);
   if (doc.description !== undefined && typeof doc.description !== 'string') fail('description', 'must be a string');
   if (!Array.isArray(doc.rules)) return fail('rules', 'must be an array of rules');
 
@@ -80,26 +90,33 @@ export function parseSourcePolicy(text: string, file = '(policy)'): SourcePolicy
   const rules = doc.rules.map((raw: unknown, i: number): CompiledRule => {
     let where = `rules[${i}]`;
     if (!isObject(raw)) return fail(where, 'must be an object');
-    if (typeof raw.name !== 'string' || raw.name.trim() === '' || raw.name.length > 253) return fail(where, 'needs a "name" (a non-empty string up to 253 characters)');
+    if (typeof raw.name !== 'string' || raw.name.trim() === '' || raw.name.length > 253)
+      return fail(where, 'needs a "name" (a non-empty string up to 253 characters)');
     const name = raw.name;
     where = `rules[${i}] ("${name}")`;
     if (seen.has(name)) fail(where, 'another rule has the same name');
     seen.add(name);
-    for (const k of Object.keys(raw)) if (!RULE_FIELDS.has(k)) fail(where, `unknown field ${JSON.stringify(k)} (allowed: ${[...RULE_FIELDS].join(', ')})`);
-    if (raw.description !== undefined && typeof raw.description !== 'string') fail(where, '"description" must be a string');
+    for (const k of Object.keys(raw))
+      if (!RULE_FIELDS.has(k))
+        fail(where, `unknown field ${JSON.stringify(k)} (allowed: ${[...RULE_FIELDS].join(', ')})`);
+    if (raw.description !== undefined && typeof raw.description !== 'string')
+      fail(where, '"description" must be a string');
 
     const sources = stringList(raw.sources, `${where}.sources`, fail);
     const actions = stringList(raw.actions, `${where}.actions`, fail);
     for (const a of actions) {
-      if (a !== '*' && !(POLICY_ACTIONS as readonly string[]).includes(a)) fail(`${where}.actions`, `unknown action ${JSON.stringify(a)} (known: ${POLICY_ACTIONS.join(', ')}, or "*")`);
+      if (a !== '*' && !(POLICY_ACTIONS as readonly string[]).includes(a))
+        fail(`${where}.actions`, `unknown action ${JSON.stringify(a)} (known: ${POLICY_ACTIONS.join(', ')}, or "*")`);
     }
     const namespaces = stringList(raw.namespaces, `${where}.namespaces`, fail);
     for (const ns of namespaces) {
-      if (ns !== '*' && !isNamespace(ns)) fail(`${where}.namespaces`, `${JSON.stringify(ns)} is not a namespace name (or "*")`);
+      if (ns !== '*' && !isNamespace(ns))
+        fail(`${where}.namespaces`, `${JSON.stringify(ns)} is not a namespace name (or "*")`);
     }
     let requirements: Requirement[] = [];
     if (raw.selector !== undefined) {
-      if (typeof raw.selector !== 'string') return fail(`${where}.selector`, 'must be a label selector string such as "ci=true"');
+      if (typeof raw.selector !== 'string')
+        return fail(`${where}.selector`, 'must be a label selector string such as "ci=true"');
       try {
         requirements = parseSelector(raw.selector);
       } catch (e) {
@@ -123,7 +140,8 @@ export function parseSourcePolicy(text: string, file = '(policy)'): SourcePolicy
 function stringList(value: unknown, where: string, fail: (where: string, what: string) => never): string[] {
   if (!Array.isArray(value) || value.length === 0) return fail(where, 'must be a non-empty array of strings');
   for (const v of value) {
-    if (typeof v !== 'string' || v === '' || v.length > MAX_TEXT) fail(where, `${JSON.stringify(v)} is not a non-empty string up to ${MAX_TEXT} characters`);
+    if (typeof v !== 'string' || v === '' || v.length > MAX_TEXT)
+      fail(where, `${JSON.stringify(v)} is not a non-empty string up to ${MAX_TEXT} characters`);
   }
   return value as string[];
 }
@@ -189,19 +207,36 @@ export function checkRequest(policy: SourcePolicy, req: SourceRequest): void {
       if (!namespaceMatches(r, req.namespace)) parts.push(`it covers only namespace(s) ${r.namespaces.join(', ')}`);
       return { rule: r.name, why: parts.join('; ') };
     });
-    throw deny(policy, `source ${JSON.stringify(req.source)} to ${action} in namespace ${JSON.stringify(req.namespace)}`, gaps, `no rule names source ${JSON.stringify(req.source)}`);
+    throw deny(
+      policy,
+      `source ${JSON.stringify(req.source)} to ${action} in namespace ${JSON.stringify(req.namespace)}`,
+      gaps,
+      `no rule names source ${JSON.stringify(req.source)}`,
+    );
   }
 }
 
 /** After the VM was read: for each action, a rule that allows it must also select the VM's labels. Throws 403. */
-export function checkVm(policy: SourcePolicy, req: SourceRequest, vm: { metadata: { name: string; labels?: Record<string, string> } }): void {
+export function checkVm(
+  policy: SourcePolicy,
+  req: SourceRequest,
+  vm: { metadata: { name: string; labels?: Record<string, string> } },
+): void {
   const labels = vm.metadata.labels;
   const candidates = policy.rules.filter((r) => sourceMatches(r, req.source) && namespaceMatches(r, req.namespace));
   for (const action of req.actions) {
     const allowing = candidates.filter((r) => actionMatches(r, action));
     if (allowing.some((r) => matches(r.requirements, labels))) continue;
-    const gaps = allowing.map((r): Gap => ({ rule: r.name, why: `it selects ${format(r.requirements)}: ${explainMismatch(r.requirements, labels).join('; ')}` }));
-    throw deny(policy, `source ${JSON.stringify(req.source)} to ${action} VM ${req.namespace}/${vm.metadata.name}`, gaps, `no rule allows ${action} in namespace ${JSON.stringify(req.namespace)}`);
+    const gaps = allowing.map((r): Gap => ({
+      rule: r.name,
+      why: `it selects ${format(r.requirements)}: ${explainMismatch(r.requirements, labels).join('; ')}`,
+    }));
+    throw deny(
+      policy,
+      `source ${JSON.stringify(req.source)} to ${action} VM ${req.namespace}/${vm.metadata.name}`,
+      gaps,
+      `no rule allows ${action} in namespace ${JSON.stringify(req.namespace)}`,
+    );
   }
 }
 
@@ -212,7 +247,10 @@ interface Gap {
 
 /** A 403 that names the rule that denied (when one rule was in play) and says what each rule lacks. */
 function deny(policy: SourcePolicy, what: string, gaps: Gap[], none: string): Problem {
-  const detail = gaps.length === 1 ? `policy rule ${JSON.stringify(gaps[0].rule)} does not allow ${what}: ${gaps[0].why}` : `no policy rule allows ${what}`;
+  const detail =
+    gaps.length === 1
+      ? `policy rule ${JSON.stringify(gaps[0].rule)} does not allow ${what}: ${gaps[0].why}`
+      : `no policy rule allows ${what}`;
   const errors = gaps.length ? gaps.map((g) => `rule ${JSON.stringify(g.rule)}: ${g.why}`) : [none];
   return new Problem('forbidden', `${detail} (policy file ${policy.file})`, errors);
 }

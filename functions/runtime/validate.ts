@@ -33,7 +33,9 @@ function describe(errors: ErrorObject[]): string[] {
     const path = e.instancePath || '/';
     switch (e.keyword) {
       case 'additionalProperties':
-        out.add(`${path === '/' ? '' : path}/${(e.params as { additionalProperty: string }).additionalProperty}: unknown field, not allowed`);
+        out.add(
+          `${path === '/' ? '' : path}/${(e.params as { additionalProperty: string }).additionalProperty}: unknown field, not allowed`,
+        );
         break;
       case 'required':
         // The oneOf branches report their missing fields; one sentence says it better.
@@ -47,8 +49,12 @@ function describe(errors: ErrorObject[]): string[] {
       case 'propertyNames':
         break; // reported by the nested pattern error with the offending name
       case 'pattern':
-        if (e.propertyName !== undefined) out.add(`${path}: label key ${JSON.stringify(e.propertyName)} is not a valid Kubernetes label key`);
-        else out.add(`${path}: ${JSON.stringify(String(e.data)).slice(0, 80)} does not match ${e.params.pattern}${HINTS[path.split('/').pop() ?? ''] ?? ''}`);
+        if (e.propertyName !== undefined)
+          out.add(`${path}: label key ${JSON.stringify(e.propertyName)} is not a valid Kubernetes label key`);
+        else
+          out.add(
+            `${path}: ${JSON.stringify(String(e.data)).slice(0, 80)} does not match ${e.params.pattern}${HINTS[path.split('/').pop() ?? ''] ?? ''}`,
+          );
         break;
       default:
         out.add(`${path}: ${e.message}`);

@@ -26,7 +26,11 @@ export function statusOf(vm: VirtualMachine | undefined): { printableStatus: str
 /** The spec (or a queued request) asks KubeVirt to run the VM, whatever its status shows yet. */
 export function startUnderway(vm: VirtualMachine): boolean {
   const spec = vm.spec ?? {};
-  return spec.runStrategy === 'Always' || spec.running === true || !!vm.status?.stateChangeRequests?.some((r) => r.action === 'Start');
+  return (
+    spec.runStrategy === 'Always' ||
+    spec.running === true ||
+    !!vm.status?.stateChangeRequests?.some((r) => r.action === 'Start')
+  );
 }
 
 /**
@@ -36,5 +40,9 @@ export function startUnderway(vm: VirtualMachine): boolean {
  */
 export function startLagging(vm: VirtualMachine): boolean {
   const status = vm.status?.printableStatus ?? '';
-  return startUnderway(vm) && !vm.status?.created && ['', 'Stopped', 'Provisioning', 'WaitingForVolumeBinding'].includes(status);
+  return (
+    startUnderway(vm) &&
+    !vm.status?.created &&
+    ['', 'Stopped', 'Provisioning', 'WaitingForVolumeBinding'].includes(status)
+  );
 }

@@ -29,11 +29,18 @@ export interface EndpointSlices {
   /** A ready address of `service` on `port` (port number or name), or undefined when there is none. */
   ready(namespace: string, service: string, port: number | string): Promise<Upstream | undefined>;
   /** Watch until the Service has a ready endpoint; undefined when `deadline` (epoch ms) passes first. */
-  waitReady(namespace: string, service: string, port: number | string, deadline: number, signal?: AbortSignal): Promise<Upstream | undefined>;
+  waitReady(
+    namespace: string,
+    service: string,
+    port: number | string,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<Upstream | undefined>;
 }
 
 export function endpointSlices(conn: KubeConnection): EndpointSlices {
-  const collection = (ns: string) => `/apis/discovery.k8s.io/v1/namespaces/${pathSegment('namespace', ns)}/endpointslices`;
+  const collection = (ns: string) =>
+    `/apis/discovery.k8s.io/v1/namespaces/${pathSegment('namespace', ns)}/endpointslices`;
   const selector = (svc: string) => `kubernetes.io/service-name=${pathSegment('name', svc)}`;
 
   const list = (ns: string, svc: string) =>
@@ -55,7 +62,8 @@ export function endpointSlices(conn: KubeConnection): EndpointSlices {
       const found = pickReady([...slices.values()], port);
       if (found) return found;
       const end = await watchOnce<Upstream>(
-        watch, collection(ns),
+        watch,
+        collection(ns),
         { labelSelector: selector(svc), resourceVersion: current.metadata?.resourceVersion },
         (type, obj) => {
           const s = obj as EndpointSlice;
@@ -65,7 +73,8 @@ export function endpointSlices(conn: KubeConnection): EndpointSlices {
           const up = pickReady([...slices.values()], port);
           return up ? { value: up } : undefined;
         },
-        deadline, signal,
+        deadline,
+        signal,
       );
       const hit = end.kind === 'hit' ? end.value : undefined;
       if (hit) return hit;
@@ -92,9 +101,10 @@ export function pickReady(slices: EndpointSlice[], port: number | string): Upstr
   for (const s of slices) {
     if (s.addressType === 'FQDN') continue;
     const ports = s.ports ?? [];
-    const p = typeof port === 'string'
-      ? ports.find((x) => x.name === port)
-      : ports.find((x) => x.port === port) ?? (ports.length === 1 ? ports[0] : undefined);
+    const p =
+      typeof port === 'string'
+        ? ports.find((x) => x.name === port)
+        : (ports.find((x) => x.port === port) ?? (ports.length === 1 ? ports[0] : undefined));
     if (!p?.port) continue;
     for (const e of s.endpoints ?? []) {
       // Kubernetes: an unset `ready` means ready.

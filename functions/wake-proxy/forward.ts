@@ -18,19 +18,39 @@ const CONNECT_TIMEOUT_MS = 5_000;
 
 /** RFC 9110 §7.6.1: meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
 ]);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-export function forwardHttp(req: http.IncomingMessage, res: http.ServerResponse, upstream: Upstream, path: string): Promise<ForwardResult> {
+export function forwardHttp(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstream: Upstream,
+  path: string,
+): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
     const headers = requestHeaders(req, false);
     // Node frames the body itself; a chunked request stays chunked only if we say so.
     if (/chunked/i.test(String(req.headers['transfer-encoding'] ?? ''))) headers.push('transfer-encoding', 'chunked');
-    const up = http.request({ host: upstream.host, port: upstream.port, method: req.method, path, headers, agent, setHost: false });
+    const up = http.request({
+      host: upstream.host,
+      port: upstream.port,
+      method: req.method,
+      path,
+      headers,
+      agent,
+      setHost: false,
+    });
     const timer = setTimeout(() => !connected && up.destroy(new Error('connect timeout')), CONNECT_TIMEOUT_MS);
     up.on('socket', (sock: net.Socket) => {
       const go = () => {
@@ -68,7 +88,13 @@ export function forwardHttp(req: http.IncomingMessage, res: http.ServerResponse,
 }
 
 /** Tunnel an upgrade request (websocket and the like) to the upstream, bytes both ways. */
-export function forwardUpgrade(req: http.IncomingMessage, client: Duplex, head: Buffer, upstream: Upstream, path: string): Promise<ForwardResult> {
+export function forwardUpgrade(
+  req: http.IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  upstream: Upstream,
+  path: string,
+): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
     const sock = net.connect({ host: upstream.host, port: upstream.port });
@@ -117,7 +143,10 @@ function requestHeaders(req: http.IncomingMessage, upgrade: boolean): string[] {
 
 function responseHeaders(raw: string[]): string[] {
   const out: string[] = [];
-  const conn = raw.reduce((acc, v, i) => (i % 2 === 0 && v.toLowerCase() === 'connection' ? `${acc},${raw[i + 1]}` : acc), '');
+  const conn = raw.reduce(
+    (acc, v, i) => (i % 2 === 0 && v.toLowerCase() === 'connection' ? `${acc},${raw[i + 1]}` : acc),
+    '',
+  );
   const drop = hopByHop(conn);
   for (let i = 0; i < raw.length; i += 2) if (!drop.has(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
   return out;

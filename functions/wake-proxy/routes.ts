@@ -39,7 +39,9 @@ export function loadRoutes(file: string, defaultNamespace: string): RouteTable {
   try {
     doc = loadYaml(text);
   } catch (e) {
-    throw new ConfigError(`VIRTWAKE_PROXY_ROUTES: ${file} is neither YAML nor JSON: ${(e as Error).message.split('\n')[0]}`);
+    throw new ConfigError(
+      `VIRTWAKE_PROXY_ROUTES: ${file} is neither YAML nor JSON: ${(e as Error).message.split('\n')[0]}`,
+    );
   }
   return routeTable(parseRoutes(doc, defaultNamespace, file));
 }
@@ -57,22 +59,33 @@ export function parseRoutes(doc: unknown, defaultNamespace: string, where = 'rou
     const r = (raw ?? {}) as Record<string, any>;
     const known = new Set(['host', 'pathPrefix', 'stripPrefix', 'vm', 'service']);
     for (const k of Object.keys(r)) if (!known.has(k)) fail(`${at}.${k}: unknown field`);
-    if (r.host !== undefined && (typeof r.host !== 'string' || !/^[a-z0-9.-]+$/i.test(r.host))) fail(`${at}.host: must be a host name`);
-    if (r.pathPrefix !== undefined && (typeof r.pathPrefix !== 'string' || !r.pathPrefix.startsWith('/'))) fail(`${at}.pathPrefix: must start with /`);
-    if (r.stripPrefix !== undefined && typeof r.stripPrefix !== 'boolean') fail(`${at}.stripPrefix: must be true or false`);
+    if (r.host !== undefined && (typeof r.host !== 'string' || !/^[a-z0-9.-]+$/i.test(r.host)))
+      fail(`${at}.host: must be a host name`);
+    if (r.pathPrefix !== undefined && (typeof r.pathPrefix !== 'string' || !r.pathPrefix.startsWith('/')))
+      fail(`${at}.pathPrefix: must start with /`);
+    if (r.stripPrefix !== undefined && typeof r.stripPrefix !== 'boolean')
+      fail(`${at}.stripPrefix: must be true or false`);
     const namespace = r.vm?.namespace ?? defaultNamespace;
     if (!isNamespace(namespace)) fail(`${at}.vm.namespace: ${JSON.stringify(namespace)} is not a namespace name`);
     if (!isName(r.vm?.name)) fail(`${at}.vm.name: required, a VM name`);
     if (!isName(r.service?.name)) fail(`${at}.service.name: required, a Service name`);
     const port = r.service?.port;
-    const portOk = (typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536) || (typeof port === 'string' && /^[a-z0-9-]{1,15}$/.test(port));
+    const portOk =
+      (typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536) ||
+      (typeof port === 'string' && /^[a-z0-9-]{1,15}$/.test(port));
     if (!portOk) fail(`${at}.service.port: required, a port number or port name`);
     const route: Route = {
-      host: r.host?.toLowerCase(), pathPrefix: r.pathPrefix, stripPrefix: r.stripPrefix,
-      vm: { namespace, name: r.vm.name }, service: { name: r.service.name, port },
+      host: r.host?.toLowerCase(),
+      pathPrefix: r.pathPrefix,
+      stripPrefix: r.stripPrefix,
+      vm: { namespace, name: r.vm.name },
+      service: { name: r.service.name, port },
     };
     const key = `${route.host ?? '*'} ${route.pathPrefix ?? ''}`;
-    if (seen.has(key)) fail(`${at}: another route already has host ${route.host ?? '(any)'} and pathPrefix ${route.pathPrefix ?? '(none)'}`);
+    if (seen.has(key))
+      fail(
+        `${at}: another route already has host ${route.host ?? '(any)'} and pathPrefix ${route.pathPrefix ?? '(none)'}`,
+      );
     seen.add(key);
     return route;
   });
@@ -80,7 +93,9 @@ export function parseRoutes(doc: unknown, defaultNamespace: string, where = 'rou
 
 export function routeTable(routes: Route[]): RouteTable {
   // Most specific first: a host beats any host, then the longer prefix.
-  const ordered = [...routes].sort((a, b) => Number(!a.host) - Number(!b.host) || (b.pathPrefix?.length ?? 0) - (a.pathPrefix?.length ?? 0));
+  const ordered = [...routes].sort(
+    (a, b) => Number(!a.host) - Number(!b.host) || (b.pathPrefix?.length ?? 0) - (a.pathPrefix?.length ?? 0),
+  );
   return {
     routes,
     match(host, path) {
@@ -93,7 +108,9 @@ export function routeTable(routes: Route[]): RouteTable {
 /** /app matches /app, /app/ and /app/x, not /apple. */
 function underPrefix(path: string, prefix: string): boolean {
   if (!path.startsWith(prefix)) return false;
-  return prefix.endsWith('/') || path.length === prefix.length || path[prefix.length] === '/' || path[prefix.length] === '?';
+  return (
+    prefix.endsWith('/') || path.length === prefix.length || path[prefix.length] === '/' || path[prefix.length] === '?'
+  );
 }
 
 /** The path the upstream sees. */

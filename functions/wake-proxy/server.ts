@@ -41,7 +41,10 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const { config, log, metrics } = runtime;
   const queue = wakeQueue(config.proxyQueueSize);
   const wake = waker({
-    config, kubevirt: runtime.kubevirt, endpoints: endpointSlices(deps.connection), signal: runtime.signal,
+    config,
+    kubevirt: runtime.kubevirt,
+    endpoints: endpointSlices(deps.connection),
+    signal: runtime.signal,
     onWake: (vm, outcome, ms) => {
       metrics.action('wake-proxy.wake', outcome);
       log.info({ vm, outcome, durationMs: ms }, 'wake finished');
@@ -55,12 +58,22 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const server = http.createServer((req, res) => {
     const route = routes.match(req.headers.host, req.url ?? '/');
     if (req.method === 'GET' && (!route || isProbe(req)) && serveOwn(req, res)) return;
-    if (!route) return reply({ kind: 'http', req, res }, 404, `no virtwake route for host ${req.headers.host ?? '(none)'} and path ${req.url}`);
+    if (!route)
+      return reply(
+        { kind: 'http', req, res },
+        404,
+        `no virtwake route for host ${req.headers.host ?? '(none)'} and path ${req.url}`,
+      );
     track(handle(route, { kind: 'http', req, res }));
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const route = routes.match(req.headers.host, req.url ?? '/');
-    if (!route) return reply({ kind: 'upgrade', req, socket, head }, 404, `no virtwake route for host ${req.headers.host ?? '(none)'} and path ${req.url}`);
+    if (!route)
+      return reply(
+        { kind: 'upgrade', req, socket, head },
+        404,
+        `no virtwake route for host ${req.headers.host ?? '(none)'} and path ${req.url}`,
+      );
     track(handle(route, { kind: 'upgrade', req, socket, head }));
   });
   // A held request's body waits unread while its VM boots; the wake timeout bounds that, not the server.
@@ -87,9 +100,10 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
       runtime.recordActivity?.(resolved.vm).catch(() => {});
-      const result: ForwardResult = sink.kind === 'http'
-        ? await forwardHttp(sink.req, sink.res, resolved.upstream, path)
-        : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path);
+      const result: ForwardResult =
+        sink.kind === 'http'
+          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path)
+          : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path);
       if (result === 'done' && sink.kind === 'upgrade') {
         // Tunnels outlive the request; shutdown has to end them itself.
         tunnels.add(sink.socket);
@@ -107,7 +121,12 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     if (wake.warm(route)) return wake.resolve(route);
     if (!queue.enter(vm)) {
       metrics.action('wake-proxy.request', 'rejected', 'QueueFull');
-      reply(sink, 503, `VM ${vm} is waking up and ${queue.capacity} requests are already waiting for it (VIRTWAKE_PROXY_QUEUE_SIZE); retry after ${config.proxyRetryAfterSeconds}s`, config.proxyRetryAfterSeconds);
+      reply(
+        sink,
+        503,
+        `VM ${vm} is waking up and ${queue.capacity} requests are already waiting for it (VIRTWAKE_PROXY_QUEUE_SIZE); retry after ${config.proxyRetryAfterSeconds}s`,
+        config.proxyRetryAfterSeconds,
+      );
       return undefined;
     }
     // A client that gives up frees its place at once, not when the wake ends.
@@ -136,7 +155,10 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   function reply(sink: Sink, status: number, message: string, retryAfter?: number): void {
     metrics.http(status);
     const body = `virtwake wake-proxy: ${message}\n`;
-    const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+    const headers: Record<string, string | number> = {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    };
     if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
     if (sink.kind === 'http') {
       if (sink.res.headersSent || sink.res.destroyed) return;
@@ -175,6 +197,9 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
 
 /** Kubelet probes say kube-probe/<version>; Knative's queue-proxy marks its own. */
 function isProbe(req: http.IncomingMessage): boolean {
-  return 'k-kubelet-probe' in req.headers || 'k-network-probe' in req.headers || /^kube-probe\//.test(req.headers['user-agent'] ?? '');
+  return (
+    'k-kubelet-probe' in req.headers ||
+    'k-network-probe' in req.headers ||
+    /^kube-probe\//.test(req.headers['user-agent'] ?? '')
+  );
 }
-

@@ -24,7 +24,11 @@ export const UPSTREAM_TTL_MS = 5_000;
 const STOPPED = new Set(['Stopped', '']);
 
 export class WakeError extends Error {
-  constructor(readonly status: 403 | 502 | 503, message: string, readonly retryAfterSeconds?: number) {
+  constructor(
+    readonly status: 403 | 502 | 503,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
     super(message);
     this.name = 'WakeError';
   }
@@ -104,18 +108,33 @@ export function waker(deps: WakerDeps): Waker {
       }
       if (isRunning(vm)) return { vm, waited };
       const status = vm.status?.printableStatus ?? '';
-      if (status === 'Paused') throw new WakeError(503, `${what} is paused; the proxy starts stopped VMs but does not unpause them`, config.proxyRetryAfterSeconds);
+      if (status === 'Paused')
+        throw new WakeError(
+          503,
+          `${what} is paused; the proxy starts stopped VMs but does not unpause them`,
+          config.proxyRetryAfterSeconds,
+        );
       if (STOPPED.has(status) && !started && !startUnderway(vm)) {
         started = true;
         starts++;
-        const answer = await withRetries(config.retry, `start ${what}`, () => kubevirt.lifecycle('start', namespace, name, {}));
-        if (answer !== 'ok' && answer.outcome === 'failed') throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
+        const answer = await withRetries(config.retry, `start ${what}`, () =>
+          kubevirt.lifecycle('start', namespace, name, {}),
+        );
+        if (answer !== 'ok' && answer.outcome === 'failed')
+          throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
       }
       // Stopping VMs are waited out and then started; starting ones are waited for.
       const seen = await kubevirt.waitFor<VirtualMachine>(
-        'virtualmachines', namespace, name,
-        (v) => !v || isRunning(v) || v.status?.printableStatus === 'Paused' || (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
-        deadline, signal,
+        'virtualmachines',
+        namespace,
+        name,
+        (v) =>
+          !v ||
+          isRunning(v) ||
+          v.status?.printableStatus === 'Paused' ||
+          (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
+        deadline,
+        signal,
       );
       if (!seen.done) throw timeout(route, 'to run');
       vm = seen.object;
@@ -142,7 +161,12 @@ export function waker(deps: WakerDeps): Waker {
         try {
           return await endpoints.ready(namespace, service.name, service.port);
         } catch (e) {
-          throw isTransient(e) ? new Transient(e) : new WakeError(502, `cannot read the endpoints of Service ${namespace}/${service.name}: ${(e as Error).message}`);
+          throw isTransient(e)
+            ? new Transient(e)
+            : new WakeError(
+                502,
+                `cannot read the endpoints of Service ${namespace}/${service.name}: ${(e as Error).message}`,
+              );
         }
       });
       if (!upstream) {
@@ -155,8 +179,10 @@ export function waker(deps: WakerDeps): Waker {
       return { upstream, vm, woke };
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
-      const err = e instanceof Problem ? new WakeError(503, e.detail, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
-      if (err instanceof WakeError) deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
+      const err =
+        e instanceof Problem ? new WakeError(503, e.detail, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
+      if (err instanceof WakeError)
+        deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
       throw err;
     }
   }
@@ -165,7 +191,8 @@ export function waker(deps: WakerDeps): Waker {
     warm: (route) => fresh(stateOf(route)),
     resolve(route) {
       const t = stateOf(route);
-      if (fresh(t)) return Promise.resolve({ upstream: t.upstream as Upstream, vm: t.vm as VirtualMachine, woke: false });
+      if (fresh(t))
+        return Promise.resolve({ upstream: t.upstream as Upstream, vm: t.vm as VirtualMachine, woke: false });
       if (!t.pending) t.pending = lookUp(route, t).finally(() => (t.pending = undefined));
       return t.pending;
     },

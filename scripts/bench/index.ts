@@ -18,7 +18,9 @@ import { renderTable, type Row } from './lib/table';
 const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const only = new Set((args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper').split(','));
+const only = new Set(
+  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper').split(','),
+);
 
 const PLAN = quick
   ? { coldRuns: 5, tpSlices: 4, tpSliceMs: 300, warmupMs: 1000, memEvents: 20_000, memWarmup: 10_000 }
@@ -46,14 +48,22 @@ async function reaperRows(): Promise<Row[]> {
   return [
     head,
     { measure: 'time per pass (median)', value: ms(r.medianMs) },
-    { measure: `API calls per pass vs list pages + stops (${r.pages} + ${r.stopped})`, value: String(r.calls), baseline: String(floor), ratio: ratio(r.calls, floor) },
+    {
+      measure: `API calls per pass vs list pages + stops (${r.pages} + ${r.stopped})`,
+      value: String(r.calls),
+      baseline: String(floor),
+      ratio: ratio(r.calls, floor),
+    },
   ];
 }
 
 async function main(): Promise<void> {
   const began = Date.now();
   if (!args.includes('--no-build')) {
-    execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   const cpus = os.cpus();
   const header = [
@@ -82,9 +92,14 @@ async function main(): Promise<void> {
   try {
     if (only.has('cold') || only.has('throughput') || only.has('memory')) sim = await startSim();
     if (only.has('cold')) plainSim = await startSim({ tls: false });
-    await section('cold', async () => (await coldStartBench(sim as SimHandle, plainSim as SimHandle, PLAN.coldRuns)).rows);
+    await section(
+      'cold',
+      async () => (await coldStartBench(sim as SimHandle, plainSim as SimHandle, PLAN.coldRuns)).rows,
+    );
     await plainSim?.close();
-    await section('throughput', () => throughputBench(sim as SimHandle, { slices: PLAN.tpSlices, sliceMs: PLAN.tpSliceMs, warmupMs: PLAN.warmupMs }));
+    await section('throughput', () =>
+      throughputBench(sim as SimHandle, { slices: PLAN.tpSlices, sliceMs: PLAN.tpSliceMs, warmupMs: PLAN.warmupMs }),
+    );
     await section('memory', () => memoryBench(sim as SimHandle, { events: PLAN.memEvents, warmup: PLAN.memWarmup }));
   } finally {
     await sim?.close();

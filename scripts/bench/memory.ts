@@ -25,7 +25,10 @@ const POOL = 256;
 export async function memoryBench(sim: SimHandle, o: MemoryOptions): Promise<Row[]> {
   const names = Array.from({ length: POOL }, (_, i) => `mem-${i}`);
   await sim.addVMs(names.map(stoppedVM));
-  const start = eventStream(START, names.map((name) => ({ name })));
+  const start = eventStream(
+    START,
+    names.map((name) => ({ name })),
+  );
   const invalid = eventStream(START, [INVALID_START]);
   const mixed = (i: number): Shot => (i % 2 ? invalid(i) : start(i >> 1));
 
@@ -39,7 +42,13 @@ export async function memoryBench(sim: SimHandle, o: MemoryOptions): Promise<Row
       const t0 = Date.now();
       const samples: [number, number][] = [[0, rssBytes(r.child.pid)]];
       const sampler = setInterval(() => samples.push([Date.now() - t0, rssBytes(r.child.pid)]), 100);
-      const load = await runLoad({ endpoint: { port: r.port }, concurrency: 32, maxRequests: o.events, maxMs: 120_000, shot: (i) => mixed(i + o.warmup) });
+      const load = await runLoad({
+        endpoint: { port: r.port },
+        concurrency: 32,
+        maxRequests: o.events,
+        maxMs: 120_000,
+        shot: (i) => mixed(i + o.warmup),
+      });
       clearInterval(sampler);
       samples.push([Date.now() - t0, rssBytes(r.child.pid)]);
       const q = Math.max(1, Math.floor(samples.length / 4));
@@ -62,18 +71,57 @@ export async function memoryBench(sim: SimHandle, o: MemoryOptions): Promise<Row
   const b = await measure(bare());
   const n = v.done.toLocaleString('en-US');
   const w = o.warmup.toLocaleString('en-US');
-  if (v.done < o.events || v.errors) throw new Error(`memory: virtwake answered ${v.done} of ${o.events} events (${v.errors} errors)`);
+  if (v.done < o.events || v.errors)
+    throw new Error(`memory: virtwake answered ${v.done} of ${o.events} events (${v.errors} errors)`);
   const limit = 5 * 1024 * 1024;
   return [
-    { section: `3. Memory: RSS after the first event, after ${w} events of warm-up, then sampled every 100 ms over ${n} more (½ start, ½ schema-invalid, c=32; one run)` },
-    { measure: 'RSS after the first event, vs bare node', value: mb(v.start), baseline: mb(b.start), ratio: ratio(v.start, b.start) },
-    { measure: 'RSS after the first event, vs faas-js-runtime', value: mb(v.start), baseline: mb(f.start), ratio: ratio(v.start, f.start) },
-    { measure: `RSS warm (after ${w} events), vs faas-js-runtime`, value: mb(v.warm), baseline: mb(f.warm), ratio: ratio(v.warm, f.warm) },
-    { measure: `RSS after ${n} more events (median of last quarter), vs faas`, value: mb(v.end), baseline: mb(f.end), ratio: ratio(v.end, f.end) },
-    { measure: `RSS trend over the ${n} events (leaks), vs faas`, value: mb(v.trend), baseline: mb(f.trend), goal: '< 5.0 MB', met: verdict(v.trend < limit) },
+    {
+      section: `3. Memory: RSS after the first event, after ${w} events of warm-up, then sampled every 100 ms over ${n} more (½ start, ½ schema-invalid, c=32; one run)`,
+    },
+    {
+      measure: 'RSS after the first event, vs bare node',
+      value: mb(v.start),
+      baseline: mb(b.start),
+      ratio: ratio(v.start, b.start),
+    },
+    {
+      measure: 'RSS after the first event, vs faas-js-runtime',
+      value: mb(v.start),
+      baseline: mb(f.start),
+      ratio: ratio(v.start, f.start),
+    },
+    {
+      measure: `RSS warm (after ${w} events), vs faas-js-runtime`,
+      value: mb(v.warm),
+      baseline: mb(f.warm),
+      ratio: ratio(v.warm, f.warm),
+    },
+    {
+      measure: `RSS after ${n} more events (median of last quarter), vs faas`,
+      value: mb(v.end),
+      baseline: mb(f.end),
+      ratio: ratio(v.end, f.end),
+    },
+    {
+      measure: `RSS trend over the ${n} events (leaks), vs faas`,
+      value: mb(v.trend),
+      baseline: mb(f.trend),
+      goal: '< 5.0 MB',
+      met: verdict(v.trend < limit),
+    },
     { measure: `RSS trend over the ${n} events (leaks), vs bare`, value: mb(v.trend), baseline: mb(b.trend) },
-    { measure: `RSS growth first event → end (heap sizing + leaks), vs faas`, value: mb(v.end - v.start), baseline: mb(f.end - f.start), goal: '< 5.0 MB', met: verdict(v.end - v.start < limit) },
-    { measure: `RSS growth first event → end (heap sizing + leaks), vs bare`, value: mb(v.end - v.start), baseline: mb(b.end - b.start) },
+    {
+      measure: `RSS growth first event → end (heap sizing + leaks), vs faas`,
+      value: mb(v.end - v.start),
+      baseline: mb(f.end - f.start),
+      goal: '< 5.0 MB',
+      met: verdict(v.end - v.start < limit),
+    },
+    {
+      measure: `RSS growth first event → end (heap sizing + leaks), vs bare`,
+      value: mb(v.end - v.start),
+      baseline: mb(b.end - b.start),
+    },
   ];
 }
 

@@ -41,7 +41,12 @@ export async function runReaperBench(opts: { passes?: number; vms?: number } = {
       await sim.call({ op: 'fleet', namespace, vms, now });
       const idle = expectedIdle(makeFleet(vms, { seed: SEED, namespaces: [namespace] }));
       const app = await createApp({
-        env: { KUBECONFIG: sim.kubeconfigPath, VIRTWAKE_NAMESPACE: namespace, VIRTWAKE_FUNCTIONS: 'reaper', LOG_LEVEL: 'silent' },
+        env: {
+          KUBECONFIG: sim.kubeconfigPath,
+          VIRTWAKE_NAMESPACE: namespace,
+          VIRTWAKE_FUNCTIONS: 'reaper',
+          LOG_LEVEL: 'silent',
+        },
         logger: pino({ level: 'silent' }),
       });
       try {
@@ -50,8 +55,13 @@ export async function runReaperBench(opts: { passes?: number; vms?: number } = {
         const started = process.hrtime.bigint();
         const summary = await ping((app.server.address() as AddressInfo).port, `bench-${i}`);
         times.push(Number(process.hrtime.bigint() - started) / 1e6);
-        if (summary.stoppedCount !== idle.size) throw new Error(`pass ${i}: stopped ${summary.stoppedCount}, expected ${idle.size}`);
-        last = { calls: (await sim.call({ op: 'calls' })) as number, pages: summary.pages, stopped: summary.stoppedCount };
+        if (summary.stoppedCount !== idle.size)
+          throw new Error(`pass ${i}: stopped ${summary.stoppedCount}, expected ${idle.size}`);
+        last = {
+          calls: (await sim.call({ op: 'calls' })) as number,
+          pages: summary.pages,
+          stopped: summary.stoppedCount,
+        };
       } finally {
         await app.close();
       }
@@ -60,11 +70,17 @@ export async function runReaperBench(opts: { passes?: number; vms?: number } = {
     sim.close();
   }
   times.sort((a, b) => a - b);
-  return { medianMs: Math.round(times[Math.floor(times.length / 2)]), ...(last as Omit<ReaperBenchResult, 'medianMs'>) };
+  return {
+    medianMs: Math.round(times[Math.floor(times.length / 2)]),
+    ...(last as Omit<ReaperBenchResult, 'medianMs'>),
+  };
 }
 
 async function simProcess() {
-  const child = fork(__filename, ['--simulator'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(__filename, ['--simulator'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let seq = 0;
   const pending = new Map<number, (m: { ok: boolean; value?: unknown; error?: string }) => void>();
   const ready = await new Promise<{ kubeconfigPath: string }>((resolve, reject) => {
@@ -104,10 +120,11 @@ async function serveSimulator(): Promise<void> {
       }
     })();
   });
-  const bye = () => void sim.close().finally(() => {
-    fs.rmSync(sim.kubeconfigPath, { force: true });
-    process.exit(0);
-  });
+  const bye = () =>
+    void sim.close().finally(() => {
+      fs.rmSync(sim.kubeconfigPath, { force: true });
+      process.exit(0);
+    });
   process.on('disconnect', bye);
   process.on('SIGTERM', bye);
   process.send?.({ ready: true, kubeconfigPath: sim.kubeconfigPath });
@@ -116,21 +133,30 @@ async function serveSimulator(): Promise<void> {
 /** One binary-mode PingSource event; resolves with the reaper's summary. */
 function ping(port: number, id: string): Promise<{ stoppedCount: number; pages: number }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, method: 'POST', path: '/',
-      headers: {
-        'ce-specversion': '1.0', 'ce-id': id, 'ce-type': 'dev.knative.sources.ping',
-        'ce-source': '/apis/v1/namespaces/virtwake/pingsources/virtwake-reaper', 'content-type': 'application/json',
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/',
+        headers: {
+          'ce-specversion': '1.0',
+          'ce-id': id,
+          'ce-type': 'dev.knative.sources.ping',
+          'ce-source': '/apis/v1/namespaces/virtwake/pingsources/virtwake-reaper',
+          'content-type': 'application/json',
+        },
       },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        if (res.statusCode !== 200) return reject(new Error(`reaper answered ${res.statusCode}: ${text}`));
-        resolve(JSON.parse(text));
-      });
-    });
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          if (res.statusCode !== 200) return reject(new Error(`reaper answered ${res.statusCode}: ${text}`));
+          resolve(JSON.parse(text));
+        });
+      },
+    );
     req.on('error', reject);
     req.end('{"action":"reap"}');
   });

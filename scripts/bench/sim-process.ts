@@ -49,7 +49,13 @@ async function main(): Promise<void> {
   });
   process.on('disconnect', () => void sim.close().finally(() => process.exit(0)));
   const ca = /certificate-authority-data:\s*(\S+)/.exec(sim.kubeconfig)?.[1];
-  send({ ready: true, url: sim.url, kubeconfigPath: sim.kubeconfigPath, token, ca: ca ? Buffer.from(ca, 'base64').toString('utf8') : undefined });
+  send({
+    ready: true,
+    url: sim.url,
+    kubeconfigPath: sim.kubeconfigPath,
+    token,
+    ca: ca ? Buffer.from(ca, 'base64').toString('utf8') : undefined,
+  });
 }
 
 main().catch((e) => {

@@ -38,7 +38,10 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
 
   const streams: Record<Kind, (i: number) => Shot> = {
     invalid: eventStream(START, [INVALID_START]),
-    start: eventStream(START, names.map((name) => ({ name }))),
+    start: eventStream(
+      START,
+      names.map((name) => ({ name })),
+    ),
   };
   const simEndpoint: Endpoint = { port: Number(new URL(sim.url).port), tls: { ca: sim.ca } };
   const auth = { authorization: `Bearer ${sim.token}`, accept: 'application/json' };
@@ -49,7 +52,11 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
     headers: { ...auth, 'content-type': 'application/json', 'content-length': putBody.length },
     body: putBody,
   }));
-  const directGet: Shot[] = names.map((name) => ({ method: 'GET', path: `/apis/kubevirt.io/v1/namespaces/default/virtualmachines/${name}`, headers: auth }));
+  const directGet: Shot[] = names.map((name) => ({
+    method: 'GET',
+    path: `/apis/kubevirt.io/v1/namespaces/default/virtualmachines/${name}`,
+    headers: auth,
+  }));
   const directBoth = names.map((_, i) => [directGet[i], directPut[i]] as const);
 
   const running: Record<'virtwake' | 'faas', Running> = {
@@ -75,26 +82,47 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
     return a;
   };
   const slice = async (side: Side, kind: Kind, c: number, maxMs: number): Promise<Sample> => {
-    const shot = side === 'directPut' ? (i: number) => directPut[i % POOL] : side === 'directBoth' ? (i: number) => directBoth[i % POOL] : streams[kind];
+    const shot =
+      side === 'directPut'
+        ? (i: number) => directPut[i % POOL]
+        : side === 'directBoth'
+          ? (i: number) => directBoth[i % POOL]
+          : streams[kind];
     const pid = side === 'virtwake' || side === 'faas' ? running[side].child.pid : undefined;
     const cpu0 = cpuMs(pid);
-    const r = await runLoad({ endpoint: endpoints[side], agent: agent(side, c), concurrency: c, maxRequests: 1e6, maxMs, shot });
+    const r = await runLoad({
+      endpoint: endpoints[side],
+      agent: agent(side, c),
+      concurrency: c,
+      maxRequests: 1e6,
+      maxMs,
+      shot,
+    });
     return { ...r, cpuPerEvent: (cpuMs(pid) - cpu0) / r.done };
   };
 
   try {
     // Warm-up: every pool VM started (and its activity stamped) once, so the
     // measured start commands all take the same path; then JIT warm-up.
-    await runLoad({ endpoint: endpoints.virtwake, concurrency: 8, maxRequests: POOL, maxMs: 30_000, shot: streams.start });
+    await runLoad({
+      endpoint: endpoints.virtwake,
+      concurrency: 8,
+      maxRequests: POOL,
+      maxMs: 30_000,
+      shot: streams.start,
+    });
     await sim.settle();
-    for (const side of ['virtwake', 'faas'] as const) for (const kind of ['invalid', 'start'] as const) for (const c of CONCURRENCY) await slice(side, kind, c, o.warmupMs / 4);
+    for (const side of ['virtwake', 'faas'] as const)
+      for (const kind of ['invalid', 'start'] as const)
+        for (const c of CONCURRENCY) await slice(side, kind, c, o.warmupMs / 4);
     await slice('directBoth', 'start', 1, o.warmupMs / 2);
 
     const results = new Map<string, Sample[]>();
     const record = (key: string, r: Sample) => results.set(key, [...(results.get(key) ?? []), r]);
     for (const c of CONCURRENCY) {
       for (const kind of ['invalid', 'start'] as const) {
-        const sides: Side[] = kind === 'start' && c === 1 ? ['virtwake', 'faas', 'directPut', 'directBoth'] : ['virtwake', 'faas'];
+        const sides: Side[] =
+          kind === 'start' && c === 1 ? ['virtwake', 'faas', 'directPut', 'directBoth'] : ['virtwake', 'faas'];
         for (let i = 0; i < o.slices; i++) {
           const order = i % 2 ? [...sides].reverse() : sides;
           for (const side of order) {
@@ -108,7 +136,11 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
     }
 
     const med = (key: string, f: (r: Sample) => number) => median((results.get(key) ?? []).map(f));
-    const rows: Row[] = [{ section: `2. Throughput and latency, one instance (median of ${o.slices} alternating ${o.sliceMs} ms slices each; baseline: faas-js-runtime ${FAAS_VERSION}, trivial handler)` }];
+    const rows: Row[] = [
+      {
+        section: `2. Throughput and latency, one instance (median of ${o.slices} alternating ${o.sliceMs} ms slices each; baseline: faas-js-runtime ${FAAS_VERSION}, trivial handler)`,
+      },
+    ];
     for (const c of CONCURRENCY) {
       for (const kind of ['invalid', 'start'] as const) {
         const v = `virtwake/${kind}/${c}`;
@@ -117,12 +149,31 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
         const row = (label: string, get: (r: Sample) => number, fmt: (x: number) => string, goal?: boolean) => {
           const a = med(v, get);
           const b = med(f, get);
-          rows.push({ measure: `${what}, c=${c}: ${label}`, value: fmt(a), baseline: fmt(b), ratio: ratio(a, b), goal: goal ? '≥ 1.00×' : '', met: goal ? verdict(a >= b) : '' });
+          rows.push({
+            measure: `${what}, c=${c}: ${label}`,
+            value: fmt(a),
+            baseline: fmt(b),
+            ratio: ratio(a, b),
+            goal: goal ? '≥ 1.00×' : '',
+            met: goal ? verdict(a >= b) : '',
+          });
         };
         row('events/s', (r) => r.perSecond, perSecond, kind === 'invalid');
-        row('p50', (r) => r.p50, (x) => ms(x, 3));
-        row('p99', (r) => r.p99, (x) => ms(x, 3));
-        row('server CPU per event', (r) => r.cpuPerEvent, (x) => ms(x, 3));
+        row(
+          'p50',
+          (r) => r.p50,
+          (x) => ms(x, 3),
+        );
+        row(
+          'p99',
+          (r) => r.p99,
+          (x) => ms(x, 3),
+        );
+        row(
+          'server CPU per event',
+          (r) => r.cpuPerEvent,
+          (x) => ms(x, 3),
+        );
       }
     }
     const startP50 = med('virtwake/start/1', (r) => r.p50);
@@ -130,11 +181,17 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
     const bothP50 = med('directBoth/start/1', (r) => r.p50);
     rows.push({
       measure: 'start path p50 overhead over one direct PUT …/start (c=1)',
-      value: ms(startP50 - putP50, 3), baseline: `PUT alone ${ms(putP50, 3)}`, ratio: ratio(startP50, putP50), goal: '< 0.300 ms', met: verdict(startP50 - putP50 < 0.3),
+      value: ms(startP50 - putP50, 3),
+      baseline: `PUT alone ${ms(putP50, 3)}`,
+      ratio: ratio(startP50, putP50),
+      goal: '< 0.300 ms',
+      met: verdict(startP50 - putP50 < 0.3),
     });
     rows.push({
       measure: 'start path p50 overhead over the same calls direct (GET VM + PUT, c=1)',
-      value: ms(startP50 - bothP50, 3), baseline: `GET+PUT ${ms(bothP50, 3)}`, ratio: ratio(startP50, bothP50),
+      value: ms(startP50 - bothP50, 3),
+      baseline: `GET+PUT ${ms(bothP50, 3)}`,
+      ratio: ratio(startP50, bothP50),
     });
     return rows;
   } finally {
@@ -147,5 +204,6 @@ export async function throughputBench(sim: SimHandle, o: ThroughputOptions): Pro
 function checkStatuses(side: 'virtwake' | 'faas', kind: Kind, c: number, r: LoadResult): void {
   const expected = side === 'faas' ? 202 : kind === 'invalid' ? 400 : 200;
   const wrong = Object.entries(r.statuses).filter(([s]) => Number(s) !== expected);
-  if (r.done === 0 || wrong.length) throw new Error(`${side} ${kind} c=${c}: expected only ${expected}, got ${JSON.stringify(r.statuses)}`);
+  if (r.done === 0 || wrong.length)
+    throw new Error(`${side} ${kind} c=${c}: expected only ${expected}, got ${JSON.stringify(r.statuses)}`);
 }

@@ -11,22 +11,57 @@ import { compileValidator, createAjv } from '../../functions/runtime/validate-co
 const { precompiledValidators } = require('../../scripts/precompile-validators.cjs');
 
 const dir = path.join(__dirname, '../../schemas');
-const schemas: Record<string, any>[] = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
+const schemas: Record<string, any>[] = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
   .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
 
 function loadPrecompiled(): { compileValidator(schema: object): any } {
   const source: string = precompiledValidators(createAjv({ code: { source: true } }), schemas);
   const mod = { exports: {} as any };
-  new Function('module', 'exports', 'require', source)(mod, mod.exports, createRequire(path.join(dir, '..', 'package.json')));
+  new Function('module', 'exports', 'require', source)(
+    mod,
+    mod.exports,
+    createRequire(path.join(dir, '..', 'package.json')),
+  );
   return mod.exports;
 }
 
 const aot = loadPrecompiled();
 
-const ODD_VALUES: unknown[] = [undefined, null, 0, -1, 1.5, 300, 'x', '', 'Not_A_Name', 'a/../b', 'x'.repeat(300), true, {}, [], { matchLabels: { 'bad key!': 'v' } }, { timeoutSeconds: 271 }, '10m', 'P1D'];
+const ODD_VALUES: unknown[] = [
+  undefined,
+  null,
+  0,
+  -1,
+  1.5,
+  300,
+  'x',
+  '',
+  'Not_A_Name',
+  'a/../b',
+  'x'.repeat(300),
+  true,
+  {},
+  [],
+  { matchLabels: { 'bad key!': 'v' } },
+  { timeoutSeconds: 271 },
+  '10m',
+  'P1D',
+];
 
 function samples(schema: Record<string, any>): unknown[] {
-  const out: unknown[] = [{}, null, 'text', [], { name: 'vm-1' }, { selector: { matchLabels: { app: 'web' } } }, { name: 'vm-1', selector: { matchLabels: {} } }, { name: 'vm-1', bogus: 1 }];
+  const out: unknown[] = [
+    {},
+    null,
+    'text',
+    [],
+    { name: 'vm-1' },
+    { selector: { matchLabels: { app: 'web' } } },
+    { name: 'vm-1', selector: { matchLabels: {} } },
+    { name: 'vm-1', bogus: 1 },
+  ];
   for (const field of Object.keys(schema.properties ?? {})) {
     for (const v of ODD_VALUES) out.push({ name: 'vm-1', [field]: v }, { [field]: v });
   }

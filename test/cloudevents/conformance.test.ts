@@ -41,7 +41,13 @@ const BATCH = { 'content-type': 'application/cloudevents-batch+json' };
 // ---------------------------------------------------------------------------------------
 // Golden samples (format/README.md)
 
-const minimal: CloudEvent = { specversion: '1.0', id: 'minimal', type: 'io.cloudevents.test', source: 'https://cloudevents.io', extensions: {} };
+const minimal: CloudEvent = {
+  specversion: '1.0',
+  id: 'minimal',
+  type: 'io.cloudevents.test',
+  source: 'https://cloudevents.io',
+  extensions: {},
+};
 const GOLDEN_EVENTS: Record<string, CloudEvent> = {
   minimal,
   minimalWithTime: { ...minimal, id: 'minimalWithTime', time: '2018-04-05T17:31:00Z' },
@@ -96,7 +102,10 @@ interface FormatTest {
 }
 
 function loadFormatTests(file: string): Array<[string, FormatTest & { testType: string }]> {
-  const suite = JSON.parse(fs.readFileSync(path.join(ROOT, 'format/json', file), 'utf8')) as { testType: string; tests: FormatTest[] };
+  const suite = JSON.parse(fs.readFileSync(path.join(ROOT, 'format/json', file), 'utf8')) as {
+    testType: string;
+    tests: FormatTest[];
+  };
   return suite.tests.map((t) => [t.id, { ...t, testType: t.testType ?? suite.testType }]);
 }
 
@@ -105,7 +114,10 @@ const ALL_FORMAT_TESTS = FORMAT_FILES.flatMap(loadFormatTests);
 
 function send(t: FormatTest & { testType: string }) {
   const isBatch = t.testType.endsWith('Batch');
-  return parseHttpMessage(isBatch ? BATCH : STRUCTURED, Buffer.from(JSON.stringify(isBatch ? t.batch : t.event), 'utf8'));
+  return parseHttpMessage(
+    isBatch ? BATCH : STRUCTURED,
+    Buffer.from(JSON.stringify(isBatch ? t.batch : t.event), 'utf8'),
+  );
 }
 
 describe('format/json conformance', () => {
@@ -210,7 +222,8 @@ function attributesOf(doc: YamlEvent): Array<[string, string]> {
 
 function toBinaryRequest(doc: YamlEvent): { headers: Record<string, string>; body: Buffer } {
   const headers: Record<string, string> = {};
-  for (const [name, value] of attributesOf(doc)) headers[name === 'datacontenttype' ? 'content-type' : `ce-${name}`] = value;
+  for (const [name, value] of attributesOf(doc))
+    headers[name === 'datacontenttype' ? 'content-type' : `ce-${name}`] = value;
   for (const [name, value] of Object.entries(doc.TransportExtensions ?? {})) headers[name] = value.trim();
   return { headers, body: Buffer.from(doc.Data ?? '', 'utf8') };
 }
@@ -218,7 +231,8 @@ function toBinaryRequest(doc: YamlEvent): { headers: Record<string, string>; bod
 function toStructuredRequest(doc: YamlEvent): { headers: Record<string, string>; body: Buffer } {
   const envelope: Record<string, unknown> = Object.fromEntries(attributesOf(doc));
   const contentType = doc.ContextAttributes.datacontenttype;
-  if (doc.Data) envelope.data = contentType === undefined || /json/i.test(contentType) ? JSON.parse(doc.Data) : doc.Data;
+  if (doc.Data)
+    envelope.data = contentType === undefined || /json/i.test(contentType) ? JSON.parse(doc.Data) : doc.Data;
   const headers: Record<string, string> = { 'content-type': 'application/cloudevents+json; charset=UTF-8' };
   for (const [name, value] of Object.entries(doc.TransportExtensions ?? {})) headers[name] = value.trim();
   return { headers, body: Buffer.from(JSON.stringify(envelope), 'utf8') };
@@ -238,21 +252,24 @@ describe('yaml/v1.0/v1_minimum.yaml', () => {
 
   test('six documents', () => expect(docs).toHaveLength(6));
 
-  test.each(docs.map((doc, i) => [doc.ContextAttributes.id, doc, i] as const))('%s: binary (the file\'s mode)', async (_id, doc, i) => {
-    const { headers, body } = toBinaryRequest(doc);
-    const expected: CloudEvent = {
-      specversion: '1.0',
-      type: 'io.cloudevents.minimum',
-      id: doc.ContextAttributes.id,
-      source: '//github.com/cloudevents/cloudeventsconformance/yaml/v1.yaml',
-      datacontenttype: doc.ContextAttributes.datacontenttype,
-      data: V1_MINIMUM_DATA[i],
-      extensions: {},
-    };
-    expect(parseHttpMessage(headers, body)).toEqual({ mode: 'binary', events: [expected] });
-    const captured = await sendOverLoopback(headers, body);
-    expect(parseHttpMessage(captured.headers, captured.body).events).toEqual([expected]);
-  });
+  test.each(docs.map((doc, i) => [doc.ContextAttributes.id, doc, i] as const))(
+    "%s: binary (the file's mode)",
+    async (_id, doc, i) => {
+      const { headers, body } = toBinaryRequest(doc);
+      const expected: CloudEvent = {
+        specversion: '1.0',
+        type: 'io.cloudevents.minimum',
+        id: doc.ContextAttributes.id,
+        source: '//github.com/cloudevents/cloudeventsconformance/yaml/v1.yaml',
+        datacontenttype: doc.ContextAttributes.datacontenttype,
+        data: V1_MINIMUM_DATA[i],
+        extensions: {},
+      };
+      expect(parseHttpMessage(headers, body)).toEqual({ mode: 'binary', events: [expected] });
+      const captured = await sendOverLoopback(headers, body);
+      expect(parseHttpMessage(captured.headers, captured.body).events).toEqual([expected]);
+    },
+  );
 
   test.each(docs.map((doc, i) => [doc.ContextAttributes.id, doc, i] as const))('%s: structured', (_id, doc, i) => {
     const { headers, body } = toStructuredRequest(doc);
@@ -284,7 +301,9 @@ describe('yaml/v1.yaml', () => {
     for (const message of [{ headers, body }, await sendOverLoopback(headers, body)]) {
       const { mode, events } = parseHttpMessage(message.headers, message.body);
       expect(mode).toBe('binary');
-      expect(events).toEqual([{ ...attributes, extensions: { ...attributes.extensions }, data: Buffer.from('{"world":"hello"}\n') }]);
+      expect(events).toEqual([
+        { ...attributes, extensions: { ...attributes.extensions }, data: Buffer.from('{"world":"hello"}\n') },
+      ]);
     }
   });
 
@@ -298,8 +317,14 @@ describe('yaml/v1.yaml', () => {
   });
 
   test('each document in the other mode too', () => {
-    expect(parseHttpMessage(...Object.values(toStructuredRequest(docs[0])) as [Record<string, string>, Buffer]).events[0].data).toEqual({ world: 'hello' });
-    expect(parseHttpMessage(...Object.values(toBinaryRequest(docs[1])) as [Record<string, string>, Buffer]).events[0].extensions).toEqual(attributes.extensions);
+    expect(
+      parseHttpMessage(...(Object.values(toStructuredRequest(docs[0])) as [Record<string, string>, Buffer])).events[0]
+        .data,
+    ).toEqual({ world: 'hello' });
+    expect(
+      parseHttpMessage(...(Object.values(toBinaryRequest(docs[1])) as [Record<string, string>, Buffer])).events[0]
+        .extensions,
+    ).toEqual(attributes.extensions);
   });
 });
 
@@ -315,7 +340,9 @@ describe('yaml v0.3 files: rejected with 400 unsupported specversion', () => {
     for (const { headers, body } of [toBinaryRequest(doc), toStructuredRequest(doc)]) {
       const err = errorOf(() => parseHttpMessage(headers, body));
       expect(err.status).toBe(400);
-      expect(err.errors).toEqual([expect.stringMatching(/specversion( header)? "0\.3": unsupported specversion, only "1\.0" is supported$/)]);
+      expect(err.errors).toEqual([
+        expect.stringMatching(/specversion( header)? "0\.3": unsupported specversion, only "1\.0" is supported$/),
+      ]);
     }
   });
 });

@@ -59,9 +59,23 @@ describe('URI checks', () => {
     'a/b:c', // colon after the first slash
   ])('URI-reference %s', (value) => expect(isUriReference(value)).toBe(true));
 
-  test.each(['a b', 'bad%zz', 'bad%4', 'end%', 'x#y#z', '1abc:def', ':nothing', 'é', 'a\\b', 'a<b>', 'tab\t', 'a"b', 'a{b}', 'a|b', 'a^b'])('not a URI-reference %j', (value) =>
-    expect(isUriReference(value)).toBe(false),
-  );
+  test.each([
+    'a b',
+    'bad%zz',
+    'bad%4',
+    'end%',
+    'x#y#z',
+    '1abc:def',
+    ':nothing',
+    'é',
+    'a\\b',
+    'a<b>',
+    'tab\t',
+    'a"b',
+    'a{b}',
+    'a|b',
+    'a^b',
+  ])('not a URI-reference %j', (value) => expect(isUriReference(value)).toBe(false));
 
   test('megabyte values without a stack overflow', () => {
     expect(isUriReference(`https://example.com/${'a%41'.repeat(4_000_000)}`)).toBe(true);
@@ -78,9 +92,12 @@ describe('URI checks', () => {
 });
 
 describe('isBase64', () => {
-  test.each(['', 'TWE=', 'TWFu', 'TQ==', 'eyAieHl6IjogMTIzIH0=', 'ab+/'])('accepts %j', (value) => expect(isBase64(value)).toBe(true));
-  test.each(['TWE', 'TQ=', 'T===', '=TWE', 'TW=E', 'TWE=TWE=', 'TW E', 'TWE=\n', 'ab-_', 'ÄÄÄÄ'])('rejects %j', (value) =>
-    expect(isBase64(value)).toBe(false),
+  test.each(['', 'TWE=', 'TWFu', 'TQ==', 'eyAieHl6IjogMTIzIH0=', 'ab+/'])('accepts %j', (value) =>
+    expect(isBase64(value)).toBe(true),
+  );
+  test.each(['TWE', 'TQ=', 'T===', '=TWE', 'TW=E', 'TWE=TWE=', 'TW E', 'TWE=\n', 'ab-_', 'ÄÄÄÄ'])(
+    'rejects %j',
+    (value) => expect(isBase64(value)).toBe(false),
   );
   test('megabytes without a stack overflow, and as fast as a scan', () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 7).toString('base64');
@@ -111,12 +128,19 @@ describe('validateEvent (JSON format)', () => {
   });
 
   test('every missing required attribute is listed; null means unset; no defaults', () => {
-    expect(validateEvent({})).toEqual(['id is missing', 'source is missing', 'specversion is missing', 'type is missing']);
+    expect(validateEvent({})).toEqual([
+      'id is missing',
+      'source is missing',
+      'specversion is missing',
+      'type is missing',
+    ]);
     expect(validateEvent({ ...MINIMAL, id: null })).toEqual(['id is missing']);
   });
 
   test('optional attributes set to null are unset', () => {
-    expect(validateEvent({ ...MINIMAL, subject: null, time: null, dataschema: null, datacontenttype: null, myext: null })).toEqual([]);
+    expect(
+      validateEvent({ ...MINIMAL, subject: null, time: null, dataschema: null, datacontenttype: null, myext: null }),
+    ).toEqual([]);
   });
 
   test.each([
@@ -144,7 +168,10 @@ describe('validateEvent (JSON format)', () => {
     [{ id: 'plane16 \u{10FFFF}' }, 'id contains the forbidden character U+10FFFF'],
     [{ id: 'lone low \udc00 x' }, 'id contains the forbidden character U+DC00 at index 9'],
     [{ id: 'reversed \udc00\ud800' }, 'id contains the forbidden character U+DC00'],
-    [{ MyExtension: 'bad' }, 'attribute name "MyExtension" is invalid: names must be lower-case letters a-z and digits 0-9 only'],
+    [
+      { MyExtension: 'bad' },
+      'attribute name "MyExtension" is invalid: names must be lower-case letters a-z and digits 0-9 only',
+    ],
     [{ 'my.extension': 'bad' }, 'attribute name "my.extension" is invalid'],
     [{ '': 'bad' }, 'attribute name "" is invalid'],
     [{ ext: 1.5 }, 'extension ext must be an integer from -2147483648 to 2147483647, got 1.5'],
@@ -157,7 +184,10 @@ describe('validateEvent (JSON format)', () => {
     [{ data_base64: 'not base64!' }, 'data_base64 is not valid base64'],
     [{ data_base64: 'eA' }, 'data_base64 is not valid base64'],
     [{ data_base64: 5 }, 'data_base64 must be a JSON string, got the number 5'],
-    [{ datacontenttype: 'text/plain', data: { a: 1 } }, 'data must be a JSON string when datacontenttype "text/plain" is not JSON'],
+    [
+      { datacontenttype: 'text/plain', data: { a: 1 } },
+      'data must be a JSON string when datacontenttype "text/plain" is not JSON',
+    ],
   ])('%j → %s', (patch, message) => {
     const errors = validateEvent({ ...MINIMAL, ...patch });
     expect(errors).toHaveLength(1);

@@ -1,5 +1,10 @@
 import type { CloudEvent } from '../../functions/runtime/cloudevents/event';
-import { encodeBatch, encodeBinary, encodeStructured, toJsonFormat } from '../../functions/runtime/cloudevents/http-encode';
+import {
+  encodeBatch,
+  encodeBinary,
+  encodeStructured,
+  toJsonFormat,
+} from '../../functions/runtime/cloudevents/http-encode';
 import { parseHttpMessage } from '../../functions/runtime/cloudevents/http-parse';
 import { sendOverLoopback } from './loopback';
 
@@ -54,7 +59,9 @@ describe('encodeBinary', () => {
     const bytes = Buffer.from([0, 255]);
     expect(encodeBinary({ ...REPLY, datacontenttype: 'application/octet-stream', data: bytes }).body).toBe(bytes);
     const view = new Uint8Array([1, 2, 3]).subarray(1);
-    expect(encodeBinary({ ...REPLY, datacontenttype: 'application/octet-stream', data: view }).body).toEqual(Buffer.from([2, 3]));
+    expect(encodeBinary({ ...REPLY, datacontenttype: 'application/octet-stream', data: view }).body).toEqual(
+      Buffer.from([2, 3]),
+    );
   });
 
   test('no data: empty body; no datacontenttype and JSON data: Content-Type application/json', () => {
@@ -77,13 +84,27 @@ describe('round trip: parseHttpMessage(encodeBinary(e)) == e', () => {
   const cases: Array<[string, CloudEvent]> = [
     ['a reply with JSON data', REPLY],
     ['minimal', { specversion: '1.0', id: '1', source: '/s', type: 't', extensions: {} }],
-    ['awkward header values', { ...REPLY, id: 'id with spaces %41 "quotes"', subject: 'Euro € 😀 ünï', extensions: { note: '100% "sure"', empty: '' } }],
+    [
+      'awkward header values',
+      {
+        ...REPLY,
+        id: 'id with spaces %41 "quotes"',
+        subject: 'Euro € 😀 ünï',
+        extensions: { note: '100% "sure"', empty: '' },
+      },
+    ],
     ['JSON string data', { ...REPLY, data: '{"not":"parsed"}' }],
     ['JSON null data', { ...REPLY, data: null }],
-    ['JSON array data with a +json type', { ...REPLY, datacontenttype: 'application/vnd.virtwake+json; charset=utf-8', data: [1, 'two'] }],
+    [
+      'JSON array data with a +json type',
+      { ...REPLY, datacontenttype: 'application/vnd.virtwake+json; charset=utf-8', data: [1, 'two'] },
+    ],
     ['text data', { ...REPLY, datacontenttype: 'text/plain; charset=utf-8', data: 'line 1\nline 2 🌎' }],
     ['binary data', { ...REPLY, datacontenttype: 'application/octet-stream', data: Buffer.from([0, 1, 254, 255]) }],
-    ['all optional attributes', { ...REPLY, dataschema: 'https://virtwake.io/schemas/reply.json', time: '2018-04-05T17:31:00Z' }],
+    [
+      'all optional attributes',
+      { ...REPLY, dataschema: 'https://virtwake.io/schemas/reply.json', time: '2018-04-05T17:31:00Z' },
+    ],
   ];
 
   test.each(cases)('%s', (_name, event) => {
@@ -128,7 +149,12 @@ describe('JSON format: encodeStructured and encodeBatch', () => {
   });
 
   test('structured round trip', () => {
-    for (const event of [REPLY, { ...REPLY, data: Buffer.from([1, 2]) }, { ...REPLY, datacontenttype: 'text/plain', data: 'x' }, { ...REPLY, extensions: { n: 5, b: true } }]) {
+    for (const event of [
+      REPLY,
+      { ...REPLY, data: Buffer.from([1, 2]) },
+      { ...REPLY, datacontenttype: 'text/plain', data: 'x' },
+      { ...REPLY, extensions: { n: 5, b: true } },
+    ]) {
       const { headers, body } = encodeStructured(event);
       expect(headers).toEqual({ 'content-type': 'application/cloudevents+json; charset=utf-8' });
       expect(parseHttpMessage(headers, body)).toEqual({ mode: 'structured', events: [event] });

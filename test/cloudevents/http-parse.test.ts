@@ -59,7 +59,16 @@ describe('mode detection', () => {
   });
 
   test('headersDistinct style (every value an array of one) is accepted', () => {
-    const { events } = parse({ 'content-type': ['application/json'], 'ce-specversion': ['1.0'], 'ce-id': ['1'], 'ce-source': ['/s'], 'ce-type': ['t'] }, '{"a":1}');
+    const { events } = parse(
+      {
+        'content-type': ['application/json'],
+        'ce-specversion': ['1.0'],
+        'ce-id': ['1'],
+        'ce-source': ['/s'],
+        'ce-type': ['t'],
+      },
+      '{"a":1}',
+    );
     expect(events[0]).toMatchObject({ id: '1', datacontenttype: 'application/json', data: { a: 1 } });
   });
 });
@@ -96,16 +105,14 @@ describe('binary mode', () => {
   });
 
   test('all attributes and extensions; time kept as received', () => {
-    const [event] = parse(
-      {
-        ...BINARY_BASE,
-        'ce-subject': 'default/vm1',
-        'ce-time': '2018-04-05T18:31:00.123+01:00',
-        'ce-dataschema': 'https://example.com/schema.json',
-        'ce-vmname': 'vm1',
-        'ce-comexampleothervalue': '5',
-      },
-    ).events;
+    const [event] = parse({
+      ...BINARY_BASE,
+      'ce-subject': 'default/vm1',
+      'ce-time': '2018-04-05T18:31:00.123+01:00',
+      'ce-dataschema': 'https://example.com/schema.json',
+      'ce-vmname': 'vm1',
+      'ce-comexampleothervalue': '5',
+    }).events;
     expect(event).toEqual({
       ...{ specversion: '1.0', id: 'id-1', source: '/virtwake/test', type: 'io.virtwake.vm.start' },
       subject: 'default/vm1',
@@ -118,15 +125,37 @@ describe('binary mode', () => {
   });
 
   test('header names are case-insensitive: CE-MYEXT is the extension myext', () => {
-    const { events } = parse({ 'CE-SPECVERSION': '1.0', 'Ce-Id': '1', 'ce-SOURCE': '/s', 'ce-type': 't', 'CE-MYEXT': 'v', 'Content-Type': 'text/plain' }, 'hi');
-    expect(events[0]).toMatchObject({ id: '1', source: '/s', extensions: { myext: 'v' }, datacontenttype: 'text/plain', data: 'hi' });
+    const { events } = parse(
+      {
+        'CE-SPECVERSION': '1.0',
+        'Ce-Id': '1',
+        'ce-SOURCE': '/s',
+        'ce-type': 't',
+        'CE-MYEXT': 'v',
+        'Content-Type': 'text/plain',
+      },
+      'hi',
+    );
+    expect(events[0]).toMatchObject({
+      id: '1',
+      source: '/s',
+      extensions: { myext: 'v' },
+      datacontenttype: 'text/plain',
+      data: 'hi',
+    });
   });
 
   test('partial ce- headers: 400 listing every missing one', () => {
     const err = parseError({ 'ce-id': '1', 'content-type': 'text/plain' }, 'x');
     expect(err.status).toBe(400);
-    expect(err.errors).toEqual(['ce-source header is missing', 'ce-specversion header is missing', 'ce-type header is missing']);
-    expect(err.message).toBe('ce-source header is missing; ce-specversion header is missing; ce-type header is missing');
+    expect(err.errors).toEqual([
+      'ce-source header is missing',
+      'ce-specversion header is missing',
+      'ce-type header is missing',
+    ]);
+    expect(err.message).toBe(
+      'ce-source header is missing; ce-specversion header is missing; ce-type header is missing',
+    );
   });
 
   test('empty required headers', () => {
@@ -139,7 +168,9 @@ describe('binary mode', () => {
   test.each(['0.3', '0.9', '1', '1.0.2', '2.0'])('ce-specversion %s → 400 unsupported specversion', (version) => {
     const err = parseError({ ...BINARY_BASE, 'ce-specversion': version, 'ce-schemaurl': 'x' });
     expect(err.status).toBe(400);
-    expect(err.errors).toEqual([`ce-specversion header "${version}": unsupported specversion, only "1.0" is supported`]);
+    expect(err.errors).toEqual([
+      `ce-specversion header "${version}": unsupported specversion, only "1.0" is supported`,
+    ]);
   });
 
   test.each([
@@ -196,7 +227,13 @@ describe('binary mode', () => {
 
   test('every problem in one answer', () => {
     const err = parseError(
-      { 'ce-specversion': '1.0', 'ce-id': '1', 'ce-time': 'lunchtime', 'ce-my-ext': 'x', 'content-type': 'application/json' },
+      {
+        'ce-specversion': '1.0',
+        'ce-id': '1',
+        'ce-time': 'lunchtime',
+        'ce-my-ext': 'x',
+        'content-type': 'application/json',
+      },
       '{not json',
     );
     expect(err.errors).toEqual([
@@ -232,7 +269,9 @@ describe('binary mode', () => {
     });
 
     test('raw space and quotes inside a value are kept (lax senders)', () => {
-      expect(parse({ ...BINARY_BASE, 'ce-myext': '{"othervalue": 5}' }).events[0].extensions.myext).toBe('{"othervalue": 5}');
+      expect(parse({ ...BINARY_BASE, 'ce-myext': '{"othervalue": 5}' }).events[0].extensions.myext).toBe(
+        '{"othervalue": 5}',
+      );
     });
   });
 
@@ -258,7 +297,12 @@ describe('binary mode', () => {
 
     test('other media types, or no Content-Type: the body bytes as they are', () => {
       const bytes = Buffer.from([0, 1, 2, 255]);
-      for (const headers of [{ 'content-type': 'application/octet-stream' }, { 'content-type': 'image/png' }, { 'content-type': 'text/plain; charset=iso-8859-1' }, {}]) {
+      for (const headers of [
+        { 'content-type': 'application/octet-stream' },
+        { 'content-type': 'image/png' },
+        { 'content-type': 'text/plain; charset=iso-8859-1' },
+        {},
+      ]) {
         const [event] = parse({ ...BINARY_BASE, ...headers }, bytes).events;
         expect(Buffer.isBuffer(event.data)).toBe(true);
         expect(event.data).toBe(bytes); // not copied
@@ -311,13 +355,20 @@ describe('binary mode', () => {
         '{"x":1}',
       );
       const [event] = parseHttpMessage(headers, body).events;
-      expect(event).toMatchObject({ id: 'abc', subject: 'Euro €', extensions: { myext: 'quoted value', rawext: 'café €' }, data: { x: 1 } });
+      expect(event).toMatchObject({
+        id: 'abc',
+        subject: 'Euro €',
+        extensions: { myext: 'quoted value', rawext: 'café €' },
+        data: { x: 1 },
+      });
     });
 
     test('a repeated ce- header: Node joins it in req.headers, req.headersDistinct shows it', async () => {
-      const captured = await sendOverLoopback(
-        [...Object.entries(BINARY_BASE), ['ce-myext', 'a'], ['ce-myext', 'b']] as Array<[string, string]>,
-      );
+      const captured = await sendOverLoopback([
+        ...Object.entries(BINARY_BASE),
+        ['ce-myext', 'a'],
+        ['ce-myext', 'b'],
+      ] as Array<[string, string]>);
       expect(captured.headers['ce-myext']).toBe('a, b'); // indistinguishable from one value "a, b"
       const err = parseError(captured.headersDistinct, captured.body);
       expect(err.errors).toEqual(['ce-myext header is repeated: each attribute must be sent exactly once']);
@@ -364,7 +415,10 @@ describe('structured mode', () => {
   });
 
   test('ce- headers next to a structured body are ignored: the body is authoritative', () => {
-    const { events } = parse({ 'content-type': 'application/cloudevents+json', 'ce-id': 'from-header' }, JSON.stringify(MINIMAL));
+    const { events } = parse(
+      { 'content-type': 'application/cloudevents+json', 'ce-id': 'from-header' },
+      JSON.stringify(MINIMAL),
+    );
     expect(events[0].id).toBe('minimal');
   });
 
@@ -404,14 +458,29 @@ describe('batch mode', () => {
   });
 
   test('events keep their order; each has its own datacontenttype', () => {
-    const { events } = parse(BATCH, JSON.stringify([{ ...MINIMAL, id: 'a', data: { n: 1 } }, { ...MINIMAL, id: 'b', datacontenttype: 'text/plain', data: 'x' }]));
-    expect(events.map((e) => [e.id, e.data])).toEqual([['a', { n: 1 }], ['b', 'x']]);
+    const { events } = parse(
+      BATCH,
+      JSON.stringify([
+        { ...MINIMAL, id: 'a', data: { n: 1 } },
+        { ...MINIMAL, id: 'b', datacontenttype: 'text/plain', data: 'x' },
+      ]),
+    );
+    expect(events.map((e) => [e.id, e.data])).toEqual([
+      ['a', { n: 1 }],
+      ['b', 'x'],
+    ]);
   });
 
   test('every element is validated, messages carry the index', () => {
     const err = parseError(
       BATCH,
-      JSON.stringify([MINIMAL, MINIMAL, { ...MINIMAL, id: undefined, MyExt: 'x' }, 'not an object', { ...MINIMAL, time: 'noon' }]),
+      JSON.stringify([
+        MINIMAL,
+        MINIMAL,
+        { ...MINIMAL, id: undefined, MyExt: 'x' },
+        'not an object',
+        { ...MINIMAL, time: 'noon' },
+      ]),
     );
     expect(err.status).toBe(400);
     expect(err.errors).toEqual([

@@ -34,8 +34,14 @@ export async function sendOverLoopback(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const { port } = server.address() as AddressInfo;
-    const lines = ['POST / HTTP/1.1', `Host: 127.0.0.1:${port}`, `Content-Length: ${payload.length}`, 'Connection: close'];
-    for (const [name, value] of Array.isArray(headers) ? headers : Object.entries(headers)) lines.push(`${name}: ${value}`);
+    const lines = [
+      'POST / HTTP/1.1',
+      `Host: 127.0.0.1:${port}`,
+      `Content-Length: ${payload.length}`,
+      'Connection: close',
+    ];
+    for (const [name, value] of Array.isArray(headers) ? headers : Object.entries(headers))
+      lines.push(`${name}: ${value}`);
     const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
     await new Promise<void>((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1', () => socket.end(Buffer.concat([head, payload])));

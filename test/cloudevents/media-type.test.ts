@@ -1,4 +1,10 @@
-import { essenceOf, isJson, isText, isUtf8Charset, parseMediaType } from '../../functions/runtime/cloudevents/media-type';
+import {
+  essenceOf,
+  isJson,
+  isText,
+  isUtf8Charset,
+  parseMediaType,
+} from '../../functions/runtime/cloudevents/media-type';
 
 describe('parseMediaType', () => {
   test.each([
@@ -38,10 +44,22 @@ describe('parseMediaType', () => {
   });
 
   test('isJson: */json and */*+json, case-insensitively', () => {
-    for (const json of ['application/json', 'APPLICATION/JSON;charset=utf-8', 'text/json', 'application/vnd.foo+json', 'application/cloudevents+JSON']) {
+    for (const json of [
+      'application/json',
+      'APPLICATION/JSON;charset=utf-8',
+      'text/json',
+      'application/vnd.foo+json',
+      'application/cloudevents+JSON',
+    ]) {
       expect(isJson(parseMediaType(json)!)).toBe(true);
     }
-    for (const other of ['text/plain', 'application/jsonx', 'application/json-seq', 'application/octet-stream', 'application/xml']) {
+    for (const other of [
+      'text/plain',
+      'application/jsonx',
+      'application/json-seq',
+      'application/octet-stream',
+      'application/xml',
+    ]) {
       expect(isJson(parseMediaType(other)!)).toBe(false);
     }
   });

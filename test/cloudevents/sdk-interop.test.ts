@@ -46,9 +46,15 @@ describe('the SDK reads what we send', () => {
   });
 
   test('HTTP.toEvent on our batch', () => {
-    const { headers, body } = encodeBatch([OURS, { ...OURS, id: 'reply-2', data: 'text', datacontenttype: 'text/plain' }]);
+    const { headers, body } = encodeBatch([
+      OURS,
+      { ...OURS, id: 'reply-2', data: 'text', datacontenttype: 'text/plain' },
+    ]);
     const received = HTTP.toEvent({ headers, body: body.toString('utf8') }) as SdkEvent[];
-    expect(received.map((e) => [e.id, e.data])).toEqual([['reply-1', OURS.data], ['reply-2', 'text']]);
+    expect(received.map((e) => [e.id, e.data])).toEqual([
+      ['reply-1', OURS.data],
+      ['reply-2', 'text'],
+    ]);
   });
 });
 

@@ -11,22 +11,62 @@ const cases: [Action, number, string, string][] = [
   ['start', 409, prefix('vm') + 'RerunOnFailure does not support starting VM from failed state', 'failed/Refused'],
   ['start', 409, prefix('vm') + 'VM recovery required: Volume migration failed', 'failed/Refused'],
   ['start', 500, 'Internal error occurred: unable to complete request: stop/start already underway', 'transient'],
-  ['start', 500, 'Internal error occurred: admission webhook denied: Cannot update vm running state until snapshot "s" completes', 'transient'],
+  [
+    'start',
+    500,
+    'Internal error occurred: admission webhook denied: Cannot update vm running state until snapshot "s" completes',
+    'transient',
+  ],
   ['start', 404, 'virtualmachine.kubevirt.io "vm" not found', 'failed/NotFound'],
   ['stop', 409, prefix('vm') + 'VM is not running', 'completed/AlreadyInState'],
-  ['stop', 409, prefix('vm') + 'Halted only supports manual stop requests with a shorter graceperiod', 'accepted/AlreadyInProgress'],
+  [
+    'stop',
+    409,
+    prefix('vm') + 'Halted only supports manual stop requests with a shorter graceperiod',
+    'accepted/AlreadyInProgress',
+  ],
   ['restart', 409, prefix('vm') + 'VM is not running: Halted', 'failed/Refused'],
   ['restart', 409, prefix('vm') + 'RunStategy Halted does not support manual restart requests', 'failed/Refused'],
   ['restart', 409, prefix('vm') + 'RunStategy Once does not support manual restart requests', 'failed/Refused'],
   ['restart', 400, 'For force restart, only gracePeriod=0 is supported for now', 'failed/Refused'],
   ['restart', 409, prefix('vm') + 'jsonpatch test operation does not apply', 'transient'],
-  ['pause', 409, 'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VMI is already paused', 'completed/AlreadyInState'],
-  ['pause', 409, 'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VM is not running', 'failed/Refused'],
+  [
+    'pause',
+    409,
+    'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VMI is already paused',
+    'completed/AlreadyInState',
+  ],
+  [
+    'pause',
+    409,
+    'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VM is not running',
+    'failed/Refused',
+  ],
   ['pause', 404, 'virtualmachineinstance.kubevirt.io "vm" not found', 'failed/Refused'],
-  ['pause', 403, 'virtualmachineinstance.kubevirt.io "vm" is forbidden: Pausing VMIs with a non-GuestAgentPing LivenessProbe is not supported', 'failed/Refused'],
-  ['unpause', 409, 'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VMI is not paused', 'completed/AlreadyInState'],
-  ['unpause', 409, 'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VMI is not running', 'failed/Refused'],
-  ['unpause', 409, 'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VM snapshot is in progress', 'transient'],
+  [
+    'pause',
+    403,
+    'virtualmachineinstance.kubevirt.io "vm" is forbidden: Pausing VMIs with a non-GuestAgentPing LivenessProbe is not supported',
+    'failed/Refused',
+  ],
+  [
+    'unpause',
+    409,
+    'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VMI is not paused',
+    'completed/AlreadyInState',
+  ],
+  [
+    'unpause',
+    409,
+    'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VMI is not running',
+    'failed/Refused',
+  ],
+  [
+    'unpause',
+    409,
+    'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "vm": VM snapshot is in progress',
+    'transient',
+  ],
   ['start', 429, 'Too many requests', 'transient'],
   ['start', 503, 'service unavailable', 'transient'],
   ['start', 401, 'Unauthorized', 'transient'],
@@ -53,11 +93,16 @@ test('every row of the table is reached by some case above', () => {
   const reached = new Set<number>();
   for (const [action, status, message] of cases) {
     const i = ANSWERS.findIndex(
-      (r) => r.status === status && (r.actions === '*' || r.actions.includes(action)) && (r.says === undefined || message.includes(r.says)),
+      (r) =>
+        r.status === status &&
+        (r.actions === '*' || r.actions.includes(action)) &&
+        (r.says === undefined || message.includes(r.says)),
     );
     reached.add(i);
   }
-  const unreached = ANSWERS.map((r, i) => (reached.has(i) ? undefined : `${r.status} ${r.says ?? '*'}`)).filter(Boolean);
+  const unreached = ANSWERS.map((r, i) => (reached.has(i) ? undefined : `${r.status} ${r.says ?? '*'}`)).filter(
+    Boolean,
+  );
   // Rows only reachable by messages we have not seen in KubeVirt: 'the object has been modified', generic 422 and 409.
   expect(unreached).toEqual(['409 the object has been modified', '422 *', '409 *']);
 });

@@ -12,7 +12,11 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 let n = 0;
-function addVM(runStrategy: string, state: { running?: boolean; paused?: boolean; vmiPhase?: string; vmiCreatedAt?: Date } = {}, labels: Record<string, string> = OPT_IN): string {
+function addVM(
+  runStrategy: string,
+  state: { running?: boolean; paused?: boolean; vmiPhase?: string; vmiCreatedAt?: Date } = {},
+  labels: Record<string, string> = OPT_IN,
+): string {
   const name = `vm-${runStrategy.toLowerCase()}-${++n}`;
   h.sim.store.addVM({ metadata: { name, namespace: 'default', labels }, spec: { runStrategy } }, state);
   return name;
@@ -30,32 +34,102 @@ interface Cell {
 }
 
 const cells: Cell[] = [
-  { action: 'start', runStrategy: 'Always', state: {}, outcome: 'failed', reason: 'Refused', message: /Always does not support manual start requests/ },
-  { action: 'start', runStrategy: 'Always', state: { running: true }, outcome: 'completed', reason: 'AlreadyInState', message: /VM is already running/ },
+  {
+    action: 'start',
+    runStrategy: 'Always',
+    state: {},
+    outcome: 'failed',
+    reason: 'Refused',
+    message: /Always does not support manual start requests/,
+  },
+  {
+    action: 'start',
+    runStrategy: 'Always',
+    state: { running: true },
+    outcome: 'completed',
+    reason: 'AlreadyInState',
+    message: /VM is already running/,
+  },
   { action: 'start', runStrategy: 'Halted', state: {}, outcome: 'accepted' },
   { action: 'start', runStrategy: 'Manual', state: {}, outcome: 'accepted' },
   { action: 'start', runStrategy: 'Manual', state: { running: true }, outcome: 'completed', reason: 'AlreadyInState' },
   { action: 'start', runStrategy: 'RerunOnFailure', state: {}, outcome: 'accepted' },
-  { action: 'start', runStrategy: 'RerunOnFailure', state: { running: true, vmiPhase: 'Failed' }, outcome: 'failed', reason: 'Refused', message: /RerunOnFailure does not support starting VM from failed state/ },
-  { action: 'start', runStrategy: 'Once', state: {}, outcome: 'failed', reason: 'Refused', message: /Once does not support manual start requests/ },
+  {
+    action: 'start',
+    runStrategy: 'RerunOnFailure',
+    state: { running: true, vmiPhase: 'Failed' },
+    outcome: 'failed',
+    reason: 'Refused',
+    message: /RerunOnFailure does not support starting VM from failed state/,
+  },
+  {
+    action: 'start',
+    runStrategy: 'Once',
+    state: {},
+    outcome: 'failed',
+    reason: 'Refused',
+    message: /Once does not support manual start requests/,
+  },
   { action: 'stop', runStrategy: 'Always', state: { running: true }, outcome: 'accepted' },
-  { action: 'stop', runStrategy: 'Halted', state: {}, outcome: 'completed', reason: 'AlreadyInState', message: /VM is not running/ },
+  {
+    action: 'stop',
+    runStrategy: 'Halted',
+    state: {},
+    outcome: 'completed',
+    reason: 'AlreadyInState',
+    message: /VM is not running/,
+  },
   { action: 'stop', runStrategy: 'Manual', state: { running: true }, outcome: 'accepted' },
   { action: 'stop', runStrategy: 'Manual', state: {}, outcome: 'completed', reason: 'AlreadyInState' },
   { action: 'stop', runStrategy: 'RerunOnFailure', state: { running: true }, outcome: 'accepted' },
   { action: 'stop', runStrategy: 'RerunOnFailure', state: {}, outcome: 'completed', reason: 'AlreadyInState' },
   { action: 'stop', runStrategy: 'Once', state: { running: true }, outcome: 'accepted' },
   { action: 'restart', runStrategy: 'Always', state: { running: true }, outcome: 'accepted' },
-  { action: 'restart', runStrategy: 'Halted', state: {}, outcome: 'failed', reason: 'Refused', message: /RunStategy Halted does not support manual restart requests/ },
+  {
+    action: 'restart',
+    runStrategy: 'Halted',
+    state: {},
+    outcome: 'failed',
+    reason: 'Refused',
+    message: /RunStategy Halted does not support manual restart requests/,
+  },
   { action: 'restart', runStrategy: 'Manual', state: { running: true }, outcome: 'accepted' },
-  { action: 'restart', runStrategy: 'Manual', state: {}, outcome: 'failed', reason: 'Refused', message: /VM is not running/ },
+  {
+    action: 'restart',
+    runStrategy: 'Manual',
+    state: {},
+    outcome: 'failed',
+    reason: 'Refused',
+    message: /VM is not running/,
+  },
   { action: 'restart', runStrategy: 'RerunOnFailure', state: { running: true }, outcome: 'accepted' },
-  { action: 'restart', runStrategy: 'Once', state: { running: true }, outcome: 'failed', reason: 'Refused', message: /RunStategy Once does not support manual restart requests/ },
+  {
+    action: 'restart',
+    runStrategy: 'Once',
+    state: { running: true },
+    outcome: 'failed',
+    reason: 'Refused',
+    message: /RunStategy Once does not support manual restart requests/,
+  },
   { action: 'pause', runStrategy: 'Always', state: { running: true }, outcome: 'accepted' },
-  { action: 'pause', runStrategy: 'Always', state: { running: true, paused: true }, outcome: 'completed', reason: 'AlreadyInState', message: /VMI is already paused/ },
+  {
+    action: 'pause',
+    runStrategy: 'Always',
+    state: { running: true, paused: true },
+    outcome: 'completed',
+    reason: 'AlreadyInState',
+    message: /VMI is already paused/,
+  },
   { action: 'pause', runStrategy: 'Halted', state: {}, outcome: 'failed', reason: 'Refused' },
   { action: 'unpause', runStrategy: 'Manual', state: { running: true, paused: true }, outcome: 'accepted' },
-  { action: 'unpause', runStrategy: 'Manual', state: { running: true }, outcome: 'completed', reason: 'AlreadyInState', message: /VMI is not paused/ },
+  {
+    action: 'unpause',
+    runStrategy: 'Manual',
+    state: { running: true },
+    outcome: 'completed',
+    reason: 'AlreadyInState',
+    message: /VMI is not paused/,
+  },
   { action: 'unpause', runStrategy: 'Halted', state: {}, outcome: 'failed', reason: 'Refused' },
 ];
 
@@ -88,7 +162,9 @@ describe('wait holds the reply until the target state is observed', () => {
 
   test('stop → Stopped with no VMI', async () => {
     const name = addVM('Always', { running: true });
-    const res = await h.send('io.virtwake.vm.stop', { name, gracePeriodSeconds: 0, wait: { timeoutSeconds: 30 } }).expect(200);
+    const res = await h
+      .send('io.virtwake.vm.stop', { name, gracePeriodSeconds: 0, wait: { timeoutSeconds: 30 } })
+      .expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.stop.completed');
     expect(h.sim.store.getVMI('default', name)).toBeUndefined();
   });
@@ -205,7 +281,9 @@ describe('idempotency (SPEC §6)', () => {
 
   test('a restart requested before the VM was last started is already served', async () => {
     const name = addVM('Always', { running: true });
-    const res = await h.send('io.virtwake.vm.restart', { name }, { time: new Date(Date.now() - 3_600_000).toISOString() }).expect(200);
+    const res = await h
+      .send('io.virtwake.vm.restart', { name }, { time: new Date(Date.now() - 3_600_000).toISOString() })
+      .expect(200);
     expect(replyData(res)).toMatchObject({ outcome: 'completed', reason: 'AlreadyInState' });
   });
 

@@ -51,7 +51,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const sim = await startSimulator({ tls: true, token: 'virtwake-test-token', ...opts.sim });
   const apps: App[] = [];
   const make = async (env: Record<string, string> = {}) => {
-    const a = await createApp({ env: baseEnv(sim, { ...opts.env, ...env }), now: opts.now, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+    const a = await createApp({
+      env: baseEnv(sim, { ...opts.env, ...env }),
+      now: opts.now,
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    });
     apps.push(a);
     // Listening up front lets concurrent requests share one server (supertest would otherwise listen and close per request).
     await new Promise<void>((resolve) => a.server.listen(0, '127.0.0.1', resolve));
@@ -78,8 +82,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       for (const a of apps) await a.close();
       await sim.close();
       // Every call any integration test made must be one the shipped Role allows.
-      const { missing } = compareRoleWithCalls(ROLE, sim.calls.filter((c) => c.status !== 401));
-      if (missing.length) throw new Error(`knative/rbac.yaml does not allow calls virtwake made in this test: ${missing.join(', ')}`);
+      const { missing } = compareRoleWithCalls(
+        ROLE,
+        sim.calls.filter((c) => c.status !== 401),
+      );
+      if (missing.length)
+        throw new Error(`knative/rbac.yaml does not allow calls virtwake made in this test: ${missing.join(', ')}`);
     },
   };
 }

@@ -41,7 +41,9 @@ describe.each(SCRIPTS)('%s', (rel) => {
   test('shellcheck', () => {
     const probe = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' });
     if (probe.error || probe.status !== 0) {
-      throw new Error('shellcheck is not installed: run `apt-get update && apt-get install -y shellcheck` (CI installs it in .ci/run)');
+      throw new Error(
+        'shellcheck is not installed: run `apt-get update && apt-get install -y shellcheck` (CI installs it in .ci/run)',
+      );
     }
     const r = spawnSync('shellcheck', ['--severity=style', '--shell=bash', file], { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
@@ -54,7 +56,13 @@ describe('scripts/cluster-up.sh', () => {
 
   test('pins every version in a variable near the top', () => {
     const head = text.split('\n').slice(0, 30).join('\n');
-    for (const v of ['KIND_NODE_IMAGE', 'KUBEVIRT_VERSION', 'KNATIVE_SERVING_VERSION', 'KNATIVE_KOURIER_VERSION', 'KNATIVE_EVENTING_VERSION']) {
+    for (const v of [
+      'KIND_NODE_IMAGE',
+      'KUBEVIRT_VERSION',
+      'KNATIVE_SERVING_VERSION',
+      'KNATIVE_KOURIER_VERSION',
+      'KNATIVE_EVENTING_VERSION',
+    ]) {
       const m = new RegExp(`^${v}="\\$\\{${v}:-([^}]+)\\}"`, 'm').exec(head);
       expect([v, m?.[1]]).toEqual([v, expect.stringMatching(/\d+\.\d+\.\d+/)]);
       expect(m![1]).not.toMatch(/latest/);
@@ -63,8 +71,17 @@ describe('scripts/cluster-up.sh', () => {
 
   test('turns on KubeVirt software emulation and installs the pieces virtwake needs', () => {
     expect(text).toMatch(/"useEmulation":true/);
-    for (const f of ['kubevirt-operator.yaml', 'kubevirt-cr.yaml', 'serving-crds.yaml', 'serving-core.yaml', 'kourier.yaml',
-      'eventing-crds.yaml', 'eventing-core.yaml', 'in-memory-channel.yaml', 'mt-channel-broker.yaml']) {
+    for (const f of [
+      'kubevirt-operator.yaml',
+      'kubevirt-cr.yaml',
+      'serving-crds.yaml',
+      'serving-core.yaml',
+      'kourier.yaml',
+      'eventing-crds.yaml',
+      'eventing-core.yaml',
+      'in-memory-channel.yaml',
+      'mt-channel-broker.yaml',
+    ]) {
       expect(text).toContain(`/${f}"`);
     }
   });
@@ -76,8 +93,15 @@ describe('scripts/cluster-up.sh', () => {
   const patches6902 = {
     type: 'array',
     items: {
-      type: 'object', additionalProperties: false, required: ['group', 'version', 'kind', 'patch'],
-      properties: { group: { type: 'string' }, version: { type: 'string' }, kind: { type: 'string' }, patch: { type: 'string' } },
+      type: 'object',
+      additionalProperties: false,
+      required: ['group', 'version', 'kind', 'patch'],
+      properties: {
+        group: { type: 'string' },
+        version: { type: 'string' },
+        kind: { type: 'string' },
+        patch: { type: 'string' },
+      },
     },
   };
   const strings = { type: 'array', items: { type: 'string' } };
@@ -124,19 +148,27 @@ describe('scripts/cluster-up.sh', () => {
             extraMounts: {
               type: 'array',
               items: {
-                type: 'object', additionalProperties: false,
+                type: 'object',
+                additionalProperties: false,
                 properties: {
-                  containerPath: { type: 'string' }, hostPath: { type: 'string' }, readOnly: { type: 'boolean' },
-                  selinuxRelabel: { type: 'boolean' }, propagation: { enum: ['None', 'HostToContainer', 'Bidirectional'] },
+                  containerPath: { type: 'string' },
+                  hostPath: { type: 'string' },
+                  readOnly: { type: 'boolean' },
+                  selinuxRelabel: { type: 'boolean' },
+                  propagation: { enum: ['None', 'HostToContainer', 'Bidirectional'] },
                 },
               },
             },
             extraPortMappings: {
               type: 'array',
               items: {
-                type: 'object', additionalProperties: false,
+                type: 'object',
+                additionalProperties: false,
                 properties: {
-                  containerPort: port, hostPort: port, listenAddress: { type: 'string' }, protocol: { enum: ['TCP', 'UDP', 'SCTP'] },
+                  containerPort: port,
+                  hostPort: port,
+                  listenAddress: { type: 'string' },
+                  protocol: { enum: ['TCP', 'UDP', 'SCTP'] },
                 },
               },
             },
@@ -152,13 +184,20 @@ describe('scripts/cluster-up.sh', () => {
     expect(validate(validateKindConfig, config)).toEqual([]);
     // The NodePort Kourier is patched to must be the one mapped to the host.
     const mapped = (config as { nodes: { extraPortMappings?: { containerPort: number }[] }[] }).nodes
-      .flatMap((n) => n.extraPortMappings ?? []).map((p) => p.containerPort);
+      .flatMap((n) => n.extraPortMappings ?? [])
+      .map((p) => p.containerPort);
     const nodePort = /"nodePort":(\d+)/.exec(text)?.[1];
     expect(mapped).toContain(Number(nodePort));
   });
 
   test('the kind config schema refuses a misspelt field', () => {
-    expect(validate(validateKindConfig, { kind: 'Cluster', apiVersion: 'kind.x-k8s.io/v1alpha4', nodes: [{ rol: 'worker' }] }).join()).toMatch(/rol/);
+    expect(
+      validate(validateKindConfig, {
+        kind: 'Cluster',
+        apiVersion: 'kind.x-k8s.io/v1alpha4',
+        nodes: [{ rol: 'worker' }],
+      }).join(),
+    ).toMatch(/rol/);
   });
 });
 
@@ -166,7 +205,9 @@ describe('scripts/e2e.sh', () => {
   const text = read('scripts/e2e.sh');
 
   test('its demo VM is a valid, opted-in KubeVirt VirtualMachine', () => {
-    const yaml = heredoc(text, 'DEMO_VM').replace(/\$\{(\w+)\}/g, (_m, v: string) => (v === 'NS' ? 'virtwake' : `x-${v.toLowerCase()}`));
+    const yaml = heredoc(text, 'DEMO_VM').replace(/\$\{(\w+)\}/g, (_m, v: string) =>
+      v === 'NS' ? 'virtwake' : `x-${v.toLowerCase()}`,
+    );
     const vm = load(yaml, { schema: CORE_SCHEMA });
     if (!isObj(vm)) throw new Error('demo VM is not a mapping');
     expect(validate(validatorFor(schemaFileFor(str(vm.apiVersion), str(vm.kind))), vm)).toEqual([]);
@@ -241,10 +282,13 @@ describe('Containerfile', () => {
   });
 
   test('.dockerignore keeps local builds and secrets out of the context', () => {
-    const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim());
     for (const p of ['node_modules', 'dist', '.git']) expect(ignored).toContain(p);
     // But not what the build needs.
-    for (const p of ['package.json', 'package-lock.json', 'functions', 'schemas', 'scripts']) expect(ignored).not.toContain(p);
+    for (const p of ['package.json', 'package-lock.json', 'functions', 'schemas', 'scripts'])
+      expect(ignored).not.toContain(p);
   });
 
   test('package.json has the scripts the image and the buildpacks run', () => {

@@ -25,15 +25,19 @@ export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== nu
 /** Every non-empty YAML document of a file (CORE_SCHEMA: timestamps stay strings). */
 export function loadYamlFile(file: string): Obj[] {
   const docs = loadAll(readFileSync(file, 'utf8'), { schema: CORE_SCHEMA });
-  return docs.filter((d) => d !== null && d !== undefined).map((d, i) => {
-    if (!isObj(d)) throw new Error(`${file}: document ${i} is not a mapping`);
-    return d;
-  });
+  return docs
+    .filter((d) => d !== null && d !== undefined)
+    .map((d, i) => {
+      if (!isObj(d)) throw new Error(`${file}: document ${i} is not a mapping`);
+      return d;
+    });
 }
 
 /** The *.yaml / *.yml files in knative/, by name. */
 export function knativeYamlFiles(): string[] {
-  return readdirSync(KNATIVE_DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+  return readdirSync(KNATIVE_DIR)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort();
 }
 
 /** Every document of every knative/*.yaml except kustomization.yaml. */
@@ -94,7 +98,11 @@ function closeObjects(schema: Json): Json {
   for (const k of ['items', 'not', 'additionalProperties']) {
     if (isObj(out[k]) || Array.isArray(out[k])) out[k] = closeObjects(out[k] as Json);
   }
-  if (isObj(out.properties) && out.additionalProperties === undefined && out['x-kubernetes-preserve-unknown-fields'] !== true) {
+  if (
+    isObj(out.properties) &&
+    out.additionalProperties === undefined &&
+    out['x-kubernetes-preserve-unknown-fields'] !== true
+  ) {
     out.additionalProperties = false;
   }
   return out;
@@ -159,7 +167,10 @@ export function objectMetaValidator(): ValidateFunction {
 export function validate(v: ValidateFunction, data: unknown): string[] {
   if (v(data)) return [];
   return (v.errors ?? []).map((e) => {
-    const extra = e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : '';
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})`
+        : '';
     return `${e.instancePath || '/'} ${e.message ?? e.keyword}${extra}`;
   });
 }

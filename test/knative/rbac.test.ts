@@ -15,9 +15,23 @@ const SNAP = 'snapshot.kubevirt.io';
 const EXPECTED_CALLS: ApiCall[] = [
   ...['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, group: KV, resource: 'virtualmachines' })),
   ...['get', 'list', 'watch'].map((verb) => ({ verb, group: KV, resource: 'virtualmachineinstances' })),
-  ...['start', 'stop', 'restart'].map((subresource) => ({ verb: 'update', group: SUB, resource: 'virtualmachines', subresource })),
-  ...['pause', 'unpause'].map((subresource) => ({ verb: 'update', group: SUB, resource: 'virtualmachineinstances', subresource })),
-  ...['create', 'get', 'list', 'watch', 'delete'].map((verb) => ({ verb, group: SNAP, resource: 'virtualmachinesnapshots' })),
+  ...['start', 'stop', 'restart'].map((subresource) => ({
+    verb: 'update',
+    group: SUB,
+    resource: 'virtualmachines',
+    subresource,
+  })),
+  ...['pause', 'unpause'].map((subresource) => ({
+    verb: 'update',
+    group: SUB,
+    resource: 'virtualmachineinstances',
+    subresource,
+  })),
+  ...['create', 'get', 'list', 'watch', 'delete'].map((verb) => ({
+    verb,
+    group: SNAP,
+    resource: 'virtualmachinesnapshots',
+  })),
   ...['create', 'get', 'list', 'watch'].map((verb) => ({ verb, group: SNAP, resource: 'virtualmachinerestores' })),
   ...['list', 'watch'].map((verb) => ({ verb, group: 'discovery.k8s.io', resource: 'endpointslices' })),
 ];
@@ -54,28 +68,46 @@ describe('compareRoleWithCalls on knative/rbac.yaml', () => {
 
   test('removing a verb from the Role makes the call missing', () => {
     const file = roleVariant('no-patch', (rules) =>
-      rules.map((r) => (r.resources.includes('virtualmachines') && r.apiGroups.includes(KV)
-        ? { ...r, verbs: r.verbs.filter((v) => v !== 'patch') } : r)),
+      rules.map((r) =>
+        r.resources.includes('virtualmachines') && r.apiGroups.includes(KV)
+          ? { ...r, verbs: r.verbs.filter((v) => v !== 'patch') }
+          : r,
+      ),
     );
-    expect(compareRoleWithCalls(file, EXPECTED_CALLS)).toEqual({ missing: ['patch kubevirt.io/virtualmachines'], unused: [] });
+    expect(compareRoleWithCalls(file, EXPECTED_CALLS)).toEqual({
+      missing: ['patch kubevirt.io/virtualmachines'],
+      unused: [],
+    });
   });
 
   test('removing a subresource makes the PUT missing', () => {
     const file = roleVariant('no-restart', (rules) =>
       rules.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== 'virtualmachines/restart') })),
     );
-    expect(compareRoleWithCalls(file, EXPECTED_CALLS).missing).toEqual(['update subresources.kubevirt.io/virtualmachines/restart']);
+    expect(compareRoleWithCalls(file, EXPECTED_CALLS).missing).toEqual([
+      'update subresources.kubevirt.io/virtualmachines/restart',
+    ]);
   });
 
   test('adding a verb nobody uses makes it unused', () => {
     const file = roleVariant('extra-delete', (rules) =>
-      rules.map((r) => (r.resources.includes('virtualmachines') && r.apiGroups.includes(KV) ? { ...r, verbs: [...r.verbs, 'delete'] } : r)),
+      rules.map((r) =>
+        r.resources.includes('virtualmachines') && r.apiGroups.includes(KV)
+          ? { ...r, verbs: [...r.verbs, 'delete'] }
+          : r,
+      ),
     );
-    expect(compareRoleWithCalls(file, EXPECTED_CALLS)).toEqual({ missing: [], unused: ['delete kubevirt.io/virtualmachines'] });
+    expect(compareRoleWithCalls(file, EXPECTED_CALLS)).toEqual({
+      missing: [],
+      unused: ['delete kubevirt.io/virtualmachines'],
+    });
   });
 
   test('a call outside the Role is missing, and a call list without it leaves grants unused', () => {
-    const calls = [...EXPECTED_CALLS.filter((c) => c.resource !== 'endpointslices'), { verb: 'get', group: '', resource: 'pods' }];
+    const calls = [
+      ...EXPECTED_CALLS.filter((c) => c.resource !== 'endpointslices'),
+      { verb: 'get', group: '', resource: 'pods' },
+    ];
     expect(compareRoleWithCalls(ROLE_FILE, calls)).toEqual({
       missing: ['get core/pods'],
       unused: ['list discovery.k8s.io/endpointslices', 'watch discovery.k8s.io/endpointslices'],
@@ -84,7 +116,9 @@ describe('compareRoleWithCalls on knative/rbac.yaml', () => {
 
   test('duplicate calls are reported once', () => {
     const call = { verb: 'create', group: '', resource: 'configmaps' };
-    expect(compareRoleWithCalls(ROLE_FILE, [...EXPECTED_CALLS, call, call]).missing).toEqual(['create core/configmaps']);
+    expect(compareRoleWithCalls(ROLE_FILE, [...EXPECTED_CALLS, call, call]).missing).toEqual([
+      'create core/configmaps',
+    ]);
   });
 });
 
@@ -99,13 +133,16 @@ describe('RBAC matching rules', () => {
 
   test('`res/*` covers every subresource of res, not res itself', () => {
     const file = roleFile('res-star', [{ apiGroups: [SUB], resources: ['virtualmachines/*'], verbs: ['update'] }]);
-    expect(compareRoleWithCalls(file, [start, { verb: 'update', group: SUB, resource: 'virtualmachines' }]).missing)
-      .toEqual(['update subresources.kubevirt.io/virtualmachines']);
+    expect(
+      compareRoleWithCalls(file, [start, { verb: 'update', group: SUB, resource: 'virtualmachines' }]).missing,
+    ).toEqual(['update subresources.kubevirt.io/virtualmachines']);
   });
 
   test('`*/sub` covers that subresource of any resource', () => {
     const file = roleFile('star-sub', [{ apiGroups: [SUB], resources: ['*/pause'], verbs: ['update'] }]);
-    expect(compareRoleWithCalls(file, [pause, start]).missing).toEqual(['update subresources.kubevirt.io/virtualmachines/start']);
+    expect(compareRoleWithCalls(file, [pause, start]).missing).toEqual([
+      'update subresources.kubevirt.io/virtualmachines/start',
+    ]);
   });
 
   test('a subresource grant does not cover the parent resource, nor the reverse', () => {
@@ -118,11 +155,15 @@ describe('RBAC matching rules', () => {
 
   test('the group must match', () => {
     const file = roleFile('group', [{ apiGroups: [KV], resources: ['virtualmachines/start'], verbs: ['update'] }]);
-    expect(compareRoleWithCalls(file, [start]).missing).toEqual(['update subresources.kubevirt.io/virtualmachines/start']);
+    expect(compareRoleWithCalls(file, [start]).missing).toEqual([
+      'update subresources.kubevirt.io/virtualmachines/start',
+    ]);
   });
 
   test('resourceNames limit a rule to requests naming one of them', () => {
-    const file = roleFile('names', [{ apiGroups: [KV], resources: ['virtualmachines'], verbs: ['get', 'list'], resourceNames: ['a'] }]);
+    const file = roleFile('names', [
+      { apiGroups: [KV], resources: ['virtualmachines'], verbs: ['get', 'list'], resourceNames: ['a'] },
+    ]);
     const calls = [
       { verb: 'get', group: KV, resource: 'virtualmachines', name: 'a' },
       { verb: 'get', group: KV, resource: 'virtualmachines', name: 'b' },

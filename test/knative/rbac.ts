@@ -82,7 +82,12 @@ function namesMatch(rule: PolicyRule, call: ApiCall): boolean {
 
 /** Does one (group, resource, verb) grant of a rule cover the call? */
 function grantCovers(rule: PolicyRule, group: string, resource: string, verb: string, call: ApiCall): boolean {
-  return groupMatches(group, call.group) && resourceMatches(resource, call) && verbMatches(verb, call.verb) && namesMatch(rule, call);
+  return (
+    groupMatches(group, call.group) &&
+    resourceMatches(resource, call) &&
+    verbMatches(verb, call.verb) &&
+    namesMatch(rule, call)
+  );
 }
 
 export function compareRoleWithCalls(roleYamlPath: string, calls: readonly ApiCall[]): RoleComparison {
@@ -99,6 +104,8 @@ export function compareRoleWithCalls(roleYamlPath: string, calls: readonly ApiCa
     if (covering.length === 0) missing.add(callKey(call));
     for (const g of covering) used.add(g);
   }
-  const unused = new Set(grants.filter((g) => !used.has(g)).map((g) => `${g.verb} ${groupLabel(g.group)}/${g.resource}`));
+  const unused = new Set(
+    grants.filter((g) => !used.has(g)).map((g) => `${g.verb} ${groupLabel(g.group)}/${g.resource}`),
+  );
   return { missing: [...missing].sort(), unused: [...unused].sort() };
 }

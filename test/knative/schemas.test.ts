@@ -4,8 +4,20 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
-  KNATIVE_DIR, ROOT, at, isObj, kindOf, knativeYamlFiles, label, loadManifests, loadYamlFile,
-  objectMetaValidator, schemaFileFor, str, validate, validatorFor,
+  KNATIVE_DIR,
+  ROOT,
+  at,
+  isObj,
+  kindOf,
+  knativeYamlFiles,
+  label,
+  loadManifests,
+  loadYamlFile,
+  objectMetaValidator,
+  schemaFileFor,
+  str,
+  validate,
+  validatorFor,
 } from './manifests';
 
 const manifests = loadManifests();
@@ -57,11 +69,16 @@ describe('func.yaml', () => {
     expect(func.runtime).toBe('typescript');
     expect(func.invoke).toBe('cloudevent');
     expect(at(func, 'build', 'builder')).toBe('pack');
-    expect(at(func, 'build', 'buildEnvs')).toEqual(expect.arrayContaining([{ name: 'BP_NODE_RUN_SCRIPTS', value: 'build' }]));
+    expect(at(func, 'build', 'buildEnvs')).toEqual(
+      expect.arrayContaining([{ name: 'BP_NODE_RUN_SCRIPTS', value: 'build' }]),
+    );
     expect(at(func, 'deploy', 'namespace')).toBeUndefined();
     expect(at(func, 'namespace')).toBeUndefined();
     expect(at(func, 'deploy', 'serviceAccountName')).toBe('virtwake');
-    expect(at(func, 'deploy', 'healthEndpoints')).toEqual({ liveness: '/health/liveness', readiness: '/health/readiness' });
+    expect(at(func, 'deploy', 'healthEndpoints')).toEqual({
+      liveness: '/health/liveness',
+      readiness: '/health/readiness',
+    });
     expect(at(func, 'deploy', 'options', 'scale', 'min')).toBe(0);
     expect(typeof at(func, 'deploy', 'options', 'resources', 'limits', 'concurrency')).toBe('number');
     const envs = at(func, 'run', 'envs');

@@ -4,7 +4,19 @@
 import path from 'node:path';
 import { COMMANDS, MAX_WAIT_SECONDS, REAPER_REPLY_TYPE, REPLY_SUFFIXES } from '../../functions/commands';
 import {
-  Json, KNATIVE_DIR, Manifest, Obj, ROOT, at, isObj, isoDurationSeconds, kindOf, loadManifests, loadYamlFile, nameOf, str,
+  Json,
+  KNATIVE_DIR,
+  Manifest,
+  Obj,
+  ROOT,
+  at,
+  isObj,
+  isoDurationSeconds,
+  kindOf,
+  loadManifests,
+  loadYamlFile,
+  nameOf,
+  str,
 } from './manifests';
 
 const manifests = loadManifests();
@@ -35,7 +47,11 @@ function container(svc: Manifest): Obj {
 }
 
 function env(svc: Manifest): Map<string, Obj> {
-  return new Map(list(container(svc).env).filter(isObj).map((e) => [str(e.name), e]));
+  return new Map(
+    list(container(svc).env)
+      .filter(isObj)
+      .map((e) => [str(e.name), e]),
+  );
 }
 
 const ksvcRef = (name: string) => ({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name });
@@ -59,20 +75,23 @@ const timeoutSecondsOf = (name: string) => {
 };
 
 describe('Triggers follow COMMANDS', () => {
-  test.each(COMMANDS.map((c) => [c.type, c.service, c] as const))('%s has exactly one Trigger, to %s', (type, _service, c) => {
-    const matching = triggers.filter((t) =>
-      list(at(t.doc, 'spec', 'filters')).some((f) => str(at(f, 'exact', 'type')) === type));
-    expect(matching).toHaveLength(1);
-    const t = matching[0].doc;
-    expect(at(t, 'spec', 'broker')).toBe(BROKER);
-    expect(at(t, 'spec', 'filter')).toBeUndefined(); // legacy field: `filters` only
-    const exact = c.fn === 'reaper'
-      ? { type, source: `/apis/v1/namespaces/${NAMESPACE}/pingsources/virtwake-reaper` }
-      : { type };
-    expect(at(t, 'spec', 'filters')).toEqual([{ exact }]);
-    expect(at(t, 'spec', 'subscriber')).toEqual({ ref: ksvcRef(c.service) });
-    expectDelivery(nameOf(t), at(t, 'spec', 'delivery'), timeoutSecondsOf(c.service));
-  });
+  test.each(COMMANDS.map((c) => [c.type, c.service, c] as const))(
+    '%s has exactly one Trigger, to %s',
+    (type, _service, c) => {
+      const matching = triggers.filter((t) =>
+        list(at(t.doc, 'spec', 'filters')).some((f) => str(at(f, 'exact', 'type')) === type),
+      );
+      expect(matching).toHaveLength(1);
+      const t = matching[0].doc;
+      expect(at(t, 'spec', 'broker')).toBe(BROKER);
+      expect(at(t, 'spec', 'filter')).toBeUndefined(); // legacy field: `filters` only
+      const exact =
+        c.fn === 'reaper' ? { type, source: `/apis/v1/namespaces/${NAMESPACE}/pingsources/virtwake-reaper` } : { type };
+      expect(at(t, 'spec', 'filters')).toEqual([{ exact }]);
+      expect(at(t, 'spec', 'subscriber')).toEqual({ ref: ksvcRef(c.service) });
+      expectDelivery(nameOf(t), at(t, 'spec', 'delivery'), timeoutSecondsOf(c.service));
+    },
+  );
 
   test('no Trigger beyond the commands, and none can match a reply type', () => {
     expect(triggers).toHaveLength(COMMANDS.length);
@@ -88,7 +107,11 @@ describe('Triggers follow COMMANDS', () => {
   test('the reaper Trigger names the PingSource that exists', () => {
     const ping = ofKind('sources.knative.dev/v1 PingSource');
     expect(ping.map((p) => nameOf(p.doc))).toEqual(['virtwake-reaper']);
-    expect(at(ping[0].doc, 'spec', 'sink', 'ref')).toEqual({ apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: BROKER });
+    expect(at(ping[0].doc, 'spec', 'sink', 'ref')).toEqual({
+      apiVersion: 'eventing.knative.dev/v1',
+      kind: 'Broker',
+      name: BROKER,
+    });
     expect(at(ping[0].doc, 'spec', 'contentType')).toBe('application/json');
     expect(JSON.parse(str(at(ping[0].doc, 'spec', 'data')))).toEqual({ action: 'reap' });
   });
@@ -99,7 +122,11 @@ describe('Broker', () => {
     const brokers = ofKind('eventing.knative.dev/v1 Broker');
     expect(brokers.map((b) => nameOf(b.doc))).toEqual([BROKER]);
     // func-created Triggers inherit this, so it must be complete too.
-    expectDelivery('Broker', at(brokers[0].doc, 'spec', 'delivery'), Math.min(...services.map((s) => timeoutSecondsOf(nameOf(s.doc)))));
+    expectDelivery(
+      'Broker',
+      at(brokers[0].doc, 'spec', 'delivery'),
+      Math.min(...services.map((s) => timeoutSecondsOf(nameOf(s.doc)))),
+    );
   });
 });
 
@@ -126,7 +153,11 @@ describe('Knative Services', () => {
 
   test.each(expectedNames)('%s: VIRTWAKE_FUNCTIONS matches COMMANDS', (name) => {
     const svc = serviceNamed(name)!;
-    const want = NON_COMMAND_SERVICES[name] ?? COMMANDS.filter((c) => c.service === name).map((c) => c.fn).join(',');
+    const want =
+      NON_COMMAND_SERVICES[name] ??
+      COMMANDS.filter((c) => c.service === name)
+        .map((c) => c.fn)
+        .join(',');
     expect(env(svc).get('VIRTWAKE_FUNCTIONS')).toEqual({ name: 'VIRTWAKE_FUNCTIONS', value: want });
   });
 
@@ -142,7 +173,9 @@ describe('Knative Services', () => {
     expect(spec.serviceAccountName).toBe('virtwake');
     const minScale = str(annotations['autoscaling.knative.dev/min-scale']);
     expect(minScale).toBe(name === 'virtwake-wake-proxy' ? '1' : '0');
-    expect(Number(str(annotations['autoscaling.knative.dev/max-scale']))).toBeGreaterThanOrEqual(Math.max(1, Number(minScale)));
+    expect(Number(str(annotations['autoscaling.knative.dev/max-scale']))).toBeGreaterThanOrEqual(
+      Math.max(1, Number(minScale)),
+    );
 
     expect(at(c, 'readinessProbe', 'httpGet', 'path')).toBe('/health/readiness');
     expect(at(c, 'livenessProbe', 'httpGet', 'path')).toBe('/health/liveness');
@@ -160,7 +193,11 @@ describe('Knative Services', () => {
     // kubernetes.podspec-fieldref): the webhook would reject the Service.
     expect(spec.securityContext).toBeUndefined();
     for (const e of env(svc).values()) {
-      expect([str(e.name), at(e, 'valueFrom', 'fieldRef'), at(e, 'valueFrom', 'resourceFieldRef')]).toEqual([str(e.name), undefined, undefined]);
+      expect([str(e.name), at(e, 'valueFrom', 'fieldRef'), at(e, 'valueFrom', 'resourceFieldRef')]).toEqual([
+        str(e.name),
+        undefined,
+        undefined,
+      ]);
     }
     // Knative sets PORT itself and refuses a user-set one.
     expect(env(svc).has('PORT')).toBe(false);
@@ -169,16 +206,26 @@ describe('Knative Services', () => {
   test('only the wake proxy is reachable from outside the cluster', () => {
     for (const s of services) {
       const visibility = at(s.doc, 'metadata', 'labels', 'networking.knative.dev/visibility');
-      expect([nameOf(s.doc), visibility]).toEqual([nameOf(s.doc), nameOf(s.doc) === 'virtwake-wake-proxy' ? undefined : 'cluster-local']);
+      expect([nameOf(s.doc), visibility]).toEqual([
+        nameOf(s.doc),
+        nameOf(s.doc) === 'virtwake-wake-proxy' ? undefined : 'cluster-local',
+      ]);
     }
   });
 
   test('mounted files exist in their ConfigMaps, read-only, where the env says', () => {
     const configMaps = new Map(ofKind('v1 ConfigMap').map((m) => [nameOf(m.doc), m.doc]));
-    const fileEnvs: Record<string, string> = { VIRTWAKE_POLICY_FILE: 'virtwake-policy', VIRTWAKE_PROXY_ROUTES: 'virtwake-proxy-routes' };
+    const fileEnvs: Record<string, string> = {
+      VIRTWAKE_POLICY_FILE: 'virtwake-policy',
+      VIRTWAKE_PROXY_ROUTES: 'virtwake-proxy-routes',
+    };
     for (const svc of services) {
       const c = container(svc);
-      const volumes = new Map(list(at(svc.doc, 'spec', 'template', 'spec', 'volumes')).filter(isObj).map((v) => [str(v.name), v]));
+      const volumes = new Map(
+        list(at(svc.doc, 'spec', 'template', 'spec', 'volumes'))
+          .filter(isObj)
+          .map((v) => [str(v.name), v]),
+      );
       const mounts = list(c.volumeMounts).filter(isObj);
       for (const [envName, cmName] of Object.entries(fileEnvs)) {
         const e = env(svc).get(envName);
@@ -216,14 +263,21 @@ describe('EventTypes', () => {
     expect(eventTypes.map((m) => nameOf(m.doc)).sort()).toEqual(want);
   });
 
-  test.each(eventTypes.map((m) => [nameOf(m.doc), m] as const))('%s: attributes the webhook requires, Broker reference', (_n, m) => {
-    const names = list(at(m.doc, 'spec', 'attributes')).map((a) => str(at(a, 'name')));
-    expect(names).toEqual(expect.arrayContaining(['type', 'source', 'specversion', 'id']));
-    expect(new Set(names).size).toBe(names.length);
-    // Only these survive the conversion to the stored v1beta2 version.
-    expect(names.every((n) => ['type', 'source', 'specversion', 'id', 'schemadata'].includes(n))).toBe(true);
-    expect(at(m.doc, 'spec', 'reference')).toEqual({ apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: BROKER });
-  });
+  test.each(eventTypes.map((m) => [nameOf(m.doc), m] as const))(
+    '%s: attributes the webhook requires, Broker reference',
+    (_n, m) => {
+      const names = list(at(m.doc, 'spec', 'attributes')).map((a) => str(at(a, 'name')));
+      expect(names).toEqual(expect.arrayContaining(['type', 'source', 'specversion', 'id']));
+      expect(new Set(names).size).toBe(names.length);
+      // Only these survive the conversion to the stored v1beta2 version.
+      expect(names.every((n) => ['type', 'source', 'specversion', 'id', 'schemadata'].includes(n))).toBe(true);
+      expect(at(m.doc, 'spec', 'reference')).toEqual({
+        apiVersion: 'eventing.knative.dev/v1',
+        kind: 'Broker',
+        name: BROKER,
+      });
+    },
+  );
 
   test('command EventTypes point at schemas/<type>.json', () => {
     for (const c of COMMANDS.filter((x) => x.schema)) {
@@ -240,8 +294,14 @@ describe('RBAC wiring', () => {
     expect(roles.map((r) => r.file)).toEqual(['knative/rbac.yaml']);
     const bindings = ofKind('rbac.authorization.k8s.io/v1 RoleBinding');
     expect(bindings).toHaveLength(1);
-    expect(at(bindings[0].doc, 'roleRef')).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: nameOf(roles[0].doc) });
-    expect(at(bindings[0].doc, 'subjects')).toEqual([{ kind: 'ServiceAccount', name: 'virtwake', namespace: NAMESPACE }]);
+    expect(at(bindings[0].doc, 'roleRef')).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: nameOf(roles[0].doc),
+    });
+    expect(at(bindings[0].doc, 'subjects')).toEqual([
+      { kind: 'ServiceAccount', name: 'virtwake', namespace: NAMESPACE },
+    ]);
     expect(ofKind('v1 ServiceAccount').map((s) => nameOf(s.doc))).toEqual(['virtwake']);
   });
 
@@ -252,7 +312,12 @@ describe('RBAC wiring', () => {
 
 describe('delivery durations', () => {
   test.each([
-    ['PT285S', 285], ['PT2S', 2], ['PT0.2S', 0.2], ['PT1H', 3600], ['PT4M45S', 285], ['P1DT1S', 86401],
+    ['PT285S', 285],
+    ['PT2S', 2],
+    ['PT0.2S', 0.2],
+    ['PT1H', 3600],
+    ['PT4M45S', 285],
+    ['P1DT1S', 86401],
   ])('%s = %s s', (d, s) => {
     expect(isoDurationSeconds(d)).toBeCloseTo(s);
   });

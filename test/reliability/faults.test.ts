@@ -21,7 +21,8 @@ const vmisCreated = new Map<string, number>();
 beforeAll(async () => {
   h = await startHarness({ sim: { stepMs: 5 }, env: { VIRTWAKE_KUBE_TIMEOUT_MS: String(KUBE_TIMEOUT_MS) } });
   h.sim.store.raw.subscribe((e) => {
-    if (e.resource.kind === 'VirtualMachineInstance' && e.type === 'ADDED') vmisCreated.set(e.object.metadata.name ?? '', (vmisCreated.get(e.object.metadata.name ?? '') ?? 0) + 1);
+    if (e.resource.kind === 'VirtualMachineInstance' && e.type === 'ADDED')
+      vmisCreated.set(e.object.metadata.name ?? '', (vmisCreated.get(e.object.metadata.name ?? '') ?? 0) + 1);
   });
 });
 afterAll(() => h.close());
@@ -33,7 +34,10 @@ function addVM(runStrategy: string, state: { running?: boolean; vmiCreatedAt?: D
   return name;
 }
 
-type Answer = { kind: 'result'; type: string; data: Record<string, any> } | { kind: 'refused'; status: number; detail: string } | { kind: 'retry'; retryAfter: number; detail: string };
+type Answer =
+  | { kind: 'result'; type: string; data: Record<string, any> }
+  | { kind: 'refused'; status: number; detail: string }
+  | { kind: 'retry'; retryAfter: number; detail: string };
 
 /** The answer must be exactly one of the three; anything else (500, 2xx without an event, 503 without Retry-After) fails here. */
 function classify(res: request.Response): Answer {
@@ -118,7 +122,7 @@ describe('API failures that clear within the retry budget: the real outcome', ()
   });
 });
 
-describe('permanent API refusals: a failed result with the API\'s message, never a 500', () => {
+describe("permanent API refusals: a failed result with the API's message, never a 500", () => {
   test.concurrent.each([
     ['403 on reading the VM (RBAC)', 'GET', '', 403, 'Refused'],
     ['422 on the restart claim (an admission webhook)', 'PATCH', '', 422, 'Refused'],
@@ -143,7 +147,9 @@ describe('permanent API refusals: a failed result with the API\'s message, never
     h.sim.store.updateVM('default', name, (vm) => (vm.metadata.labels = { ...vm.metadata.labels, fleet }));
     const path = f.list ? new RegExp(`/virtualmachines\\?(?!.*watch).*labelSelector=fleet%3D${fleet}`) : vmPath(name);
     h.sim.faults.add({ method: f.method, path, status: f.status });
-    const a = classify(await h.send('io.virtwake.vm.start', f.list ? { selector: { matchLabels: { fleet } } } : { name }));
+    const a = classify(
+      await h.send('io.virtwake.vm.start', f.list ? { selector: { matchLabels: { fleet } } } : { name }),
+    );
     expect(a).toMatchObject({ kind: 'retry' });
     expect(started(name)).toBe(false);
   });
@@ -160,7 +166,9 @@ describe('a call that times out but still takes effect', () => {
     await new Promise((r) => setTimeout(r, KUBE_TIMEOUT_MS * 3));
     await h.sim.settle();
     // Knative redelivers the same event: it is answered as done, not done again.
-    const again = classify(await h.send('io.virtwake.vm.start', { name, wait: { timeoutSeconds: 10 } }, { id: 'slow-start' }));
+    const again = classify(
+      await h.send('io.virtwake.vm.start', { name, wait: { timeoutSeconds: 10 } }, { id: 'slow-start' }),
+    );
     expect(again).toMatchObject({ kind: 'result', type: 'io.virtwake.vm.start.completed' });
     expect(vmisCreated.get(name)).toBe(1);
   });
@@ -170,7 +178,12 @@ describe('a call that times out but still takes effect', () => {
     h.sim.faults.add({ method: 'POST', path: /virtualmachinesnapshots$/, times: 1, delayMs: KUBE_TIMEOUT_MS * 2 });
     const res = await h.send('io.virtwake.vm.snapshot', { name, wait: { timeoutSeconds: 10 } }, { id: 'slow-snap' });
     const a = classify(res);
-    const again = a.kind === 'result' ? a : classify(await h.send('io.virtwake.vm.snapshot', { name, wait: { timeoutSeconds: 10 } }, { id: 'slow-snap' }));
+    const again =
+      a.kind === 'result'
+        ? a
+        : classify(
+            await h.send('io.virtwake.vm.snapshot', { name, wait: { timeoutSeconds: 10 } }, { id: 'slow-snap' }),
+          );
     expect(again).toMatchObject({ kind: 'result', type: 'io.virtwake.vm.snapshot.completed' });
     await new Promise((r) => setTimeout(r, KUBE_TIMEOUT_MS * 2));
     expect(h.sim.store.listSnapshots('default').filter((s) => s.spec?.source?.name === name)).toHaveLength(1);
@@ -184,10 +197,16 @@ describe('the watch behind `wait`', () => {
     const name = addVM('Halted');
     const rule = h.sim.faults.add({ method: 'GET', path: watchOf(name), watchEndAfterEvents: 1 });
     const a = classify(await h.send('io.virtwake.vm.start', { name, wait: { timeoutSeconds: 20 } }));
-    expect(a).toMatchObject({ kind: 'result', type: 'io.virtwake.vm.start.completed', data: { status: { printableStatus: 'Running', ready: true } } });
+    expect(a).toMatchObject({
+      kind: 'result',
+      type: 'io.virtwake.vm.start.completed',
+      data: { status: { printableStatus: 'Running', ready: true } },
+    });
     expect(a.kind === 'result' && a.data.reason).toBeUndefined();
     expect(startPuts(name)).toHaveLength(1);
-    expect(h.sim.calls.filter((c) => c.verb === 'watch' && c.query?.fieldSelector === `metadata.name=${name}`).length).toBeGreaterThan(1);
+    expect(
+      h.sim.calls.filter((c) => c.verb === 'watch' && c.query?.fieldSelector === `metadata.name=${name}`).length,
+    ).toBeGreaterThan(1);
     h.sim.faults.remove(rule);
   });
 
@@ -207,14 +226,26 @@ describe('the watch behind `wait`', () => {
 });
 
 describe('restart claim (SPEC §6) under conflicts', () => {
-  const claimPatch = (name: string) => ({ method: 'PATCH', path: vmPath(name), status: 409, message: `Operation cannot be fulfilled on virtualmachines.kubevirt.io "${name}": the object has been modified; please apply your changes to the latest version and try again` });
-  const restarts = (name: string) => h.sim.calls.filter((c) => c.subresource === 'restart' && c.name === name && c.status === 202);
+  const claimPatch = (name: string) => ({
+    method: 'PATCH',
+    path: vmPath(name),
+    status: 409,
+    message: `Operation cannot be fulfilled on virtualmachines.kubevirt.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+  });
+  const restarts = (name: string) =>
+    h.sim.calls.filter((c) => c.subresource === 'restart' && c.name === name && c.status === 202);
 
   test.concurrent('a 409 on the claim patch is re-read and retried: one restart', async () => {
     const name = addVM('Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) });
     const before = h.sim.store.getVMI('default', name)?.metadata.uid;
     h.sim.faults.add({ ...claimPatch(name), times: 1 });
-    const a = classify(await h.send('io.virtwake.vm.restart', { name, wait: { timeoutSeconds: 20 } }, { time: new Date(Date.now() - 1000).toISOString() }));
+    const a = classify(
+      await h.send(
+        'io.virtwake.vm.restart',
+        { name, wait: { timeoutSeconds: 20 } },
+        { time: new Date(Date.now() - 1000).toISOString() },
+      ),
+    );
     expect(a).toMatchObject({ kind: 'result', type: 'io.virtwake.vm.restart.completed' });
     expect(restarts(name)).toHaveLength(1);
     expect(h.sim.store.getVMI('default', name)?.metadata.uid).not.toBe(before);
@@ -236,6 +267,9 @@ describe('afterwards', () => {
   test('with every fault gone, the server still answers a plain event', async () => {
     h.sim.faults.clear();
     const name = addVM('Halted');
-    expect(classify(await h.send('io.virtwake.vm.start', { name }))).toMatchObject({ kind: 'result', type: 'io.virtwake.vm.start.accepted' });
+    expect(classify(await h.send('io.virtwake.vm.start', { name }))).toMatchObject({
+      kind: 'result',
+      type: 'io.virtwake.vm.start.accepted',
+    });
   });
 });

@@ -45,14 +45,22 @@ interface Scenario {
 }
 
 const of = (kind: string, type: StoreEvent['type'], name: string, since: number) =>
-  events.filter((e) => e.rv > since && e.resource.kind === kind && e.type === type && e.object.metadata.name === name).length;
+  events.filter((e) => e.rv > since && e.resource.kind === kind && e.type === type && e.object.metadata.name === name)
+    .length;
 const vmiChanges = (name: string, since: number): Counts => ({
   vmiCreated: of('VirtualMachineInstance', 'ADDED', name, since),
   vmiDeleted: of('VirtualMachineInstance', 'DELETED', name, since),
 });
 const pausedFlips = (name: string, since: number): Counts => {
-  const paused = (o: StoreEvent['object'] | undefined) => !!o?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Paused' && c.status === 'True');
-  const mods = events.filter((e) => e.rv > since && e.resource.kind === 'VirtualMachineInstance' && e.type === 'MODIFIED' && e.object.metadata.name === name);
+  const paused = (o: StoreEvent['object'] | undefined) =>
+    !!o?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Paused' && c.status === 'True');
+  const mods = events.filter(
+    (e) =>
+      e.rv > since &&
+      e.resource.kind === 'VirtualMachineInstance' &&
+      e.type === 'MODIFIED' &&
+      e.object.metadata.name === name,
+  );
   return {
     paused: mods.filter((e) => !paused(e.old) && paused(e.object)).length,
     unpaused: mods.filter((e) => paused(e.old) && !paused(e.object)).length,
@@ -60,9 +68,19 @@ const pausedFlips = (name: string, since: number): Counts => {
   };
 };
 const created = (kind: string, vm: string, since: number) =>
-  events.filter((e) => e.rv > since && e.resource.kind === kind && e.type === 'ADDED' && (e.object.spec?.source?.name === vm || e.object.spec?.target?.name === vm)).length;
+  events.filter(
+    (e) =>
+      e.rv > since &&
+      e.resource.kind === kind &&
+      e.type === 'ADDED' &&
+      (e.object.spec?.source?.name === vm || e.object.spec?.target?.name === vm),
+  ).length;
 
-function addVM(name: string, runStrategy: string, state: { running?: boolean; paused?: boolean; vmiCreatedAt?: Date } = {}): void {
+function addVM(
+  name: string,
+  runStrategy: string,
+  state: { running?: boolean; paused?: boolean; vmiCreatedAt?: Date } = {},
+): void {
   h.sim.store.addVM({ metadata: { name, namespace: 'default', labels: OPT_IN }, spec: { runStrategy } }, state);
 }
 
@@ -82,7 +100,10 @@ const SCENARIOS: Scenario[] = [
   {
     fn: 'restart',
     label: 'restart (with ce-time)',
-    setup: async (name) => (addVM(name, 'Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) }), { name }),
+    setup: async (name) => (
+      addVM(name, 'Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) }),
+      { name }
+    ),
     effects: vmiChanges,
     expected: { vmiCreated: 1, vmiDeleted: 1 },
   },
@@ -90,7 +111,10 @@ const SCENARIOS: Scenario[] = [
     fn: 'restart',
     label: 'restart (no ce-time: the claim alone)',
     withTime: false,
-    setup: async (name) => (addVM(name, 'Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) }), { name }),
+    setup: async (name) => (
+      addVM(name, 'Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) }),
+      { name }
+    ),
     effects: vmiChanges,
     expected: { vmiCreated: 1, vmiDeleted: 1 },
   },
@@ -116,7 +140,9 @@ const SCENARIOS: Scenario[] = [
     fn: 'restore',
     async setup(name) {
       addVM(name, 'Halted');
-      const snap = await h.send('io.virtwake.vm.snapshot', { name, snapshotName: `${name}-base`, wait: { timeoutSeconds: 20 } }).expect(200);
+      const snap = await h
+        .send('io.virtwake.vm.snapshot', { name, snapshotName: `${name}-base`, wait: { timeoutSeconds: 20 } })
+        .expect(200);
       expect(snap.headers['ce-type']).toBe('io.virtwake.vm.snapshot.completed');
       return { name, snapshotName: `${name}-base` };
     },
@@ -144,37 +170,51 @@ function answerOf(res: request.Response): string {
 }
 
 test('every VM command type registered in functions/index.ts has a scenario here', () => {
-  const vmCommands = Object.entries(HANDLERS).filter(([, handler]) => handler?.kind === 'vm').map(([fn]) => fn);
+  const vmCommands = Object.entries(HANDLERS)
+    .filter(([, handler]) => handler?.kind === 'vm')
+    .map(([fn]) => fn);
   expect(vmCommands.filter((fn) => !SCENARIOS.some((s) => s.fn === fn))).toEqual([]);
   for (const fn of ['start', 'stop', 'restart', 'pause', 'unpause']) expect(vmCommands).toContain(fn);
 });
 
 describe.each(served.map((s) => [s.label ?? s.fn, s] as const))('%s', (_label, scenario) => {
-  test.concurrent.each(Array.from({ length: 10 }, (_, i) => i + 1))('delivered %i time(s) at once to two instances: one effect', async (times) => {
-    const name = `rd-${scenario.fn}-${times}-${++n}`;
-    const data = await scenario.setup(name);
-    await h.sim.settle();
-    const since = Number(h.sim.store.resourceVersion());
-    const event = { id: `redeliver-${name}`, source: '/test/redelivery', time: scenario.withTime === false ? undefined : new Date(Date.now() - 60_000).toISOString() };
+  test.concurrent.each(Array.from({ length: 10 }, (_, i) => i + 1))(
+    'delivered %i time(s) at once to two instances: one effect',
+    async (times) => {
+      const name = `rd-${scenario.fn}-${times}-${++n}`;
+      const data = await scenario.setup(name);
+      await h.sim.settle();
+      const since = Number(h.sim.store.resourceVersion());
+      const event = {
+        id: `redeliver-${name}`,
+        source: '/test/redelivery',
+        time: scenario.withTime === false ? undefined : new Date(Date.now() - 60_000).toISOString(),
+      };
 
-    const answers = (await Promise.all(
-      Array.from({ length: times }, (_, i) => h.send(typeOf(scenario.fn), data, { ...event, to: i % 2 ? second : h.app })),
-    )).map(answerOf);
-    await h.sim.settle();
-    expect([answers, scenario.effects(name, since)]).toEqual([answers, scenario.expected]);
+      const answers = (
+        await Promise.all(
+          Array.from({ length: times }, (_, i) =>
+            h.send(typeOf(scenario.fn), data, { ...event, to: i % 2 ? second : h.app }),
+          ),
+        )
+      ).map(answerOf);
+      await h.sim.settle();
+      expect([answers, scenario.effects(name, since)]).toEqual([answers, scenario.expected]);
 
-    // Knative's next attempt (or a redelivery after a restart) comes later: still one effect, and a result.
-    const late = answerOf(await h.send(typeOf(scenario.fn), data, { ...event, to: times % 2 ? h.app : second }));
-    expect(late).not.toBe('503');
-    await h.sim.settle();
-    expect(scenario.effects(name, since)).toEqual(scenario.expected);
-    // SPEC §6: a repeat is answered as done (completed/accepted), never as a failure.
-    // Known gap for start (and activity with wake): a delivery that reads the VM
-    // after the controller already shows it Starting gets KubeVirt's "Always does
-    // not support manual start requests", which SPEC §2 reads as Refused; nothing
-    // on the VM says which request started it. The effect is still one (above).
-    if (scenario.fn !== 'start' && scenario.fn !== 'activity') expect(answers.filter((a) => a.startsWith('failed'))).toEqual([]);
-  });
+      // Knative's next attempt (or a redelivery after a restart) comes later: still one effect, and a result.
+      const late = answerOf(await h.send(typeOf(scenario.fn), data, { ...event, to: times % 2 ? h.app : second }));
+      expect(late).not.toBe('503');
+      await h.sim.settle();
+      expect(scenario.effects(name, since)).toEqual(scenario.expected);
+      // SPEC §6: a repeat is answered as done (completed/accepted), never as a failure.
+      // Known gap for start (and activity with wake): a delivery that reads the VM
+      // after the controller already shows it Starting gets KubeVirt's "Always does
+      // not support manual start requests", which SPEC §2 reads as Refused; nothing
+      // on the VM says which request started it. The effect is still one (above).
+      if (scenario.fn !== 'start' && scenario.fn !== 'activity')
+        expect(answers.filter((a) => a.startsWith('failed'))).toEqual([]);
+    },
+  );
 });
 
 // KubeVirt answers a start of a VM whose runStrategy is already Always with 409

@@ -51,7 +51,15 @@ async function startServer(env: Record<string, string>): Promise<Child> {
   const port = await freePort();
   const proc = spawn(process.execPath, ['--import', 'tsx', 'functions/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), KUBECONFIG: sim.kubeconfigPath, VIRTWAKE_NAMESPACE: 'default', LOG_LEVEL: 'info', ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: String(port),
+      KUBECONFIG: sim.kubeconfigPath,
+      VIRTWAKE_NAMESPACE: 'default',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const timeline: string[] = [];
@@ -75,16 +83,25 @@ async function startServer(env: Record<string, string>): Promise<Child> {
     }
   });
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => {
-    timeline.push(`exit ${code}`);
-    if (code !== 0) console.error(stderr);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      timeline.push(`exit ${code}`);
+      if (code !== 0) console.error(stderr);
+      resolve(code);
+    }),
+  );
   const child: Child = {
-    proc, port, timeline, exited,
-    logged: (msg) => (timeline.includes(`log: ${msg}`) ? Promise.resolve() : new Promise((resolve) => waiters.push({ msg, resolve }))),
+    proc,
+    port,
+    timeline,
+    exited,
+    logged: (msg) =>
+      timeline.includes(`log: ${msg}`) ? Promise.resolve() : new Promise((resolve) => waiters.push({ msg, resolve })),
   };
-  await Promise.race([child.logged('virtwake listening'), exited.then((code) => Promise.reject(new Error(`server exited ${code} before listening: ${stderr}`)))]);
+  await Promise.race([
+    child.logged('virtwake listening'),
+    exited.then((code) => Promise.reject(new Error(`server exited ${code} before listening: ${stderr}`))),
+  ]);
   return child;
 }
 
@@ -100,8 +117,19 @@ function post(child: Child, agent: http.Agent | false, type: string, data: unkno
     const body = Buffer.from(JSON.stringify(data));
     const req = http.request(
       {
-        host: '127.0.0.1', port: child.port, method: 'POST', path: '/', agent,
-        headers: { 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': '/test/shutdown', 'ce-type': type, 'content-type': 'application/json', 'content-length': body.length },
+        host: '127.0.0.1',
+        port: child.port,
+        method: 'POST',
+        path: '/',
+        agent,
+        headers: {
+          'ce-specversion': '1.0',
+          'ce-id': id,
+          'ce-source': '/test/shutdown',
+          'ce-type': type,
+          'content-type': 'application/json',
+          'content-length': body.length,
+        },
       },
       (res) => {
         let text = '';
@@ -116,11 +144,13 @@ function post(child: Child, agent: http.Agent | false, type: string, data: unkno
 
 function get(child: Child, agent: http.Agent | false, p: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: child.port, path: p, agent }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port: child.port, path: p, agent }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -129,7 +159,7 @@ const until = async (what: string, ok: () => boolean) => {
   if (!ok()) throw new Error(`timed out waiting for ${what}`);
 };
 
-test('the shutdown limit is inside Knative\'s grace period', () => {
+test("the shutdown limit is inside Knative's grace period", () => {
   // Knative gives the pod terminationGracePeriodSeconds = the revision's timeoutSeconds, and queue-proxy
   // drains for 30 s before the container gets SIGTERM (reference knative.md §2.4).
   const services = fs.readFileSync(path.join(ROOT, 'knative/services.yaml'), 'utf8');
@@ -141,35 +171,62 @@ test('the shutdown limit is inside Knative\'s grace period', () => {
 });
 
 test('SIGTERM with events in flight: no new event accepted, each in-flight one answered, exit 0', async () => {
-  sim.store.addVM({ metadata: { name: 'long-wait', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Halted' } });
-  sim.store.addVM({ metadata: { name: 'slow-stop', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } }, { running: true });
-  sim.store.addVM({ metadata: { name: 'stuck-stop', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } }, { running: true });
+  sim.store.addVM({
+    metadata: { name: 'long-wait', namespace: 'default', labels: OPT_IN },
+    spec: { runStrategy: 'Halted' },
+  });
+  sim.store.addVM(
+    { metadata: { name: 'slow-stop', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
+    { running: true },
+  );
+  sim.store.addVM(
+    { metadata: { name: 'stuck-stop', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
+    { running: true },
+  );
   // The slow stop's PUT answers after SIGTERM, well within the limit; the stuck one never answers.
   sim.faults.add({ method: 'PUT', path: /\/slow-stop\/stop$/, delayMs: SLOW_CALL_MS });
   sim.faults.add({ method: 'PUT', path: /\/stuck-stop\/stop$/, hang: true });
   // The long wait never sees Running: the VM stays Starting.
   sim.pauseControllers();
 
-  const child = await startServer({ VIRTWAKE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_LIMIT_MS), VIRTWAKE_KUBE_TIMEOUT_MS: '60000' });
+  const child = await startServer({
+    VIRTWAKE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_LIMIT_MS),
+    VIRTWAKE_KUBE_TIMEOUT_MS: '60000',
+  });
   const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const record = (what: string) => (a: Answer) => (child.timeline.push(`${what}: ${a.status}`), a);
-    const waiting = post(child, false, 'io.virtwake.vm.start', { name: 'long-wait', wait: { timeoutSeconds: 250 } }, 'w-1').then(record('long wait'));
+    const waiting = post(
+      child,
+      false,
+      'io.virtwake.vm.start',
+      { name: 'long-wait', wait: { timeoutSeconds: 250 } },
+      'w-1',
+    ).then(record('long wait'));
     const slow = post(child, keepAlive, 'io.virtwake.vm.stop', { name: 'slow-stop' }, 's-1').then(record('slow stop'));
     const stuck = post(child, false, 'io.virtwake.vm.stop', { name: 'stuck-stop' }, 'h-1').then(record('stuck stop'));
-    await until('all three in flight', () =>
-      sim.calls.some((c) => c.verb === 'watch' && c.query?.fieldSelector === 'metadata.name=long-wait') &&
-      sim.calls.some((c) => c.name === 'slow-stop' && c.subresource === 'stop') &&
-      sim.calls.some((c) => c.name === 'stuck-stop' && c.subresource === 'stop'));
+    await until(
+      'all three in flight',
+      () =>
+        sim.calls.some((c) => c.verb === 'watch' && c.query?.fieldSelector === 'metadata.name=long-wait') &&
+        sim.calls.some((c) => c.name === 'slow-stop' && c.subresource === 'stop') &&
+        sim.calls.some((c) => c.name === 'stuck-stop' && c.subresource === 'stop'),
+    );
 
     child.proc.kill('SIGTERM');
     await child.logged('shutting down');
 
     // The long wait gives its event back at once, to be redelivered.
     const w = await waiting;
-    expect([w.status, w.headers['retry-after'], JSON.parse(w.body).detail]).toEqual([503, '1', expect.stringMatching(/shutting down; redeliver/)]);
+    expect([w.status, w.headers['retry-after'], JSON.parse(w.body).detail]).toEqual([
+      503,
+      '1',
+      expect.stringMatching(/shutting down; redeliver/),
+    ]);
     // A new connection is refused: the listener is closed.
-    await expect(post(child, false, 'io.virtwake.vm.start', { name: 'long-wait' }, 'n-1')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(post(child, false, 'io.virtwake.vm.start', { name: 'long-wait' }, 'n-1')).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
 
     // The slow stop finishes with its real result…
     const s = await slow;
@@ -185,12 +242,19 @@ test('SIGTERM with events in flight: no new event accepted, each in-flight one a
     const h = await stuck;
     expect([h.status, h.headers['retry-after']]).toEqual([503, '1']);
     let bound: NodeJS.Timeout | undefined;
-    const code = await Promise.race([child.exited, new Promise((r) => (bound = setTimeout(() => r('no exit within the limit + 10 s'), SHUTDOWN_LIMIT_MS + 10_000)))]);
+    const code = await Promise.race([
+      child.exited,
+      new Promise((r) => (bound = setTimeout(() => r('no exit within the limit + 10 s'), SHUTDOWN_LIMIT_MS + 10_000))),
+    ]);
     clearTimeout(bound);
     expect(code).toBe(0);
 
     // Answered in this order, each one written before the process went away (else: a connection reset).
-    expect(child.timeline.filter((e) => !e.startsWith('log: ') && !e.startsWith('exit'))).toEqual(['long wait: 503', 'slow stop: 200', 'stuck stop: 503']);
+    expect(child.timeline.filter((e) => !e.startsWith('log: ') && !e.startsWith('exit'))).toEqual([
+      'long wait: 503',
+      'slow stop: 200',
+      'stuck stop: 503',
+    ]);
     // Nothing was done to the VMs after the answers said otherwise.
     expect(sim.calls.filter((c) => c.name === 'long-wait' && c.subresource === 'start')).toHaveLength(1);
   } finally {

@@ -1,5 +1,11 @@
 import pino from 'pino';
-import { ACTIVITY_INTERVAL_MS, activityRecorder, LAST_ACTIVITY, parseStamp, rfc3339 } from '../../functions/runtime/activity';
+import {
+  ACTIVITY_INTERVAL_MS,
+  activityRecorder,
+  LAST_ACTIVITY,
+  parseStamp,
+  rfc3339,
+} from '../../functions/runtime/activity';
 import type { KubeVirt } from '../../functions/runtime/kubevirt';
 import type { VirtualMachine } from '../../functions/runtime/kubevirt-types';
 

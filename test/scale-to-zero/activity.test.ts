@@ -16,14 +16,26 @@ beforeAll(async () => {
 afterAll(() => h?.close());
 
 const activityPatches = (name: string) =>
-  h.sim.calls.filter((c: RecordedCall) => c.method === 'PATCH' && c.name === name && JSON.stringify(c.body).includes(LAST_ACTIVITY));
+  h.sim.calls.filter(
+    (c: RecordedCall) => c.method === 'PATCH' && c.name === name && JSON.stringify(c.body).includes(LAST_ACTIVITY),
+  );
 
 async function inBatches(n: number, width: number, send: (i: number) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < n; i += width) await Promise.all(Array.from({ length: Math.min(width, n - i) }, (_, k) => send(i + k)));
+  for (let i = 0; i < n; i += width)
+    await Promise.all(Array.from({ length: Math.min(width, n - i) }, (_, k) => send(i + k)));
 }
 
-function addVM(name: string, o: { running?: boolean; labels?: Record<string, string>; annotations?: Record<string, string> } = {}) {
-  h.sim.store.addVM({ metadata: { name, namespace: 'default', labels: o.labels ?? OPT_IN, annotations: o.annotations }, spec: { runStrategy: o.running ? 'Always' : 'Halted' } }, { running: o.running });
+function addVM(
+  name: string,
+  o: { running?: boolean; labels?: Record<string, string>; annotations?: Record<string, string> } = {},
+) {
+  h.sim.store.addVM(
+    {
+      metadata: { name, namespace: 'default', labels: o.labels ?? OPT_IN, annotations: o.annotations },
+      spec: { runStrategy: o.running ? 'Always' : 'Halted' },
+    },
+    { running: o.running },
+  );
 }
 
 test('a burst of 10,000 activity events for one VM, on two replicas, makes at most one PATCH per replica, touching only the annotation', async () => {
@@ -31,7 +43,9 @@ test('a burst of 10,000 activity events for one VM, on two replicas, makes at mo
   await h.sim.settle();
   const other = await h.replica();
   h.sim.resetCalls();
-  await inBatches(10_000, 100, (i) => h.send('io.virtwake.vm.activity', { name: 'busy' }, { to: i % 2 ? other : h.app }).expect(200));
+  await inBatches(10_000, 100, (i) =>
+    h.send('io.virtwake.vm.activity', { name: 'busy' }, { to: i % 2 ? other : h.app }).expect(200),
+  );
 
   const patches = activityPatches('busy');
   expect(patches.length).toBeGreaterThanOrEqual(1);
@@ -41,7 +55,11 @@ test('a burst of 10,000 activity events for one VM, on two replicas, makes at mo
     expect(p.body).toEqual({ metadata: { annotations: { [LAST_ACTIVITY]: '2030-03-01T12:00:00Z' } } });
   }
   const vm = h.sim.store.getVM('default', 'busy')!;
-  expect(vm.metadata.annotations).toMatchObject({ [LAST_ACTIVITY]: '2030-03-01T12:00:00Z', keep: 'me', 'virtwake.io/idle-timeout': '30m' });
+  expect(vm.metadata.annotations).toMatchObject({
+    [LAST_ACTIVITY]: '2030-03-01T12:00:00Z',
+    keep: 'me',
+    'virtwake.io/idle-timeout': '30m',
+  });
 
   // Within the minute: nothing more, whatever the rate. A minute later: one more.
   clock.advance(59_000);
@@ -62,7 +80,9 @@ test('the reply: completed; and every other command records activity too', async
 
   addVM('commanded');
   await h.send('io.virtwake.vm.start', { name: 'commanded' }).expect(200);
-  expect(h.sim.store.getVM('default', 'commanded')!.metadata.annotations?.[LAST_ACTIVITY]).toBe(clock.now().toISOString().replace('.000Z', 'Z'));
+  expect(h.sim.store.getVM('default', 'commanded')!.metadata.annotations?.[LAST_ACTIVITY]).toBe(
+    clock.now().toISOString().replace('.000Z', 'Z'),
+  );
 });
 
 test('dryRun records nothing; a VM that has not opted in is refused 403', async () => {
@@ -81,7 +101,9 @@ test('dryRun records nothing; a VM that has not opted in is refused 403', async 
 test('wake starts a stopped VM once; a running one is left as it is', async () => {
   addVM('sleepy');
   h.sim.resetCalls();
-  const res = await h.send('io.virtwake.vm.activity', { name: 'sleepy', wake: true, wait: { timeoutSeconds: 30 } }).expect(200);
+  const res = await h
+    .send('io.virtwake.vm.activity', { name: 'sleepy', wake: true, wait: { timeoutSeconds: 30 } })
+    .expect(200);
   expect(res.headers['ce-type']).toBe('io.virtwake.vm.activity.completed');
   expect(replyData(res).status).toEqual({ printableStatus: 'Running', ready: true });
   expect(h.sim.calls.filter((c) => c.subresource === 'start')).toHaveLength(1);
@@ -94,7 +116,10 @@ test('wake starts a stopped VM once; a running one is left as it is', async () =
 });
 
 test('fresh activity keeps an otherwise idle VM from the reaper', async () => {
-  addVM('saved', { running: true, annotations: { 'virtwake.io/idle-timeout': '1m', [LAST_ACTIVITY]: '2030-03-01T10:00:00Z' } });
+  addVM('saved', {
+    running: true,
+    annotations: { 'virtwake.io/idle-timeout': '1m', [LAST_ACTIVITY]: '2030-03-01T10:00:00Z' },
+  });
   await h.sim.settle();
   clock.advance(61 * 60_000);
   await h.send('io.virtwake.vm.activity', { name: 'saved' }).expect(200);

@@ -63,7 +63,13 @@ export function makeFleet(count: number, opts: { namespaces?: string[]; seed?: n
   return out;
 }
 
-const DURATION: Record<string, number | undefined> = { '30m': 30 * MIN, '2h': 120 * MIN, '1h30m': 90 * MIN, '0': 0, soon: undefined };
+const DURATION: Record<string, number | undefined> = {
+  '30m': 30 * MIN,
+  '2h': 120 * MIN,
+  '1h30m': 90 * MIN,
+  '0': 0,
+  soon: undefined,
+};
 
 /** namespace/name of every VM the reaper must stop at `now`, given the default idle timeout. */
 export function expectedIdle(fleet: FleetVM[], defaultTimeoutMs?: number): Set<string> {
@@ -86,9 +92,15 @@ export function toSimulator(fleet: FleetVM[], now: number): BulkVMInput[] {
     if (v.protectedLabel) labels['virtwake.io/protected'] = v.protectedLabel;
     const annotations: Record<string, string> = {};
     if (v.idleTimeout !== undefined) annotations['virtwake.io/idle-timeout'] = v.idleTimeout;
-    if (v.lastActivityAgoMs !== undefined) annotations['virtwake.io/last-activity'] = new Date(now - v.lastActivityAgoMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    if (v.lastActivityAgoMs !== undefined)
+      annotations['virtwake.io/last-activity'] = new Date(now - v.lastActivityAgoMs)
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z');
     return {
-      vm: { metadata: { name: v.name, namespace: v.namespace, labels, annotations }, spec: { runStrategy: v.runStrategy } },
+      vm: {
+        metadata: { name: v.name, namespace: v.namespace, labels, annotations },
+        spec: { runStrategy: v.runStrategy },
+      },
       opts: {
         running: v.running,
         paused: v.paused,

@@ -12,14 +12,24 @@ const vm = { namespace: 'vms', name: 'app' };
 const service = { name: 'app', port: 8080 };
 
 describe('routes', () => {
-  const table = routeTable(parseRoutes({
-    routes: [
-      { host: 'app.example.com', vm, service },
-      { pathPrefix: '/legacy', stripPrefix: true, vm: { name: 'legacy' }, service: { name: 'legacy', port: 'http' } },
-      { pathPrefix: '/legacy/admin', vm: { name: 'admin' }, service: { name: 'admin', port: 80 } },
-      { vm: { name: 'fallback' }, service: { name: 'fallback', port: 80 } },
-    ],
-  }, 'default'));
+  const table = routeTable(
+    parseRoutes(
+      {
+        routes: [
+          { host: 'app.example.com', vm, service },
+          {
+            pathPrefix: '/legacy',
+            stripPrefix: true,
+            vm: { name: 'legacy' },
+            service: { name: 'legacy', port: 'http' },
+          },
+          { pathPrefix: '/legacy/admin', vm: { name: 'admin' }, service: { name: 'admin', port: 80 } },
+          { vm: { name: 'fallback' }, service: { name: 'fallback', port: 80 } },
+        ],
+      },
+      'default',
+    ),
+  );
 
   test('host beats path, the longer prefix wins, a bare route catches the rest', () => {
     expect(table.match('APP.example.com:8443', '/legacy/x')?.vm.name).toBe('app');
@@ -42,7 +52,15 @@ describe('routes', () => {
     [{ routes: [{ vm: { name: 'Bad/Name' }, service }] }, /routes\[0\]\.vm\.name/],
     [{ routes: [{ vm, service: { name: 'app' } }] }, /routes\[0\]\.service\.port/],
     [{ routes: [{ vm, service, pathPrefix: 'x' }] }, /pathPrefix: must start with \//],
-    [{ routes: [{ vm, service }, { vm, service }] }, /routes\[1\]: another route/],
+    [
+      {
+        routes: [
+          { vm, service },
+          { vm, service },
+        ],
+      },
+      /routes\[1\]: another route/,
+    ],
   ])('%o is refused', (doc, message) => {
     expect(() => parseRoutes(doc, 'default')).toThrow(ConfigError);
     expect(() => parseRoutes(doc, 'default')).toThrow(message);
@@ -50,8 +68,14 @@ describe('routes', () => {
 
   test('the file may be YAML or JSON; a missing file names the variable', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'routes-'));
-    fs.writeFileSync(path.join(dir, 'r.yaml'), '# comment\nroutes:\n  - host: a.example\n    vm: {name: a}\n    service: {name: a, port: 80}\n');
-    fs.writeFileSync(path.join(dir, 'r.json'), JSON.stringify({ routes: [{ host: 'b.example', vm: { name: 'b' }, service: { name: 'b', port: 80 } }] }));
+    fs.writeFileSync(
+      path.join(dir, 'r.yaml'),
+      '# comment\nroutes:\n  - host: a.example\n    vm: {name: a}\n    service: {name: a, port: 80}\n',
+    );
+    fs.writeFileSync(
+      path.join(dir, 'r.json'),
+      JSON.stringify({ routes: [{ host: 'b.example', vm: { name: 'b' }, service: { name: 'b', port: 80 } }] }),
+    );
     expect(loadRoutes(path.join(dir, 'r.yaml'), 'ns').routes[0].vm).toEqual({ namespace: 'ns', name: 'a' });
     expect(loadRoutes(path.join(dir, 'r.json'), 'ns').routes[0].host).toBe('b.example');
     expect(() => loadRoutes(path.join(dir, 'nope'), 'ns')).toThrow(/VIRTWAKE_PROXY_ROUTES: cannot read/);
@@ -60,14 +84,40 @@ describe('routes', () => {
 
 test('a ready endpoint with the wanted port', () => {
   const slice = (ready: boolean | undefined, ports: { name?: string; port: number }[], address = '10.0.0.1') => ({
-    metadata: { name: `s-${address}` }, addressType: 'IPv4', ports, endpoints: [{ addresses: [address], conditions: ready === undefined ? {} : { ready } }],
+    metadata: { name: `s-${address}` },
+    addressType: 'IPv4',
+    ports,
+    endpoints: [{ addresses: [address], conditions: ready === undefined ? {} : { ready } }],
   });
   expect(pickReady([slice(false, [{ port: 8080 }])], 8080)).toBeUndefined();
-  expect(pickReady([slice(false, [{ port: 8080 }]), slice(true, [{ port: 8080 }], '10.0.0.2')], 8080)).toEqual({ host: '10.0.0.2', port: 8080 });
+  expect(pickReady([slice(false, [{ port: 8080 }]), slice(true, [{ port: 8080 }], '10.0.0.2')], 8080)).toEqual({
+    host: '10.0.0.2',
+    port: 8080,
+  });
   // Unset `ready` means ready; a single-port Service matches its Service port number too.
   expect(pickReady([slice(undefined, [{ port: 9000 }])], 80)).toEqual({ host: '10.0.0.1', port: 9000 });
-  expect(pickReady([slice(true, [{ name: 'http', port: 9000 }, { name: 'admin', port: 9001 }])], 'admin')).toEqual({ host: '10.0.0.1', port: 9001 });
-  expect(pickReady([slice(true, [{ name: 'http', port: 9000 }, { name: 'admin', port: 9001 }])], 80)).toBeUndefined();
+  expect(
+    pickReady(
+      [
+        slice(true, [
+          { name: 'http', port: 9000 },
+          { name: 'admin', port: 9001 },
+        ]),
+      ],
+      'admin',
+    ),
+  ).toEqual({ host: '10.0.0.1', port: 9001 });
+  expect(
+    pickReady(
+      [
+        slice(true, [
+          { name: 'http', port: 9000 },
+          { name: 'admin', port: 9001 },
+        ]),
+      ],
+      80,
+    ),
+  ).toBeUndefined();
 });
 
 test('the queue is bounded per VM', () => {
@@ -80,10 +130,17 @@ test('the queue is bounded per VM', () => {
 
 test('configuration', () => {
   const c = loadConfig({ VIRTWAKE_NAMESPACE: 'vms' });
-  expect(c).toMatchObject({ reaperPageSize: 500, reaperSource: undefined, proxyQueueSize: 100, proxyWakeTimeoutMs: 120_000 });
+  expect(c).toMatchObject({
+    reaperPageSize: 500,
+    reaperSource: undefined,
+    proxyQueueSize: 100,
+    proxyWakeTimeoutMs: 120_000,
+  });
   expect(loadConfig({ VIRTWAKE_NAMESPACE: 'vms', VIRTWAKE_PROXY_WAKE_TIMEOUT: '3m' }).proxyWakeTimeoutMs).toBe(180_000);
   expect(() => loadConfig({ VIRTWAKE_PROXY_WAKE_TIMEOUT: 'later' })).toThrow(/VIRTWAKE_PROXY_WAKE_TIMEOUT/);
-  expect(() => loadConfig({ VIRTWAKE_FUNCTIONS: 'wake-proxy,start', VIRTWAKE_PROXY_ROUTES: '/r' })).toThrow(/must run alone/);
+  expect(() => loadConfig({ VIRTWAKE_FUNCTIONS: 'wake-proxy,start', VIRTWAKE_PROXY_ROUTES: '/r' })).toThrow(
+    /must run alone/,
+  );
   expect(() => loadConfig({ VIRTWAKE_FUNCTIONS: 'wake-proxy' })).toThrow(/VIRTWAKE_PROXY_ROUTES must name/);
   expect(() => loadConfig({ VIRTWAKE_REAPER_PAGE_SIZE: '0' })).toThrow(/VIRTWAKE_REAPER_PAGE_SIZE/);
 });

@@ -56,7 +56,10 @@ describe('reaper over 10,000 VMs', () => {
     expect(writes.filter((c) => !idle.has(key(c)))).toEqual([]);
     const claims = writes.filter((c) => c.method === 'PATCH');
     expect(claims.map(key).sort()).toEqual([...idle].sort());
-    for (const c of claims) expect(c.body).toMatchObject({ metadata: { resourceVersion: expect.any(String), annotations: { [REAPED_AT]: '2030-03-01T12:00:00Z' } } });
+    for (const c of claims)
+      expect(c.body).toMatchObject({
+        metadata: { resourceVersion: expect.any(String), annotations: { [REAPED_AT]: '2030-03-01T12:00:00Z' } },
+      });
 
     // Reads are pages, never the whole fleet in one answer, never one read per VM.
     const lists = calls.filter((c) => c.verb === 'list');
@@ -64,14 +67,21 @@ describe('reaper over 10,000 VMs', () => {
     for (const l of lists) expect(Number(l.query?.limit)).toBe(500);
     const listed = fleet.filter((v) => v.optedIn && v.protectedLabel !== 'true').length;
     expect(lists.filter((l) => l.resource === 'virtualmachines')).toHaveLength(Math.ceil(listed / 500));
-    expect(lists.find((l) => l.resource === 'virtualmachines')?.query?.labelSelector).toBe('virtwake.io/enabled=true,virtwake.io/protected!=true');
+    expect(lists.find((l) => l.resource === 'virtualmachines')?.query?.labelSelector).toBe(
+      'virtwake.io/enabled=true,virtwake.io/protected!=true',
+    );
     expect(calls.filter((c) => c.verb === 'get')).toHaveLength(summary.vmiGets);
     expect(calls.length).toBe(summary.pages + summary.vmiGets + 2 * summary.stoppedCount);
     expect(summary.vmiGets).toBe(0);
 
     // Server-side selection: protected and non-opted-in VMs are never even seen.
     expect(summary.scanned).toBe(fleet.filter((v) => v.optedIn && v.protectedLabel !== 'true').length);
-    expect(summary.skipped).toMatchObject({ invalidIdleTimeout: expect.any(Number), active: expect.any(Number), recentlyStarted: expect.any(Number), notRunning: expect.any(Number) });
+    expect(summary.skipped).toMatchObject({
+      invalidIdleTimeout: expect.any(Number),
+      active: expect.any(Number),
+      recentlyStarted: expect.any(Number),
+      notRunning: expect.any(Number),
+    });
 
     // And the simulator agrees: every idle VM is on its way down, everything else is as it was.
     await h.sim.settle(60_000);
@@ -90,10 +100,16 @@ describe('reaper over 10,000 VMs', () => {
 
     // Three hours later every running, opted-in VM with a valid timeout has been idle long enough.
     clock.advance(3 * 3_600_000 + 60_000);
-    const later = expectedIdle(fleet.filter((v) => !idle.has(`${v.namespace}/${v.name}`)).map((v) => ({
-      ...v, lastActivityAgoMs: v.lastActivityAgoMs === undefined ? undefined : v.lastActivityAgoMs + 3 * 3_600_000 + 60_000,
-      vmiStartedAgoMs: v.vmiStartedAgoMs === undefined ? undefined : v.vmiStartedAgoMs + 3 * 3_600_000 + 60_000,
-    })));
+    const later = expectedIdle(
+      fleet
+        .filter((v) => !idle.has(`${v.namespace}/${v.name}`))
+        .map((v) => ({
+          ...v,
+          lastActivityAgoMs:
+            v.lastActivityAgoMs === undefined ? undefined : v.lastActivityAgoMs + 3 * 3_600_000 + 60_000,
+          vmiStartedAgoMs: v.vmiStartedAgoMs === undefined ? undefined : v.vmiStartedAgoMs + 3 * 3_600_000 + 60_000,
+        })),
+    );
     h.sim.resetCalls();
     const second = replyData(await h.send(PING, {}, { source: PING_SOURCE }).expect(200));
     expect(new Set(h.sim.calls.filter(isStop).map(key))).toEqual(later);
@@ -108,7 +124,13 @@ describe('two reaper replicas ticking at once', () => {
     const idle = expectedIdle(fleet, 45 * 60_000);
     const h = await startHarness({
       sim: { clock, stepMs: 5 },
-      env: { VIRTWAKE_NAMESPACES: 'vms,apps', VIRTWAKE_FUNCTIONS: 'reaper', VIRTWAKE_IDLE_TIMEOUT: '45m', VIRTWAKE_REAPER_PAGE_SIZE: '100', VIRTWAKE_REAPER_REPORT_MAX: '100000' },
+      env: {
+        VIRTWAKE_NAMESPACES: 'vms,apps',
+        VIRTWAKE_FUNCTIONS: 'reaper',
+        VIRTWAKE_IDLE_TIMEOUT: '45m',
+        VIRTWAKE_REAPER_PAGE_SIZE: '100',
+        VIRTWAKE_REAPER_REPORT_MAX: '100000',
+      },
       now: () => clock.now(),
     });
     try {
@@ -157,9 +179,22 @@ describe('reaper details', () => {
 
   test("'*' lists across namespaces; VMI starts are read the cheaper way; restarted VMs count from their VMI", async () => {
     const add = (ns: string, name: string, annotations: Record<string, string>, startedAgo: number) =>
-      h.sim.store.addVM({ metadata: { name, namespace: ns, labels: enabled, annotations }, spec: { runStrategy: 'Always' } }, { running: true, vmiCreatedAt: new Date(T0.getTime() - startedAgo) });
-    add('team-a', 'old', { 'virtwake.io/idle-timeout': '30m', 'virtwake.io/last-activity': ago(2 * 60 * MIN) }, 3 * 60 * MIN);
-    add('team-b', 'rebooted', { 'virtwake.io/idle-timeout': '30m', 'virtwake.io/last-activity': ago(2 * 60 * MIN) }, 10 * MIN);
+      h.sim.store.addVM(
+        { metadata: { name, namespace: ns, labels: enabled, annotations }, spec: { runStrategy: 'Always' } },
+        { running: true, vmiCreatedAt: new Date(T0.getTime() - startedAgo) },
+      );
+    add(
+      'team-a',
+      'old',
+      { 'virtwake.io/idle-timeout': '30m', 'virtwake.io/last-activity': ago(2 * 60 * MIN) },
+      3 * 60 * MIN,
+    );
+    add(
+      'team-b',
+      'rebooted',
+      { 'virtwake.io/idle-timeout': '30m', 'virtwake.io/last-activity': ago(2 * 60 * MIN) },
+      10 * MIN,
+    );
     await h.sim.settle();
     h.sim.resetCalls();
     const s = replyData(await h.send(PING, {}, { source: '/anything' }).expect(200));
@@ -168,7 +203,10 @@ describe('reaper details', () => {
     expect(s.skipped).toMatchObject({ recentlyStarted: 1 });
     // Two candidates, one page of VMs: one page of VMIs is cheaper than two GETs.
     const lists = h.sim.calls.filter((c) => c.verb === 'list');
-    expect(lists.map((l) => l.path)).toEqual(['/apis/kubevirt.io/v1/virtualmachines', '/apis/kubevirt.io/v1/virtualmachineinstances']);
+    expect(lists.map((l) => l.path)).toEqual([
+      '/apis/kubevirt.io/v1/virtualmachines',
+      '/apis/kubevirt.io/v1/virtualmachineinstances',
+    ]);
     expect(h.sim.calls.filter((c) => c.verb === 'get')).toEqual([]);
     await h.sim.settle();
 
@@ -192,14 +230,30 @@ describe('reaper details', () => {
   });
 
   test('a stop KubeVirt refuses is reported with its reason, and the claim is given back', async () => {
-    h.sim.store.addVM({
-      metadata: { name: 'refuses', namespace: 'team-c', labels: enabled, annotations: { 'virtwake.io/idle-timeout': '1m' } },
-      spec: { runStrategy: 'Manual' },
-    }, { running: true, vmiCreatedAt: new Date(T0.getTime() - 10 * MIN) });
+    h.sim.store.addVM(
+      {
+        metadata: {
+          name: 'refuses',
+          namespace: 'team-c',
+          labels: enabled,
+          annotations: { 'virtwake.io/idle-timeout': '1m' },
+        },
+        spec: { runStrategy: 'Manual' },
+      },
+      { running: true, vmiCreatedAt: new Date(T0.getTime() - 10 * MIN) },
+    );
     await h.sim.settle();
-    h.sim.faults.add({ method: 'PUT', path: 'team-c/virtualmachines/refuses/stop', status: 403, message: 'denied by a test', times: 1 });
+    h.sim.faults.add({
+      method: 'PUT',
+      path: 'team-c/virtualmachines/refuses/stop',
+      status: 403,
+      message: 'denied by a test',
+      times: 1,
+    });
     const s = replyData(await h.send(PING, {}, { source: PING_SOURCE }).expect(200));
-    expect(s.failed).toEqual([{ vm: 'team-c/refuses', reason: 'Refused', message: expect.stringContaining('denied by a test') }]);
+    expect(s.failed).toEqual([
+      { vm: 'team-c/refuses', reason: 'Refused', message: expect.stringContaining('denied by a test') },
+    ]);
     expect(h.sim.store.getVM('team-c', 'refuses')?.metadata.annotations?.[REAPED_AT]).toBeUndefined();
   });
 });

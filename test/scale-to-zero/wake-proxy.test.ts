@@ -36,10 +36,12 @@ function startUpstream(): Promise<void> {
     if (head.length) socket.write(head);
     socket.pipe(socket);
   });
-  return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => {
-    upstreamPort = (upstream.address() as net.AddressInfo).port;
-    resolve();
-  }));
+  return new Promise((resolve) =>
+    upstream.listen(0, '127.0.0.1', () => {
+      upstreamPort = (upstream.address() as net.AddressInfo).port;
+      resolve();
+    }),
+  );
 }
 
 function routesFile(routes: unknown[]): string {
@@ -48,14 +50,21 @@ function routesFile(routes: unknown[]): string {
   return file;
 }
 
-const route = (host: string, vm: string) => ({ host, vm: { namespace: 'default', name: vm }, service: { name: vm, port: 80 } });
+const route = (host: string, vm: string) => ({
+  host,
+  vm: { namespace: 'default', name: vm },
+  service: { name: vm, port: 80 },
+});
 
 async function proxy(env: Record<string, string>, routes: unknown[]): Promise<App> {
   return h.replica({ VIRTWAKE_FUNCTIONS: 'wake-proxy', VIRTWAKE_PROXY_ROUTES: routesFile(routes), ...env });
 }
 
 function addVM(name: string, labels: Record<string, string> = OPT_IN, port = upstreamPort) {
-  h.sim.store.addVM({ metadata: { name, namespace: 'default', labels }, spec: { runStrategy: 'Halted' } }, { running: false });
+  h.sim.store.addVM(
+    { metadata: { name, namespace: 'default', labels }, spec: { runStrategy: 'Halted' } },
+    { running: false },
+  );
   h.sim.store.addService('default', name, { vmName: name, port: 80, upstreamPort: port });
 }
 
@@ -67,14 +76,25 @@ interface Answer {
 
 const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
-function get(app: App, host: string, urlPath = '/', headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
+function get(
+  app: App,
+  host: string,
+  urlPath = '/',
+  headers: Record<string, string> = {},
+  body?: Buffer,
+): Promise<Answer> {
   const { port } = app.server.address() as net.AddressInfo;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: body ? 'POST' : 'GET', headers: { host, ...headers }, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path: urlPath, method: body ? 'POST' : 'GET', headers: { host, ...headers }, agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+      },
+    );
     req.on('error', reject);
     if (body) {
       // Streamed in pieces, as a client uploading would.
@@ -121,7 +141,11 @@ test('100 concurrent requests to a stopped VM: one start, all get the upstream a
   expect(h.sim.store.getVM('default', 'web')!.metadata.annotations?.[LAST_ACTIVITY]).toBe('2030-03-01T12:00:00Z');
   expect(h.sim.calls.filter((c) => c.method === 'PATCH' && c.name === 'web')).toHaveLength(1);
   // The upstream sees the client's Host and who forwarded it.
-  expect(seen.at(-1)).toMatchObject({ host: 'web.example', 'x-forwarded-host': 'web.example', 'x-forwarded-proto': 'http' });
+  expect(seen.at(-1)).toMatchObject({
+    host: 'web.example',
+    'x-forwarded-host': 'web.example',
+    'x-forwarded-proto': 'http',
+  });
 
   // Up and known: the next requests go straight through, with no API call at all.
   h.sim.resetCalls();
@@ -134,15 +158,23 @@ test('streaming bodies and websocket upgrades pass through once the VM is up', a
   addVM('files');
   const p = await proxy({}, [route('files.example', 'files')]);
   const upload = Buffer.alloc(8 * 1024 * 1024);
-  for (let i = 0; i < upload.length; i += 4) upload.writeUInt32LE(i * 2654435761 >>> 0, i);
+  for (let i = 0; i < upload.length; i += 4) upload.writeUInt32LE((i * 2654435761) >>> 0, i);
   const echoed = await get(p, 'files.example', '/upload', { 'content-type': 'application/octet-stream' }, upload);
   expect(echoed.status).toBe(200);
   expect(echoed.body.length).toBe(upload.length);
-  expect(createHash('sha256').update(echoed.body).digest('hex')).toBe(createHash('sha256').update(upload).digest('hex'));
+  expect(createHash('sha256').update(echoed.body).digest('hex')).toBe(
+    createHash('sha256').update(upload).digest('hex'),
+  );
 
   const { port } = p.server.address() as net.AddressInfo;
   const reply = await new Promise<string>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/ws', headers: { host: 'files.example', connection: 'Upgrade', upgrade: 'websocket' }, agent });
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/ws',
+      headers: { host: 'files.example', connection: 'Upgrade', upgrade: 'websocket' },
+      agent,
+    });
     req.on('upgrade', (res, socket) => {
       expect(res.statusCode).toBe(101);
       socket.write('ping over the tunnel');
@@ -160,7 +192,9 @@ test('streaming bodies and websocket upgrades pass through once the VM is up', a
 
 test('a full queue is answered 503 with Retry-After at once; the queued requests are served when the VM is up', async () => {
   addVM('busy');
-  const p = await proxy({ VIRTWAKE_PROXY_QUEUE_SIZE: '5', VIRTWAKE_PROXY_RETRY_AFTER: '7' }, [route('busy.example', 'busy')]);
+  const p = await proxy({ VIRTWAKE_PROXY_QUEUE_SIZE: '5', VIRTWAKE_PROXY_RETRY_AFTER: '7' }, [
+    route('busy.example', 'busy'),
+  ]);
   h.sim.pauseControllers();
   const pending = Array.from({ length: 8 }, () => get(p, 'busy.example', '/'));
   const settled: Answer[] = [];
@@ -180,14 +214,18 @@ test('a full queue is answered 503 with Retry-After at once; the queued requests
 
 test('a wake past its timeout is answered 503 with Retry-After', async () => {
   addVM('stuck');
-  const p = await proxy({ VIRTWAKE_PROXY_WAKE_TIMEOUT: '300ms', VIRTWAKE_PROXY_RETRY_AFTER: '15' }, [route('stuck.example', 'stuck')]);
+  const p = await proxy({ VIRTWAKE_PROXY_WAKE_TIMEOUT: '300ms', VIRTWAKE_PROXY_RETRY_AFTER: '15' }, [
+    route('stuck.example', 'stuck'),
+  ]);
   h.sim.pauseControllers();
   try {
     const [a, b] = await Promise.all([get(p, 'stuck.example', '/'), get(p, 'stuck.example', '/x')]);
     for (const x of [a, b]) {
       expect(x.status).toBe(503);
       expect(x.headers['retry-after']).toBe('15');
-      expect(x.body.toString()).toMatch(/VM default\/stuck did not come up to run within 0.3s \(VIRTWAKE_PROXY_WAKE_TIMEOUT\)/);
+      expect(x.body.toString()).toMatch(
+        /VM default\/stuck did not come up to run within 0.3s \(VIRTWAKE_PROXY_WAKE_TIMEOUT\)/,
+      );
     }
     expect(starts('stuck')).toHaveLength(1);
   } finally {
@@ -199,9 +237,12 @@ test('a wake past its timeout is answered 503 with Retry-After', async () => {
   expect(starts('stuck')).toHaveLength(1);
 });
 
-test('policy, unknown routes and the proxy\'s own endpoints', async () => {
+test("policy, unknown routes and the proxy's own endpoints", async () => {
   addVM('private', { app: 'private' });
-  const p = await proxy({}, [route('private.example', 'private'), { pathPrefix: '/web', vm: { name: 'web' }, service: { name: 'web', port: 80 } }]);
+  const p = await proxy({}, [
+    route('private.example', 'private'),
+    { pathPrefix: '/web', vm: { name: 'web' }, service: { name: 'web', port: 80 } },
+  ]);
   const denied = await get(p, 'private.example', '/');
   expect(denied.status).toBe(403);
   expect(denied.body.toString()).toMatch(/label virtwake.io\/enabled=true is missing/);
@@ -230,5 +271,7 @@ test('an upstream that refuses the connection is looked up again once, then answ
   expect(a.body.toString()).toMatch(/refused the connection after the VM was reported up/);
   expect(starts('deaf')).toHaveLength(1);
   // Looked up twice (the second time without starting again): two reads of the VM's endpoints.
-  expect(h.sim.calls.filter((c) => c.resource === 'endpointslices' && c.verb === 'list').length).toBeGreaterThanOrEqual(2);
+  expect(h.sim.calls.filter((c) => c.resource === 'endpointslices' && c.verb === 'list').length).toBeGreaterThanOrEqual(
+    2,
+  );
 });

@@ -28,7 +28,10 @@ let sink: App;
 beforeAll(async () => {
   h = await startHarness({ sim: { stepMs: 5 }, env: { VIRTWAKE_BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) } });
   sink = await h.replica({ VIRTWAKE_FUNCTIONS: 'deadletter' });
-  h.sim.store.addVM({ metadata: { name: 'target', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Manual' } }, { running: true });
+  h.sim.store.addVM(
+    { metadata: { name: 'target', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Manual' } },
+    { running: true },
+  );
 });
 afterAll(() => h.close());
 beforeEach(() => h.sim.resetCalls());
@@ -36,13 +39,26 @@ beforeEach(() => h.sim.resetCalls());
 const STRUCTURED = 'application/cloudevents+json; charset=utf-8';
 const BATCH = 'application/cloudevents-batch+json';
 const post = (app: App, contentType: string, body: string | Buffer, headers: Record<string, string> = {}) =>
-  request(app.server).post('/').set('content-type', contentType).set(headers).send(typeof body === 'string' ? body : body);
+  request(app.server)
+    .post('/')
+    .set('content-type', contentType)
+    .set(headers)
+    .send(typeof body === 'string' ? body : body);
 /** A binary-mode command with a raw JSON body, so the body can hold what JSON.stringify would not write. */
 const rawCommand = (type: string, json: string, headers: Record<string, string> = {}) =>
-  post(h.app, 'application/json', json, { 'ce-specversion': '1.0', 'ce-id': `raw-${Math.random()}`, 'ce-source': '/test/hostile', 'ce-type': type, ...headers });
+  post(h.app, 'application/json', json, {
+    'ce-specversion': '1.0',
+    'ce-id': `raw-${Math.random()}`,
+    'ce-source': '/test/hostile',
+    'ce-type': type,
+    ...headers,
+  });
 
 /** A 4xx with a problem body whose detail says something, and nothing asked of the API. */
-function refused(res: { status: number; headers: Record<string, string>; text: string }, status?: number): { detail: string; errors: string[] } {
+function refused(
+  res: { status: number; headers: Record<string, string>; text: string },
+  status?: number,
+): { detail: string; errors: string[] } {
   expect(res.status >= 400 && res.status < 500).toBe(true);
   if (status) expect(res.status).toBe(status);
   expect(res.headers['content-type']).toBe('application/problem+json');
@@ -58,13 +74,19 @@ describe('CloudEvents conformance data (format/json, yaml)', () => {
     event?: unknown;
     batch?: unknown;
   }
-  const load = (file: string) => (JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'format/json', file), 'utf8')) as { tests: FormatTest[] }).tests.map((t) => [t.id, t] as const);
+  const load = (file: string) =>
+    (
+      JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'format/json', file), 'utf8')) as { tests: FormatTest[] }
+    ).tests.map((t) => [t.id, t] as const);
 
-  test.each(load('valid-events.json'))('valid event %s: accepted by the CloudEvents layer (dead-letter sink 202); a command server says unknown type', async (_id, t) => {
-    expect((await post(sink, STRUCTURED, JSON.stringify(t.event))).status).toBe(202);
-    const res = await post(h.app, STRUCTURED, JSON.stringify(t.event));
-    expect(refused(res, 400).detail).toMatch(/event type "io.cloudevents.test" is not handled by this service/);
-  });
+  test.each(load('valid-events.json'))(
+    'valid event %s: accepted by the CloudEvents layer (dead-letter sink 202); a command server says unknown type',
+    async (_id, t) => {
+      expect((await post(sink, STRUCTURED, JSON.stringify(t.event))).status).toBe(202);
+      const res = await post(h.app, STRUCTURED, JSON.stringify(t.event));
+      expect(refused(res, 400).detail).toMatch(/event type "io.cloudevents.test" is not handled by this service/);
+    },
+  );
 
   test.each(load('invalid-events.json'))('invalid event %s: 400 on every server', async (_id, t) => {
     for (const app of [sink, h.app]) refused(await post(app, STRUCTURED, JSON.stringify(t.event)), 400);
@@ -83,51 +105,96 @@ describe('CloudEvents conformance data (format/json, yaml)', () => {
     TransportExtensions?: Record<string, string>;
     Data?: string;
   }
-  const yamlDocs = (file: string) => (loadAll(fs.readFileSync(path.join(CONFORMANCE, 'yaml', file), 'utf8'), { schema: FAILSAFE_SCHEMA }) as YamlEvent[]).filter(Boolean);
+  const yamlDocs = (file: string) =>
+    (
+      loadAll(fs.readFileSync(path.join(CONFORMANCE, 'yaml', file), 'utf8'), { schema: FAILSAFE_SCHEMA }) as YamlEvent[]
+    ).filter(Boolean);
   /** The attributes as the `cloudevents invoke` tool sends them: trimmed strings, empty ones left out. */
-  const attrs = (d: YamlEvent) => Object.entries({ ...d.ContextAttributes, ...d.ContextAttributes.Extensions }).filter(([k, v]) => k !== 'Extensions' && typeof v === 'string' && v.trim() !== '').map(([k, v]) => [k, (v as string).trim()] as const);
+  const attrs = (d: YamlEvent) =>
+    Object.entries({ ...d.ContextAttributes, ...d.ContextAttributes.Extensions })
+      .filter(([k, v]) => k !== 'Extensions' && typeof v === 'string' && v.trim() !== '')
+      .map(([k, v]) => [k, (v as string).trim()] as const);
   function sendYaml(app: App, d: YamlEvent, mode: 'binary' | 'structured') {
     const transport = Object.fromEntries(Object.entries(d.TransportExtensions ?? {}).map(([k, v]) => [k, v.trim()]));
     if (mode === 'binary') {
-      const headers = Object.fromEntries(attrs(d).map(([k, v]) => [k === 'datacontenttype' ? 'content-type' : `ce-${k}`, v]));
-      return request(app.server).post('/').set({ 'content-type': 'application/octet-stream', ...transport, ...headers }).send(Buffer.from(d.Data ?? ''));
+      const headers = Object.fromEntries(
+        attrs(d).map(([k, v]) => [k === 'datacontenttype' ? 'content-type' : `ce-${k}`, v]),
+      );
+      return request(app.server)
+        .post('/')
+        .set({ 'content-type': 'application/octet-stream', ...transport, ...headers })
+        .send(Buffer.from(d.Data ?? ''));
     }
     const envelope: Record<string, unknown> = Object.fromEntries(attrs(d));
     const ct = d.ContextAttributes.datacontenttype;
     if (d.Data) envelope.data = !ct || /json/i.test(ct) ? JSON.parse(d.Data) : d.Data;
-    return request(app.server).post('/').set({ ...transport, 'content-type': STRUCTURED }).send(JSON.stringify(envelope));
+    return request(app.server)
+      .post('/')
+      .set({ ...transport, 'content-type': STRUCTURED })
+      .send(JSON.stringify(envelope));
   }
   const v1 = [...yamlDocs('v1.yaml'), ...yamlDocs('v1.0/v1_minimum.yaml')];
   const v03 = [...yamlDocs('v03.yaml'), ...yamlDocs('v0.3/v03_minimum.yaml')];
 
   test.each(['binary', 'structured'] as const)('yaml 1.0 events in %s mode: accepted', async (mode) => {
     expect(v1.length).toBeGreaterThan(5);
-    for (const d of v1) expect([d.ContextAttributes.id, (await sendYaml(sink, d, mode)).status]).toEqual([d.ContextAttributes.id, 202]);
+    for (const d of v1)
+      expect([d.ContextAttributes.id, (await sendYaml(sink, d, mode)).status]).toEqual([d.ContextAttributes.id, 202]);
   });
 
-  test.each(['binary', 'structured'] as const)('yaml 0.3 events in %s mode: 400 unsupported specversion', async (mode) => {
-    expect(v03.length).toBeGreaterThan(0);
-    for (const d of v03) expect(refused(await sendYaml(sink, d, mode), 400).detail + refused(await sendYaml(sink, d, mode), 400).errors.join(' ')).toMatch(/specversion/);
-  });
+  test.each(['binary', 'structured'] as const)(
+    'yaml 0.3 events in %s mode: 400 unsupported specversion',
+    async (mode) => {
+      expect(v03.length).toBeGreaterThan(0);
+      for (const d of v03)
+        expect(
+          refused(await sendYaml(sink, d, mode), 400).detail +
+            refused(await sendYaml(sink, d, mode), 400).errors.join(' '),
+        ).toMatch(/specversion/);
+    },
+  );
 });
 
 describe('names that could escape a URL path', () => {
-  const names = ['a/b', '..', '../etc', 'vm/../../kube-system', 'UPPER', 'Vm', 'x'.repeat(300), '', ' vm', 'vm\u0000', 'vm%2F..', 'vm?watch=true', 'vm#frag', 'vm\\..'];
-  test.each(names.map((n) => [JSON.stringify(n).slice(0, 40), n]))('name %s: 400 naming /name', async (_label, name) => {
-    const { errors } = refused(await h.send('io.virtwake.vm.start', { name }), 400);
-    expect(errors.join('\n')).toMatch(/^\/name: /m);
-  });
+  const names = [
+    'a/b',
+    '..',
+    '../etc',
+    'vm/../../kube-system',
+    'UPPER',
+    'Vm',
+    'x'.repeat(300),
+    '',
+    ' vm',
+    'vm\u0000',
+    'vm%2F..',
+    'vm?watch=true',
+    'vm#frag',
+    'vm\\..',
+  ];
+  test.each(names.map((n) => [JSON.stringify(n).slice(0, 40), n]))(
+    'name %s: 400 naming /name',
+    async (_label, name) => {
+      const { errors } = refused(await h.send('io.virtwake.vm.start', { name }), 400);
+      expect(errors.join('\n')).toMatch(/^\/name: /m);
+    },
+  );
 
   const namespaces = ['../kube-system', 'a/b', 'Default', 'x'.repeat(64), 'kube..system', '.'];
-  test.each(namespaces.map((n) => [JSON.stringify(n).slice(0, 40), n]))('namespace %s: 400 naming /namespace', async (_label, namespace) => {
-    const { errors } = refused(await h.send('io.virtwake.vm.stop', { name: 'target', namespace }), 400);
-    expect(errors.join('\n')).toMatch(/^\/namespace: /m);
-  });
+  test.each(namespaces.map((n) => [JSON.stringify(n).slice(0, 40), n]))(
+    'namespace %s: 400 naming /namespace',
+    async (_label, namespace) => {
+      const { errors } = refused(await h.send('io.virtwake.vm.stop', { name: 'target', namespace }), 400);
+      expect(errors.join('\n')).toMatch(/^\/namespace: /m);
+    },
+  );
 
   test('a second guard: the KubeVirt client refuses to build a URL from any of them, whatever validated it before', () => {
     for (const name of names) expect(() => objectPath('virtualmachines', 'default', name)).toThrow(Problem);
     for (const namespace of namespaces) expect(() => collectionPath('virtualmachines', namespace)).toThrow(Problem);
-    expect(objectPath('virtualmachines', 'default', 'vm-1.example')).toBe('/apis/kubevirt.io/v1/namespaces/default/virtualmachines/vm-1.example');
+    expect(objectPath('virtualmachines', 'default', 'vm-1.example')).toBe(
+      '/apis/kubevirt.io/v1/namespaces/default/virtualmachines/vm-1.example',
+    );
   });
 
   test('snapshot and restore names too', async () => {
@@ -136,7 +203,13 @@ describe('names that could escape a URL path', () => {
   });
 
   test('label keys and values in a selector', async () => {
-    for (const matchLabels of [{ 'a/b/c': 'x' }, { '../x': 'y' }, { app: 'a/b' }, { app: 'x'.repeat(64) }, { ['k'.repeat(400)]: 'v' }]) {
+    for (const matchLabels of [
+      { 'a/b/c': 'x' },
+      { '../x': 'y' },
+      { app: 'a/b' },
+      { app: 'x'.repeat(64) },
+      { ['k'.repeat(400)]: 'v' },
+    ]) {
       refused(await h.send('io.virtwake.vm.start', { selector: { matchLabels } }), 400);
     }
   });
@@ -144,28 +217,52 @@ describe('names that could escape a URL path', () => {
 
 describe('__proto__ and constructor keys', () => {
   const clean = () => {
-    expect(Object.getOwnPropertyNames(Object.prototype).filter((k) => ['admin', 'polluted', 'isAdmin'].includes(k))).toEqual([]);
+    expect(
+      Object.getOwnPropertyNames(Object.prototype).filter((k) => ['admin', 'polluted', 'isAdmin'].includes(k)),
+    ).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(typeof ({} as { constructor: unknown }).constructor).toBe('function');
   };
   afterEach(clean);
 
   test('in command data: 400 unknown field', async () => {
-    const { errors } = refused(await rawCommand('io.virtwake.vm.start', '{"name":"target","__proto__":{"polluted":true,"admin":true}}'), 400);
+    const { errors } = refused(
+      await rawCommand('io.virtwake.vm.start', '{"name":"target","__proto__":{"polluted":true,"admin":true}}'),
+      400,
+    );
     expect(errors).toContain('/__proto__: unknown field, not allowed');
-    refused(await rawCommand('io.virtwake.vm.start', '{"name":"target","constructor":{"prototype":{"polluted":true}}}'), 400);
-    refused(await rawCommand('io.virtwake.vm.start', '{"name":"target","wait":{"timeoutSeconds":5,"__proto__":{"polluted":1}}}'), 400);
+    refused(
+      await rawCommand('io.virtwake.vm.start', '{"name":"target","constructor":{"prototype":{"polluted":true}}}'),
+      400,
+    );
+    refused(
+      await rawCommand(
+        'io.virtwake.vm.start',
+        '{"name":"target","wait":{"timeoutSeconds":5,"__proto__":{"polluted":1}}}',
+      ),
+      400,
+    );
   });
 
   test('as a label key: __proto__ is not a label key (400); constructor is one, matched as a plain label', async () => {
     refused(await rawCommand('io.virtwake.vm.stop', '{"selector":{"matchLabels":{"__proto__":"x"}}}'), 400);
-    const res = await rawCommand('io.virtwake.vm.stop', '{"selector":{"matchLabels":{"constructor":"Object"}}}').expect(200);
+    const res = await rawCommand('io.virtwake.vm.stop', '{"selector":{"matchLabels":{"constructor":"Object"}}}').expect(
+      200,
+    );
     expect(replyData(res)).toMatchObject({ outcome: 'completed', reason: 'NoMatch', matched: 0 });
-    expect(h.sim.calls.map((c) => [c.verb, c.query?.labelSelector])).toEqual([['list', 'constructor=Object,virtwake.io/enabled=true']]);
+    expect(h.sim.calls.map((c) => [c.verb, c.query?.labelSelector])).toEqual([
+      ['list', 'constructor=Object,virtwake.io/enabled=true'],
+    ]);
   });
 
   test('as CloudEvent attributes: __proto__ is an invalid name (400); constructor is a valid extension', async () => {
-    const event = { specversion: '1.0', id: 'p-1', source: '/test/hostile', type: 'io.virtwake.vm.start', data: { name: 'target' } };
+    const event = {
+      specversion: '1.0',
+      id: 'p-1',
+      source: '/test/hostile',
+      type: 'io.virtwake.vm.start',
+      data: { name: 'target' },
+    };
     const text = JSON.stringify(event).replace('{', '{"__proto__":{"polluted":true},');
     refused(await post(h.app, STRUCTURED, text), 400);
     refused(await rawCommand('io.virtwake.vm.start', '{"name":"target"}', { 'ce-__proto__': 'x' }), 400);
@@ -191,7 +288,8 @@ describe('deep nesting', () => {
   });
 
   test('in structured mode and in a batch', async () => {
-    const envelope = (data: string) => `{"specversion":"1.0","id":"deep","source":"/test/hostile","type":"io.virtwake.vm.start","data":${data}}`;
+    const envelope = (data: string) =>
+      `{"specversion":"1.0","id":"deep","source":"/test/hostile","type":"io.virtwake.vm.start","data":${data}}`;
     refused(await post(h.app, STRUCTURED, envelope(deepArray)), 400);
     refused(await post(h.app, STRUCTURED, envelope(deepArray).replace('"data":', '"deepext":')), 400);
     refused(await post(h.app, BATCH, `[${envelope(deepObject)}]`), 400);
@@ -202,7 +300,11 @@ describe('deep nesting', () => {
 });
 
 /** Raw HTTP, for bodies a client library would not send: resolves with the first answer, or with how the connection ended. */
-function rawHttp(app: App, head: string, feed: (socket: net.Socket) => void): Promise<{ status?: number; text: string; closed: boolean }> {
+function rawHttp(
+  app: App,
+  head: string,
+  feed: (socket: net.Socket) => void,
+): Promise<{ status?: number; text: string; closed: boolean }> {
   const { port } = app.server.address() as net.AddressInfo;
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1', () => {
@@ -219,7 +321,8 @@ function rawHttp(app: App, head: string, feed: (socket: net.Socket) => void): Pr
     socket.on('error', () => undefined);
   });
 }
-const HEAD = (extra: string) => `POST / HTTP/1.1\r\nHost: virtwake\r\nce-specversion: 1.0\r\nce-id: big\r\nce-source: /test/hostile\r\nce-type: io.virtwake.vm.start\r\ncontent-type: application/json\r\n${extra}\r\n`;
+const HEAD = (extra: string) =>
+  `POST / HTTP/1.1\r\nHost: virtwake\r\nce-specversion: 1.0\r\nce-id: big\r\nce-source: /test/hostile\r\nce-type: io.virtwake.vm.start\r\ncontent-type: application/json\r\n${extra}\r\n`;
 
 describe('oversize and slow bodies', () => {
   const TEN_MIB = 10 * 1024 * 1024;
@@ -227,11 +330,28 @@ describe('oversize and slow bodies', () => {
   test('10 MiB with Content-Length: 413 before reading it', async () => {
     const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const { port } = h.app.server.address() as net.AddressInfo;
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent: false, headers: { 'ce-specversion': '1.0', 'ce-id': 'big', 'ce-source': '/t', 'ce-type': 'io.virtwake.vm.start', 'content-type': 'application/json', 'content-length': TEN_MIB } }, (r) => {
-        let text = '';
-        r.on('data', (c) => (text += c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: {
+            'ce-specversion': '1.0',
+            'ce-id': 'big',
+            'ce-source': '/t',
+            'ce-type': 'io.virtwake.vm.start',
+            'content-type': 'application/json',
+            'content-length': TEN_MIB,
+          },
+        },
+        (r) => {
+          let text = '';
+          r.on('data', (c) => (text += c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
+        },
+      );
       req.on('error', (e) => reject(e));
       req.end(Buffer.alloc(TEN_MIB, 0x20));
     });
@@ -247,7 +367,8 @@ describe('oversize and slow bodies', () => {
       const pump = () => {
         while (sent < TEN_MIB && !socket.destroyed) {
           sent += chunk.length;
-          if (!socket.write(`${chunk.length.toString(16)}\r\n${chunk.toString('latin1')}\r\n`, 'latin1')) return void socket.once('drain', pump);
+          if (!socket.write(`${chunk.length.toString(16)}\r\n${chunk.toString('latin1')}\r\n`, 'latin1'))
+            return void socket.once('drain', pump);
         }
         if (!socket.destroyed) socket.end('0\r\n\r\n');
       };
@@ -268,7 +389,9 @@ describe('oversize and slow bodies', () => {
     });
     clearInterval(timer);
     expect(res.status).toBe(408);
-    expect(JSON.parse(res.text.slice(res.text.indexOf('\r\n\r\n') + 4)).detail).toMatch(/^request body not received within 300 ms/);
+    expect(JSON.parse(res.text.slice(res.text.indexOf('\r\n\r\n') + 4)).detail).toMatch(
+      /^request body not received within 300 ms/,
+    );
     expect(res.closed).toBe(true);
     expect(h.sim.calls).toEqual([]);
   });

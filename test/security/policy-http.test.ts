@@ -12,7 +12,13 @@ import { Harness, replyData, startHarness } from '../helpers/harness';
 const OPT_IN = { 'virtwake.io/enabled': 'true' };
 const POLICY = {
   rules: [
-    { name: 'ci-may-start-and-snapshot', sources: ['/ci/*'], actions: ['start', 'snapshot'], namespaces: ['ci'], selector: 'ci=true' },
+    {
+      name: 'ci-may-start-and-snapshot',
+      sources: ['/ci/*'],
+      actions: ['start', 'snapshot'],
+      namespaces: ['ci'],
+      selector: 'ci=true',
+    },
     { name: 'ops-anything', sources: ['/ops'], actions: ['*'], namespaces: ['*'] },
     { name: 'dr-restores', sources: ['/dr'], actions: ['restore'], namespaces: ['ci'] },
   ],
@@ -24,14 +30,20 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virtwake-policy-http-'));
 beforeAll(async () => {
   const file = path.join(dir, 'policy.json');
   fs.writeFileSync(file, JSON.stringify(POLICY));
-  h = await startHarness({ sim: { stepMs: 5 }, env: { VIRTWAKE_POLICY_FILE: file, VIRTWAKE_NAMESPACES: 'default,ci' } });
+  h = await startHarness({
+    sim: { stepMs: 5 },
+    env: { VIRTWAKE_POLICY_FILE: file, VIRTWAKE_NAMESPACES: 'default,ci' },
+  });
 });
 afterAll(() => h.close());
 
 let n = 0;
 function addVM(labels: Record<string, string>, namespace = 'ci', runStrategy = 'Halted', running = false): string {
   const name = `pol-${++n}`;
-  h.sim.store.addVM({ metadata: { name, namespace, labels: { ...OPT_IN, ...labels } }, spec: { runStrategy } }, { running });
+  h.sim.store.addVM(
+    { metadata: { name, namespace, labels: { ...OPT_IN, ...labels } }, spec: { runStrategy } },
+    { running },
+  );
   return name;
 }
 
@@ -53,14 +65,20 @@ test('the CI source may start a VM labelled ci=true in namespace ci', async () =
 test('…never stop: 403 naming the rule, and no API call at all', async () => {
   const name = addVM({ ci: 'true' }, 'ci', 'Always', true);
   const res = await h.send('io.virtwake.vm.stop', { name, namespace: 'ci' }, { source: '/ci/nightly' }).expect(403);
-  expect(problem(res).detail).toMatch(/^policy rule "ci-may-start-and-snapshot" does not allow source "\/ci\/nightly" to stop in namespace "ci": it allows only start, snapshot/);
+  expect(problem(res).detail).toMatch(
+    /^policy rule "ci-may-start-and-snapshot" does not allow source "\/ci\/nightly" to stop in namespace "ci": it allows only start, snapshot/,
+  );
   expect(h.sim.calls).toEqual([]);
 });
 
 test('…not in another namespace', async () => {
   const name = addVM({ ci: 'true' }, 'default');
-  const res = await h.send('io.virtwake.vm.start', { name, namespace: 'default' }, { source: '/ci/nightly' }).expect(403);
-  expect(problem(res).detail).toMatch(/"ci-may-start-and-snapshot" does not allow .* namespace "default": it covers only namespace\(s\) ci/);
+  const res = await h
+    .send('io.virtwake.vm.start', { name, namespace: 'default' }, { source: '/ci/nightly' })
+    .expect(403);
+  expect(problem(res).detail).toMatch(
+    /"ci-may-start-and-snapshot" does not allow .* namespace "default": it covers only namespace\(s\) ci/,
+  );
   expect(h.sim.calls).toEqual([]);
 });
 
@@ -68,7 +86,11 @@ test('…not a VM without ci=true: 403 naming the rule and the label, the VM rea
   const name = addVM({ app: 'db' });
   const res = await h.send('io.virtwake.vm.start', { name, namespace: 'ci' }, { source: '/ci/nightly' }).expect(403);
   const p = problem(res);
-  expect(p.detail).toMatch(new RegExp(`^policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to start VM ci/${name}: it selects ci=true: label ci=true is missing`));
+  expect(p.detail).toMatch(
+    new RegExp(
+      `^policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to start VM ci/${name}: it selects ci=true: label ci=true is missing`,
+    ),
+  );
   expect(writes()).toEqual([]);
   expect(h.sim.store.getVM('ci', name)?.spec?.runStrategy).toBe('Halted');
 });
@@ -76,7 +98,10 @@ test('…not a VM without ci=true: 403 naming the rule and the label, the VM rea
 test('a source no rule names may do nothing', async () => {
   const name = addVM({ ci: 'true' });
   const res = await h.send('io.virtwake.vm.start', { name, namespace: 'ci' }, { source: '/someone-else' }).expect(403);
-  expect(problem(res)).toMatchObject({ detail: expect.stringMatching(/^no policy rule allows source "\/someone-else" to start in namespace "ci"/), errors: ['no rule names source "/someone-else"'] });
+  expect(problem(res)).toMatchObject({
+    detail: expect.stringMatching(/^no policy rule allows source "\/someone-else" to start in namespace "ci"/),
+    errors: ['no rule names source "/someone-else"'],
+  });
   expect(h.sim.calls).toEqual([]);
 });
 
@@ -84,14 +109,27 @@ test('a selector command acts only on the VMs the rule covers; the others are fa
   const fleet = `fleet-${++n}`;
   const covered = addVM({ fleet, ci: 'true' });
   const other = addVM({ fleet, team: 'prod' });
-  const res = await h.send('io.virtwake.vm.start', { namespace: 'ci', selector: { matchLabels: { fleet } } }, { source: '/ci/nightly' }).expect(200);
+  const res = await h
+    .send('io.virtwake.vm.start', { namespace: 'ci', selector: { matchLabels: { fleet } } }, { source: '/ci/nightly' })
+    .expect(200);
   const data = replyData(res);
   expect(res.headers['ce-type']).toBe('io.virtwake.vm.start.failed');
-  expect(data.results).toEqual(expect.arrayContaining([
-    { name: covered, outcome: 'accepted' },
-    { name: other, outcome: 'failed', reason: 'Forbidden', message: expect.stringMatching(/policy rule "ci-may-start-and-snapshot" .* label ci=true is missing/) },
-  ]));
-  expect(writes().filter((c) => c.subresource === 'start').map((c) => c.name)).toEqual([covered]);
+  expect(data.results).toEqual(
+    expect.arrayContaining([
+      { name: covered, outcome: 'accepted' },
+      {
+        name: other,
+        outcome: 'failed',
+        reason: 'Forbidden',
+        message: expect.stringMatching(/policy rule "ci-may-start-and-snapshot" .* label ci=true is missing/),
+      },
+    ]),
+  );
+  expect(
+    writes()
+      .filter((c) => c.subresource === 'start')
+      .map((c) => c.name),
+  ).toEqual([covered]);
   expect(writes().filter((c) => c.name === other)).toEqual([]);
   expect(h.sim.store.getVM('ci', other)?.spec?.runStrategy).toBe('Halted');
 });
@@ -99,17 +137,35 @@ test('a selector command acts only on the VMs the rule covers; the others are fa
 test('a batch with one denied event is refused whole, before any API call', async () => {
   const name = addVM({ ci: 'true' });
   const batch = [
-    { specversion: '1.0', id: 'pb-1', source: '/ci/nightly', type: 'io.virtwake.vm.start', data: { name, namespace: 'ci' } },
-    { specversion: '1.0', id: 'pb-2', source: '/ci/nightly', type: 'io.virtwake.vm.stop', data: { name, namespace: 'ci' } },
+    {
+      specversion: '1.0',
+      id: 'pb-1',
+      source: '/ci/nightly',
+      type: 'io.virtwake.vm.start',
+      data: { name, namespace: 'ci' },
+    },
+    {
+      specversion: '1.0',
+      id: 'pb-2',
+      source: '/ci/nightly',
+      type: 'io.virtwake.vm.stop',
+      data: { name, namespace: 'ci' },
+    },
   ];
-  const res = await request(h.app.server).post('/').set('content-type', 'application/cloudevents-batch+json').send(JSON.stringify(batch)).expect(403);
+  const res = await request(h.app.server)
+    .post('/')
+    .set('content-type', 'application/cloudevents-batch+json')
+    .send(JSON.stringify(batch))
+    .expect(403);
   expect(problem(res).errors?.join('\n')).toMatch(/events\[1\].*ci-may-start-and-snapshot/);
   expect(h.sim.calls).toEqual([]);
 });
 
 test('restore with stopFirst also needs stop: a restore-only source is denied before any call', async () => {
   const name = addVM({}, 'ci', 'Always', true);
-  const res = await h.send('io.virtwake.vm.restore', { name, namespace: 'ci', snapshotName: 'snap', stopFirst: true }, { source: '/dr' }).expect(403);
+  const res = await h
+    .send('io.virtwake.vm.restore', { name, namespace: 'ci', snapshotName: 'snap', stopFirst: true }, { source: '/dr' })
+    .expect(403);
   expect(problem(res).detail).toMatch(/"dr-restores" does not allow source "\/dr" to stop in namespace "ci"/);
   expect(h.sim.calls).toEqual([]);
 });
@@ -122,8 +178,13 @@ test('a dry run is judged like the real thing', async () => {
 
 test('the policy only narrows: the environment limits still apply to a source allowed everything', async () => {
   const notOptedIn = `pol-${++n}`;
-  h.sim.store.addVM({ metadata: { name: notOptedIn, namespace: 'ci', labels: { ci: 'true' } }, spec: { runStrategy: 'Halted' } });
-  const res = await h.send('io.virtwake.vm.start', { name: notOptedIn, namespace: 'ci' }, { source: '/ops' }).expect(403);
+  h.sim.store.addVM({
+    metadata: { name: notOptedIn, namespace: 'ci', labels: { ci: 'true' } },
+    spec: { runStrategy: 'Halted' },
+  });
+  const res = await h
+    .send('io.virtwake.vm.start', { name: notOptedIn, namespace: 'ci' }, { source: '/ops' })
+    .expect(403);
   expect(problem(res).detail).toMatch(/has not opted in/);
   await h.send('io.virtwake.vm.start', { name: 'x', namespace: 'elsewhere' }, { source: '/ops' }).expect(403);
   // …and the ops source may stop what CI may not.

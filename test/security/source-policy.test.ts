@@ -4,14 +4,27 @@ import path from 'node:path';
 import { ConfigError, loadConfig } from '../../functions/runtime/config';
 import { Problem } from '../../functions/runtime/problems';
 import {
-  checkRequest, checkVm, globMatcher, parseSourcePolicy, PolicyFileError, requiredActions, SourcePolicy, SourceRequest,
+  checkRequest,
+  checkVm,
+  globMatcher,
+  parseSourcePolicy,
+  PolicyFileError,
+  requiredActions,
+  SourcePolicy,
+  SourceRequest,
 } from '../../functions/runtime/source-policy';
 
 // The per-source policy file (docs/policy.md): its format, its checks at
 // start-up, and how a request and a VM are judged. HTTP behaviour is in
 // policy-http.test.ts.
 
-const CI_RULE = { name: 'ci-may-start-and-snapshot', sources: ['/ci/*'], actions: ['start', 'snapshot'], namespaces: ['ci'], selector: 'ci=true' };
+const CI_RULE = {
+  name: 'ci-may-start-and-snapshot',
+  sources: ['/ci/*'],
+  actions: ['start', 'snapshot'],
+  namespaces: ['ci'],
+  selector: 'ci=true',
+};
 const policyOf = (...rules: object[]): SourcePolicy => parseSourcePolicy(JSON.stringify({ rules }), 'policy.json');
 const vm = (name: string, labels: Record<string, string> = {}) => ({ metadata: { name, labels } });
 
@@ -32,16 +45,48 @@ describe('the policy file is checked at start-up', () => {
     ['not an object', '[]', /top level: must be an object/],
     ['no rules', '{}', /rules: must be an array/],
     ['unknown top-level field', '{"rules": [], "default": "allow"}', /unknown field "default"/],
-    ['rule without a name', '{"rules": [{"sources": ["*"], "actions": ["*"], "namespaces": ["*"]}]}', /rules\[0\]: needs a "name"/],
-    ['duplicate names', JSON.stringify({ rules: [CI_RULE, CI_RULE] }), /rules\[1\] \("ci-may-start-and-snapshot"\): another rule has the same name/],
+    [
+      'rule without a name',
+      '{"rules": [{"sources": ["*"], "actions": ["*"], "namespaces": ["*"]}]}',
+      /rules\[0\]: needs a "name"/,
+    ],
+    [
+      'duplicate names',
+      JSON.stringify({ rules: [CI_RULE, CI_RULE] }),
+      /rules\[1\] \("ci-may-start-and-snapshot"\): another rule has the same name/,
+    ],
     ['misspelt field', JSON.stringify({ rules: [{ ...CI_RULE, namespace: ['ci'] }] }), /unknown field "namespace"/],
-    ['__proto__ key', '{"rules": [{"name": "p", "sources": ["*"], "actions": ["*"], "namespaces": ["*"], "__proto__": {"x": 1}}]}', /unknown field "__proto__"/],
-    ['missing sources', JSON.stringify({ rules: [{ ...CI_RULE, sources: undefined }] }), /\.sources: must be a non-empty array/],
+    [
+      '__proto__ key',
+      '{"rules": [{"name": "p", "sources": ["*"], "actions": ["*"], "namespaces": ["*"], "__proto__": {"x": 1}}]}',
+      /unknown field "__proto__"/,
+    ],
+    [
+      'missing sources',
+      JSON.stringify({ rules: [{ ...CI_RULE, sources: undefined }] }),
+      /\.sources: must be a non-empty array/,
+    ],
     ['empty actions', JSON.stringify({ rules: [{ ...CI_RULE, actions: [] }] }), /\.actions: must be a non-empty array/],
-    ['unknown action', JSON.stringify({ rules: [{ ...CI_RULE, actions: ['start', 'delete'] }] }), /unknown action "delete"/],
-    ['bad namespace', JSON.stringify({ rules: [{ ...CI_RULE, namespaces: ['CI/../x'] }] }), /"CI\/..\/x" is not a namespace name/],
-    ['bad selector', JSON.stringify({ rules: [{ ...CI_RULE, selector: 'ci=not valid!' }] }), /\.selector: invalid label value/],
-    ['selector not a string', JSON.stringify({ rules: [{ ...CI_RULE, selector: { matchLabels: { ci: 'true' } } }] }), /must be a label selector string/],
+    [
+      'unknown action',
+      JSON.stringify({ rules: [{ ...CI_RULE, actions: ['start', 'delete'] }] }),
+      /unknown action "delete"/,
+    ],
+    [
+      'bad namespace',
+      JSON.stringify({ rules: [{ ...CI_RULE, namespaces: ['CI/../x'] }] }),
+      /"CI\/..\/x" is not a namespace name/,
+    ],
+    [
+      'bad selector',
+      JSON.stringify({ rules: [{ ...CI_RULE, selector: 'ci=not valid!' }] }),
+      /\.selector: invalid label value/,
+    ],
+    [
+      'selector not a string',
+      JSON.stringify({ rules: [{ ...CI_RULE, selector: { matchLabels: { ci: 'true' } } }] }),
+      /must be a label selector string/,
+    ],
     ['empty source', JSON.stringify({ rules: [{ ...CI_RULE, sources: [''] }] }), /"" is not a non-empty string/],
   ];
   test.each(bad)('%s → a PolicyFileError that says where', (_what, text, message) => {
@@ -54,10 +99,16 @@ describe('the policy file is checked at start-up', () => {
     const file = path.join(dir, 'policy.json');
     fs.writeFileSync(file, '{"rules": [{"name": "x"}]}');
     expect(() => loadConfig({ VIRTWAKE_POLICY_FILE: file })).toThrow(ConfigError);
-    expect(() => loadConfig({ VIRTWAKE_POLICY_FILE: file })).toThrow(/^VIRTWAKE_POLICY_FILE: .*policy\.json: rules\[0\] \("x"\)\.sources/);
-    expect(() => loadConfig({ VIRTWAKE_POLICY_FILE: path.join(dir, 'missing.json') })).toThrow(/VIRTWAKE_POLICY_FILE: cannot read/);
+    expect(() => loadConfig({ VIRTWAKE_POLICY_FILE: file })).toThrow(
+      /^VIRTWAKE_POLICY_FILE: .*policy\.json: rules\[0\] \("x"\)\.sources/,
+    );
+    expect(() => loadConfig({ VIRTWAKE_POLICY_FILE: path.join(dir, 'missing.json') })).toThrow(
+      /VIRTWAKE_POLICY_FILE: cannot read/,
+    );
     fs.writeFileSync(file, JSON.stringify({ rules: [CI_RULE] }));
-    expect(loadConfig({ VIRTWAKE_POLICY_FILE: file }).policy?.rules.map((r) => r.name)).toEqual(['ci-may-start-and-snapshot']);
+    expect(loadConfig({ VIRTWAKE_POLICY_FILE: file }).policy?.rules.map((r) => r.name)).toEqual([
+      'ci-may-start-and-snapshot',
+    ]);
     expect(loadConfig({}).policy).toBeUndefined();
   });
 
@@ -67,8 +118,12 @@ describe('the policy file is checked at start-up', () => {
     const block = /policy\.json: \|\n((?: {4}.*\n|\n)+)/.exec(yaml)?.[1] ?? '';
     const policy = parseSourcePolicy(block.replace(/^ {4}/gm, ''), 'configmaps.yaml');
     for (const action of ['start', 'stop', 'restart', 'pause', 'unpause', 'snapshot', 'restore', 'activity'] as const) {
-      expect(() => checkRequest(policy, { source: '/anything', actions: [action], namespace: 'virtwake' })).not.toThrow();
-      expect(() => checkVm(policy, { source: '/anything', actions: [action], namespace: 'virtwake' }, vm('x'))).not.toThrow();
+      expect(() =>
+        checkRequest(policy, { source: '/anything', actions: [action], namespace: 'virtwake' }),
+      ).not.toThrow();
+      expect(() =>
+        checkVm(policy, { source: '/anything', actions: [action], namespace: 'virtwake' }, vm('x')),
+      ).not.toThrow();
     }
   });
 });
@@ -119,7 +174,11 @@ describe('what a command may cause', () => {
 describe('evaluation: rules only grant', () => {
   const ops = { name: 'ops-everything', sources: ['/ops'], actions: ['*'], namespaces: ['*'] };
   const policy = policyOf(CI_RULE, ops);
-  const req = (source: string, action: SourceRequest['actions'][number], namespace = 'ci'): SourceRequest => ({ source, actions: [action], namespace });
+  const req = (source: string, action: SourceRequest['actions'][number], namespace = 'ci'): SourceRequest => ({
+    source,
+    actions: [action],
+    namespace,
+  });
 
   test('the CI source may start and snapshot in its namespace, VMs labelled ci=true', () => {
     expect(() => checkRequest(policy, req('/ci/nightly', 'start'))).not.toThrow();
@@ -130,24 +189,32 @@ describe('evaluation: rules only grant', () => {
   test('…never stop: 403 naming the rule and what it allows', () => {
     const p = denial(() => checkRequest(policy, req('/ci/nightly', 'stop')));
     expect(p.status).toBe(403);
-    expect(p.detail).toBe('policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to stop in namespace "ci": it allows only start, snapshot (policy file policy.json)');
+    expect(p.detail).toBe(
+      'policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to stop in namespace "ci": it allows only start, snapshot (policy file policy.json)',
+    );
     expect(p.errors).toEqual(['rule "ci-may-start-and-snapshot": it allows only start, snapshot']);
   });
 
   test('…not in another namespace', () => {
     const p = denial(() => checkRequest(policy, req('/ci/nightly', 'start', 'prod')));
-    expect(p.detail).toMatch(/^policy rule "ci-may-start-and-snapshot" does not allow source "\/ci\/nightly" to start in namespace "prod": it covers only namespace\(s\) ci/);
+    expect(p.detail).toMatch(
+      /^policy rule "ci-may-start-and-snapshot" does not allow source "\/ci\/nightly" to start in namespace "prod": it covers only namespace\(s\) ci/,
+    );
   });
 
   test('…not a VM without the label: 403 naming the rule and the missing label', () => {
     const p = denial(() => checkVm(policy, req('/ci/nightly', 'start'), vm('db-1', { app: 'db' })));
-    expect(p.detail).toBe('policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to start VM ci/db-1: it selects ci=true: label ci=true is missing (policy file policy.json)');
+    expect(p.detail).toBe(
+      'policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to start VM ci/db-1: it selects ci=true: label ci=true is missing (policy file policy.json)',
+    );
     expect(() => checkVm(policy, req('/ci/nightly', 'start'), vm('db-2', { ci: 'false' }))).toThrow(Problem);
   });
 
   test('a source no rule names may do nothing', () => {
     const p = denial(() => checkRequest(policy, req('/someone/else', 'start')));
-    expect(p.detail).toBe('no policy rule allows source "/someone/else" to start in namespace "ci" (policy file policy.json)');
+    expect(p.detail).toBe(
+      'no policy rule allows source "/someone/else" to start in namespace "ci" (policy file policy.json)',
+    );
     expect(p.errors).toEqual(['no rule names source "/someone/else"']);
   });
 
@@ -156,15 +223,25 @@ describe('evaluation: rules only grant', () => {
   });
 
   test('grants add up across rules, order does not matter', () => {
-    const extra = { name: 'ci-may-stop-scratch', sources: ['/ci/nightly'], actions: ['stop'], namespaces: ['ci'], selector: 'scratch' };
+    const extra = {
+      name: 'ci-may-stop-scratch',
+      sources: ['/ci/nightly'],
+      actions: ['stop'],
+      namespaces: ['ci'],
+      selector: 'scratch',
+    };
     for (const p of [policyOf(CI_RULE, extra), policyOf(extra, CI_RULE)]) {
       expect(() => checkRequest(p, req('/ci/nightly', 'stop'))).not.toThrow();
       expect(() => checkVm(p, req('/ci/nightly', 'stop'), vm('tmp', { scratch: 'yes' }))).not.toThrow();
       // The start grant's selector does not carry over to stop.
       const d = denial(() => checkVm(p, req('/ci/nightly', 'stop'), vm('build', { ci: 'true' })));
-      expect(d.detail).toMatch(/^policy rule "ci-may-stop-scratch" does not allow source "\/ci\/nightly" to stop VM ci\/build: it selects scratch: label scratch is missing/);
+      expect(d.detail).toMatch(
+        /^policy rule "ci-may-stop-scratch" does not allow source "\/ci\/nightly" to stop VM ci\/build: it selects scratch: label scratch is missing/,
+      );
       // Another CI source gets nothing from a rule for /ci/nightly only.
-      expect(() => checkRequest(p, req('/ci/weekly', 'stop'))).toThrow(/"ci-may-start-and-snapshot" does not allow source "\/ci\/weekly" to stop/);
+      expect(() => checkRequest(p, req('/ci/weekly', 'stop'))).toThrow(
+        /"ci-may-start-and-snapshot" does not allow source "\/ci\/weekly" to stop/,
+      );
     }
   });
 
@@ -181,7 +258,9 @@ describe('evaluation: rules only grant', () => {
   test('every action a command may cause must be allowed: restore with stopFirst needs stop', () => {
     const restorer = policyOf({ name: 'restore-only', sources: ['/dr'], actions: ['restore'], namespaces: ['*'] });
     expect(() => checkRequest(restorer, { source: '/dr', actions: ['restore'], namespace: 'x' })).not.toThrow();
-    expect(() => checkRequest(restorer, { source: '/dr', actions: ['restore', 'stop'], namespace: 'x' })).toThrow(/does not allow source "\/dr" to stop/);
+    expect(() => checkRequest(restorer, { source: '/dr', actions: ['restore', 'stop'], namespace: 'x' })).toThrow(
+      /does not allow source "\/dr" to stop/,
+    );
   });
 
   test('labels are looked up as own properties only', () => {

@@ -15,7 +15,13 @@ describe('TLS + bearer token', () => {
   test('client-node with the generated kubeconfig works over HTTPS', async () => {
     expect(env.sim.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(env.sim.kubeconfig).toContain('certificate-authority-data');
-    const vm: any = await env.api.getNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: 'default', plural: 'virtualmachines', name: 'secure' });
+    const vm: any = await env.api.getNamespacedCustomObject({
+      group: 'kubevirt.io',
+      version: 'v1',
+      namespace: 'default',
+      plural: 'virtualmachines',
+      name: 'secure',
+    });
     expect(vm.metadata.name).toBe('secure');
     expect((await subresource(env.kc, 'virtualmachines', 'secure', 'start')).status).toBe(202);
   });
@@ -26,7 +32,15 @@ describe('TLS + bearer token', () => {
     const before = env.sim.calls.length;
     const res = await request(kc, 'GET', vmPath('default', 'secure'));
     expect(res.status).toBe(401);
-    expect(res.json).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    expect(res.json).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'Unauthorized',
+      reason: 'Unauthorized',
+      code: 401,
+    });
     expect(env.sim.calls.length).toBe(before);
   });
 
@@ -50,13 +64,20 @@ describe('TLS + client certificates', () => {
   test('the kubeconfig client certificate is accepted', async () => {
     expect(env.sim.kubeconfig).toContain('client-certificate-data');
     expect(env.sim.kubeconfig).toContain('client-key-data');
-    const list: any = await env.api.listNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: 'default', plural: 'virtualmachines' });
+    const list: any = await env.api.listNamespacedCustomObject({
+      group: 'kubevirt.io',
+      version: 'v1',
+      namespace: 'default',
+      plural: 'virtualmachines',
+    });
     expect(list.kind).toBe('VirtualMachineList');
   });
 
   test('no client certificate: 401', async () => {
     const kc = new KubeConfig();
-    kc.loadFromString(env.sim.kubeconfig.replace(/\s+client-certificate-data: \S+/, '').replace(/\s+client-key-data: \S+/, ''));
+    kc.loadFromString(
+      env.sim.kubeconfig.replace(/\s+client-certificate-data: \S+/, '').replace(/\s+client-key-data: \S+/, ''),
+    );
     const res = await request(kc, 'GET', vmPath());
     expect(res.status).toBe(401);
   });

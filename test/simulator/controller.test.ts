@@ -46,13 +46,20 @@ test('start of a Halted VM walks Stopped -> Starting -> Running; VMI phases and 
   const vmi = sim.store.getVMI('default', name)!;
   const at = '2030-01-02T03:05:05Z';
   expect(vmi.metadata.creationTimestamp).toBe(at);
-  expect(vmi.status.phaseTransitionTimestamps).toEqual(['Pending', 'Scheduling', 'Scheduled', 'Running'].map((phase) => ({ phase, phaseTransitionTimestamp: at })));
-  expect(vmi.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachine', name, controller: true })]);
+  expect(vmi.status.phaseTransitionTimestamps).toEqual(
+    ['Pending', 'Scheduling', 'Scheduled', 'Running'].map((phase) => ({ phase, phaseTransitionTimestamp: at })),
+  );
+  expect(vmi.metadata.ownerReferences).toEqual([
+    expect.objectContaining({ kind: 'VirtualMachine', name, controller: true }),
+  ]);
   const vm = sim.store.getVM('default', name)!;
   expect(vm.spec.runStrategy).toBe('Always');
   expect(vm.status).toMatchObject({ printableStatus: 'Running', ready: true, created: true, runStrategy: 'Always' });
   expect(vm.status!.stateChangeRequests).toBeUndefined();
-  expect(vm.status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', lastTransitionTime: at });
+  expect(vm.status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+    status: 'True',
+    lastTransitionTime: at,
+  });
 });
 
 test('stop walks Running -> Stopping -> Stopped and removes the VMI', async () => {
@@ -65,8 +72,15 @@ test('stop walks Running -> Stopping -> Stopped and removes the VMI', async () =
   f.stop();
   expect(f.seen).toEqual(['Running', 'Stopping', 'Stopped']);
   expect(sim.store.getVMI('default', name)).toBeUndefined();
-  expect(sim.store.getVM('default', name)!.status).toMatchObject({ printableStatus: 'Stopped', ready: false, created: false });
-  expect(sim.store.getVM('default', name)!.status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'VMINotExists' });
+  expect(sim.store.getVM('default', name)!.status).toMatchObject({
+    printableStatus: 'Stopped',
+    ready: false,
+    created: false,
+  });
+  expect(sim.store.getVM('default', name)!.status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+    status: 'False',
+    reason: 'VMINotExists',
+  });
 });
 
 test('Manual: start and stop go through state change requests and keep the strategy', async () => {
@@ -136,7 +150,10 @@ test('guest crash: Always restarts, RerunOnFailure reruns, Manual and Once stay 
     await sim.settle();
     const vmi = sim.store.getVMI('default', name)!;
     expect([runStrategy, vmi.metadata.uid !== uid]).toEqual([runStrategy, want.restarted]);
-    expect([runStrategy, sim.store.getVM('default', name)!.status!.printableStatus]).toEqual([runStrategy, want.printable]);
+    expect([runStrategy, sim.store.getVM('default', name)!.status!.printableStatus]).toEqual([
+      runStrategy,
+      want.printable,
+    ]);
   }
   // A guest that shut down by itself is not rerun under RerunOnFailure: the VMI is removed.
   const name = fresh('shutdown');
@@ -149,14 +166,22 @@ test('guest crash: Always restarts, RerunOnFailure reruns, Manual and Once stay 
 
 test('a new RerunOnFailure VM starts by itself; a new Halted one does not', async () => {
   const { sim, api } = env;
-  for (const [runStrategy, printable] of [['RerunOnFailure', 'Running'], ['Halted', 'Stopped']]) {
+  for (const [runStrategy, printable] of [
+    ['RerunOnFailure', 'Running'],
+    ['Halted', 'Stopped'],
+  ]) {
     const name = fresh('new');
     await api.createNamespacedCustomObject({
       group: 'kubevirt.io',
       version: 'v1',
       namespace: 'default',
       plural: 'virtualmachines',
-      body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name }, spec: { runStrategy, template: { spec: {} } } },
+      body: {
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachine',
+        metadata: { name },
+        spec: { runStrategy, template: { spec: {} } },
+      },
     });
     await sim.settle();
     expect(sim.store.getVM('default', name)!.status!.printableStatus).toBe(printable);
@@ -178,14 +203,24 @@ test('guest agent and other VMI conditions are mirrored to the VM', async () => 
   const { sim } = env;
   const name = fresh('agent');
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Always' } }, { running: true, agentConnected: true });
-  expect(sim.store.getVMI('default', name)!.status.conditions!.find((c) => c.type === 'AgentConnected')).toMatchObject({ status: 'True' });
-  expect(sim.store.getVM('default', name)!.status!.conditions!.find((c) => c.type === 'AgentConnected')).toMatchObject({ status: 'True' });
+  expect(sim.store.getVMI('default', name)!.status.conditions!.find((c) => c.type === 'AgentConnected')).toMatchObject({
+    status: 'True',
+  });
+  expect(sim.store.getVM('default', name)!.status!.conditions!.find((c) => c.type === 'AgentConnected')).toMatchObject({
+    status: 'True',
+  });
   sim.store.setAgentConnected('default', name, false);
   await sim.settle();
   expect(sim.store.getVM('default', name)!.status!.conditions!.some((c) => c.type === 'AgentConnected')).toBe(false);
-  sim.store.setCondition('default', name, { type: 'LiveMigratable', status: 'False', reason: 'DisksNotLiveMigratable' });
+  sim.store.setCondition('default', name, {
+    type: 'LiveMigratable',
+    status: 'False',
+    reason: 'DisksNotLiveMigratable',
+  });
   await sim.settle();
-  expect(sim.store.getVM('default', name)!.status!.conditions!.find((c) => c.type === 'LiveMigratable')).toMatchObject({ status: 'False' });
+  expect(sim.store.getVM('default', name)!.status!.conditions!.find((c) => c.type === 'LiveMigratable')).toMatchObject({
+    status: 'False',
+  });
 });
 
 test('deleting a running VM: Terminating, VMI torn down, then gone', async () => {
@@ -193,7 +228,13 @@ test('deleting a running VM: Terminating, VMI torn down, then gone', async () =>
   const name = fresh('delete');
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Always' } }, { running: true });
   const f = await followVM(name);
-  const res: any = await api.deleteNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: 'default', plural: 'virtualmachines', name });
+  const res: any = await api.deleteNamespacedCustomObject({
+    group: 'kubevirt.io',
+    version: 'v1',
+    namespace: 'default',
+    plural: 'virtualmachines',
+    name,
+  });
   expect(res.metadata.deletionTimestamp).toBeDefined();
   await sim.settle();
   f.stop();
@@ -209,5 +250,8 @@ test('vmiCreatedAt seeds the VMI start time for idle accounting', async () => {
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Always' } }, { running: true, vmiCreatedAt: at });
   const vmi = sim.store.getVMI('default', name)!;
   expect(vmi.metadata.creationTimestamp).toBe('2029-12-31T23:00:00Z');
-  expect(vmi.status.phaseTransitionTimestamps!.at(-1)).toEqual({ phase: 'Running', phaseTransitionTimestamp: '2029-12-31T23:00:00Z' });
+  expect(vmi.status.phaseTransitionTimestamps!.at(-1)).toEqual({
+    phase: 'Running',
+    phaseTransitionTimestamp: '2029-12-31T23:00:00Z',
+  });
 });

@@ -18,7 +18,8 @@ async function apiError(p: Promise<unknown>): Promise<{ code: number; body: any 
   try {
     await p;
   } catch (e) {
-    if (e instanceof ApiException) return { code: e.code, body: typeof e.body === 'string' ? JSON.parse(e.body) : e.body };
+    if (e instanceof ApiException)
+      return { code: e.code, body: typeof e.body === 'string' ? JSON.parse(e.body) : e.body };
     throw e;
   }
   throw new Error('expected an ApiException');
@@ -44,21 +45,52 @@ test('create, get, AlreadyExists', async () => {
   expect(got.metadata.uid).toBe(created.metadata.uid);
   const dup = await apiError(api.createNamespacedCustomObject({ ...VMS, body: vmManifest(name) }));
   expect(dup.code).toBe(409);
-  expect(dup.body).toMatchObject({ reason: 'AlreadyExists', message: `virtualmachines.kubevirt.io "${name}" already exists` });
+  expect(dup.body).toMatchObject({
+    reason: 'AlreadyExists',
+    message: `virtualmachines.kubevirt.io "${name}" already exists`,
+  });
 });
 
 test('VM admission: runStrategy rules and the required template', async () => {
   const { api } = env;
-  const none = await apiError(api.createNamespacedCustomObject({ ...VMS, body: { ...vmManifest(fresh('adm')), spec: { template: { spec: {} } } } }));
+  const none = await apiError(
+    api.createNamespacedCustomObject({
+      ...VMS,
+      body: { ...vmManifest(fresh('adm')), spec: { template: { spec: {} } } },
+    }),
+  );
   expect(none.code).toBe(422);
-  expect(none.body.message).toBe('admission webhook "virtualmachine-validator.kubevirt.io" denied the request: RunStrategy must be specified');
-  const both = await apiError(api.createNamespacedCustomObject({ ...VMS, body: vmManifest(fresh('adm'), { running: true, runStrategy: 'Always' }) }));
+  expect(none.body.message).toBe(
+    'admission webhook "virtualmachine-validator.kubevirt.io" denied the request: RunStrategy must be specified',
+  );
+  const both = await apiError(
+    api.createNamespacedCustomObject({
+      ...VMS,
+      body: vmManifest(fresh('adm'), { running: true, runStrategy: 'Always' }),
+    }),
+  );
   expect(both.body.message).toContain('Running and RunStrategy are mutually exclusive');
-  const bad = await apiError(api.createNamespacedCustomObject({ ...VMS, body: vmManifest(fresh('adm'), { runStrategy: 'Sometimes' }) }));
+  const bad = await apiError(
+    api.createNamespacedCustomObject({ ...VMS, body: vmManifest(fresh('adm'), { runStrategy: 'Sometimes' }) }),
+  );
   expect(bad.body.message).toContain('Invalid RunStrategy (Sometimes)');
   const name = fresh('adm');
-  const noTemplate = await apiError(api.createNamespacedCustomObject({ ...VMS, body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name }, spec: { runStrategy: 'Halted' } } }));
-  expect(noTemplate.body).toMatchObject({ code: 422, reason: 'Invalid', message: `VirtualMachine.kubevirt.io "${name}" is invalid: spec.template: Required value` });
+  const noTemplate = await apiError(
+    api.createNamespacedCustomObject({
+      ...VMS,
+      body: {
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachine',
+        metadata: { name },
+        spec: { runStrategy: 'Halted' },
+      },
+    }),
+  );
+  expect(noTemplate.body).toMatchObject({
+    code: 422,
+    reason: 'Invalid',
+    message: `VirtualMachine.kubevirt.io "${name}" is invalid: spec.template: Required value`,
+  });
   const badName = await apiError(api.createNamespacedCustomObject({ ...VMS, body: vmManifest('Bad_Name') }));
   expect(badName.code).toBe(422);
 });
@@ -72,22 +104,39 @@ test('dryRun=All on create, patch, update and delete validates and persists noth
   expect(created.json.metadata.name).toBe(name);
   expect(sim.store.getVM('default', name)).toBeUndefined();
   expect(sim.store.resourceVersion()).toBe(rv0);
-  expect((await request(kc, 'POST', `${vmPath()}?dryRun=All`, { ...vmManifest(name), spec: { template: {} } })).status).toBe(422);
+  expect(
+    (await request(kc, 'POST', `${vmPath()}?dryRun=All`, { ...vmManifest(name), spec: { template: {} } })).status,
+  ).toBe(422);
 
   await api.createNamespacedCustomObject({ ...VMS, body: vmManifest(name) });
   await env.sim.settle();
   const rv1 = sim.store.resourceVersion();
-  const patched = await request(kc, 'PATCH', `${vmPath('default', name)}?dryRun=All`, { metadata: { labels: { x: 'y' } } }, { 'Content-Type': 'application/merge-patch+json' });
+  const patched = await request(
+    kc,
+    'PATCH',
+    `${vmPath('default', name)}?dryRun=All`,
+    { metadata: { labels: { x: 'y' } } },
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
   expect(patched.status).toBe(200);
   expect(patched.json.metadata.labels).toEqual({ x: 'y' });
   const current = sim.store.getVM('default', name)!;
-  const put = await request(kc, 'PUT', `${vmPath('default', name)}?dryRun=All`, { ...current, metadata: { ...current.metadata, labels: { z: '1' } } });
+  const put = await request(kc, 'PUT', `${vmPath('default', name)}?dryRun=All`, {
+    ...current,
+    metadata: { ...current.metadata, labels: { z: '1' } },
+  });
   expect(put.status).toBe(200);
   const del = await request(kc, 'DELETE', `${vmPath('default', name)}?dryRun=All`);
   expect(del.status).toBe(200);
   expect(sim.store.resourceVersion()).toBe(rv1);
   expect(sim.store.getVM('default', name)!.metadata.labels).toEqual({});
-  expect(sim.calls.filter((c) => c.dryRun).map((c) => c.verb)).toEqual(['create', 'create', 'patch', 'update', 'delete']);
+  expect(sim.calls.filter((c) => c.dryRun).map((c) => c.verb)).toEqual([
+    'create',
+    'create',
+    'patch',
+    'update',
+    'delete',
+  ]);
 });
 
 test('merge patch and JSON patch (with test ops); strategic merge is 415 on custom resources', async () => {
@@ -95,32 +144,76 @@ test('merge patch and JSON patch (with test ops); strategic merge is 415 on cust
   const name = fresh('patch');
   sim.store.addVM({ metadata: { name, labels: { a: '1' } }, spec: { runStrategy: 'Halted' } });
   const merged: any = await api.patchNamespacedCustomObject(
-    { ...VMS, name, body: { metadata: { labels: { b: '2', a: null }, annotations: { 'virtwake.io/last-activity': '2030-01-01T00:00:00Z' } } } },
+    {
+      ...VMS,
+      name,
+      body: {
+        metadata: { labels: { b: '2', a: null }, annotations: { 'virtwake.io/last-activity': '2030-01-01T00:00:00Z' } },
+      },
+    },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
   expect(merged.metadata.labels).toEqual({ b: '2' });
   expect(merged.metadata.annotations['virtwake.io/last-activity']).toBe('2030-01-01T00:00:00Z');
   // client-node's default patch type is JSON patch.
-  const jp: any = await api.patchNamespacedCustomObject({ ...VMS, name, body: [{ op: 'test', path: '/metadata/labels/b', value: '2' }, { op: 'add', path: '/metadata/labels/c', value: '3' }] });
+  const jp: any = await api.patchNamespacedCustomObject({
+    ...VMS,
+    name,
+    body: [
+      { op: 'test', path: '/metadata/labels/b', value: '2' },
+      { op: 'add', path: '/metadata/labels/c', value: '3' },
+    ],
+  });
   expect(jp.metadata.labels).toEqual({ b: '2', c: '3' });
-  const failedTest = await apiError(api.patchNamespacedCustomObject({ ...VMS, name, body: [{ op: 'test', path: '/metadata/labels/b', value: 'nope' }, { op: 'remove', path: '/metadata/labels/b' }] }));
+  const failedTest = await apiError(
+    api.patchNamespacedCustomObject({
+      ...VMS,
+      name,
+      body: [
+        { op: 'test', path: '/metadata/labels/b', value: 'nope' },
+        { op: 'remove', path: '/metadata/labels/b' },
+      ],
+    }),
+  );
   expect(failedTest.code).toBe(422);
-  expect(failedTest.body).toMatchObject({ reason: 'Invalid', message: 'the server rejected our request due to an error in our request' });
+  expect(failedTest.body).toMatchObject({
+    reason: 'Invalid',
+    message: 'the server rejected our request due to an error in our request',
+  });
   expect(sim.store.getVM('default', name)!.metadata.labels).toEqual({ b: '2', c: '3' });
-  const notArray = await request(kc, 'PATCH', vmPath('default', name), { op: 'add' }, { 'Content-Type': 'application/json-patch+json' });
+  const notArray = await request(
+    kc,
+    'PATCH',
+    vmPath('default', name),
+    { op: 'add' },
+    { 'Content-Type': 'application/json-patch+json' },
+  );
   expect(notArray.status).toBe(400);
-  const smp = await request(kc, 'PATCH', vmPath('default', name), { metadata: { labels: { d: '4' } } }, { 'Content-Type': 'application/strategic-merge-patch+json' });
+  const smp = await request(
+    kc,
+    'PATCH',
+    vmPath('default', name),
+    { metadata: { labels: { d: '4' } } },
+    { 'Content-Type': 'application/strategic-merge-patch+json' },
+  );
   expect(smp.status).toBe(415);
   expect(smp.json).toEqual({
     kind: 'Status',
     apiVersion: 'v1',
     metadata: {},
     status: 'Failure',
-    message: 'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml',
+    message:
+      'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml',
     reason: 'UnsupportedMediaType',
     code: 415,
   });
-  const missing = await request(kc, 'PATCH', vmPath('default', 'absent'), {}, { 'Content-Type': 'application/merge-patch+json' });
+  const missing = await request(
+    kc,
+    'PATCH',
+    vmPath('default', 'absent'),
+    {},
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
   expect(missing.status).toBe(404);
 });
 
@@ -129,9 +222,18 @@ test('resourceVersion in a merge patch or PUT is a precondition: 409 Conflict wh
   const name = fresh('rv');
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Halted' } });
   const stale = sim.store.getVM('default', name)!;
-  await api.patchNamespacedCustomObject({ ...VMS, name, body: { metadata: { labels: { v: '1' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await api.patchNamespacedCustomObject(
+    { ...VMS, name, body: { metadata: { labels: { v: '1' } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
   const conflictMsg = `Operation cannot be fulfilled on virtualmachines.kubevirt.io "${name}": the object has been modified; please apply your changes to the latest version and try again`;
-  const res = await request(kc, 'PATCH', vmPath('default', name), { metadata: { resourceVersion: stale.metadata.resourceVersion, labels: { v: '2' } } }, { 'Content-Type': 'application/merge-patch+json' });
+  const res = await request(
+    kc,
+    'PATCH',
+    vmPath('default', name),
+    { metadata: { resourceVersion: stale.metadata.resourceVersion, labels: { v: '2' } } },
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
   expect(res.status).toBe(409);
   expect(res.json).toEqual({
     kind: 'Status',
@@ -147,11 +249,19 @@ test('resourceVersion in a merge patch or PUT is a precondition: 409 Conflict wh
   expect(put.code).toBe(409);
   expect(put.body.message).toBe(conflictMsg);
   const { resourceVersion: _rv, ...noRv } = stale.metadata;
-  const unconditional = await apiError(api.replaceNamespacedCustomObject({ ...VMS, name, body: { ...stale, metadata: noRv } }));
+  const unconditional = await apiError(
+    api.replaceNamespacedCustomObject({ ...VMS, name, body: { ...stale, metadata: noRv } }),
+  );
   expect(unconditional.code).toBe(422);
-  expect(unconditional.body.message).toContain('metadata.resourceVersion: Invalid value: 0x0: must be specified for an update');
+  expect(unconditional.body.message).toContain(
+    'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
+  );
   const fresh2 = sim.store.getVM('default', name)!;
-  const ok: any = await api.replaceNamespacedCustomObject({ ...VMS, name, body: { ...fresh2, metadata: { ...fresh2.metadata, labels: { v: '3' } } } });
+  const ok: any = await api.replaceNamespacedCustomObject({
+    ...VMS,
+    name,
+    body: { ...fresh2, metadata: { ...fresh2.metadata, labels: { v: '3' } } },
+  });
   expect(ok.metadata.labels).toEqual({ v: '3' });
   expect(Number(ok.metadata.resourceVersion)).toBeGreaterThan(Number(fresh2.metadata.resourceVersion));
 });
@@ -161,7 +271,11 @@ test('status is ignored on the main endpoint; spec changes bump generation', asy
   const name = fresh('status');
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Halted' } });
   const out: any = await api.patchNamespacedCustomObject(
-    { ...VMS, name, body: { status: { printableStatus: 'Running' }, spec: { template: { spec: { domain: { cpu: { cores: 2 } } } } } } },
+    {
+      ...VMS,
+      name,
+      body: { status: { printableStatus: 'Running' }, spec: { template: { spec: { domain: { cpu: { cores: 2 } } } } } },
+    },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
   expect(out.status.printableStatus).toBe('Stopped');
@@ -173,7 +287,9 @@ test('VMIs are read-only except delete; deleting a VMI of an Always VM brings a 
   const name = fresh('vmi');
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Always' } }, { running: true });
   const uid = sim.store.getVMI('default', name)!.metadata.uid;
-  const post = await request(kc, 'POST', '/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances', { metadata: { name: 'x' } });
+  const post = await request(kc, 'POST', '/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances', {
+    metadata: { name: 'x' },
+  });
   expect(post.status).toBe(405);
   const del = await request(kc, 'DELETE', `/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/${name}`);
   expect(del.status).toBe(200);

@@ -48,7 +48,9 @@ export async function request(
         agent: opts.agent,
         headers: {
           ...(opts.headers as Record<string, string>),
-          ...(payload !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) } : {}),
+          ...(payload !== undefined
+            ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) }
+            : {}),
           ...headers,
         },
         timeout: extra.timeoutMs,
@@ -77,18 +79,39 @@ export async function request(
 }
 
 /** PUT a KubeVirt subresource (start/stop/restart on VMs, pause/unpause/... on VMIs). */
-export function subresource(kc: KubeConfig, kind: 'virtualmachines' | 'virtualmachineinstances', name: string, action: string, body?: unknown, ns = 'default', version = 'v1') {
-  return request(kc, 'PUT', `/apis/subresources.kubevirt.io/${version}/namespaces/${ns}/${kind}/${name}/${action}`, body);
+export function subresource(
+  kc: KubeConfig,
+  kind: 'virtualmachines' | 'virtualmachineinstances',
+  name: string,
+  action: string,
+  body?: unknown,
+  ns = 'default',
+  version = 'v1',
+) {
+  return request(
+    kc,
+    'PUT',
+    `/apis/subresources.kubevirt.io/${version}/namespaces/${ns}/${kind}/${name}/${action}`,
+    body,
+  );
 }
 
-export const vmPath = (ns = 'default', name?: string) => `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines${name ? `/${name}` : ''}`;
+export const vmPath = (ns = 'default', name?: string) =>
+  `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines${name ? `/${name}` : ''}`;
 
-export function vmManifest(name: string, spec: Record<string, unknown> = { runStrategy: 'Halted' }, labels: Record<string, string> = {}) {
+export function vmManifest(
+  name: string,
+  spec: Record<string, unknown> = { runStrategy: 'Halted' },
+  labels: Record<string, string> = {},
+) {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
     metadata: { name, labels },
-    spec: { ...spec, template: { metadata: { labels: { 'kubevirt.io/vm': name } }, spec: { domain: { devices: {} } } } },
+    spec: {
+      ...spec,
+      template: { metadata: { labels: { 'kubevirt.io/vm': name } }, spec: { domain: { devices: {} } } },
+    },
   };
 }
 

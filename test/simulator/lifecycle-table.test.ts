@@ -50,7 +50,12 @@ test.each(cases)('$strategy $action vmi=$vmi paused=$paused gracePeriod=$grace',
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: c.strategy } }, SEED[c.vmi]);
   const before = sim.store.getVM('default', name)!;
   const vmiBefore = sim.store.getVMI('default', name);
-  const body = c.action === 'start' && c.paused ? { paused: true } : c.action === 'stop' && c.grace ? { gracePeriod: 0 } : undefined;
+  const body =
+    c.action === 'start' && c.paused
+      ? { paused: true }
+      : c.action === 'stop' && c.grace
+        ? { gracePeriod: 0 }
+        : undefined;
 
   const res = await subresource(kc, 'virtualmachines', name, c.action, body);
 
@@ -83,7 +88,11 @@ test.each(cases)('$strategy $action vmi=$vmi paused=$paused gracePeriod=$grace',
     expect(after.spec.runStrategy).toBe(c.strategy);
     expect(after.status?.stateChangeRequests).toEqual(
       effect.requests.map((r) =>
-        r === 'StopCurrent' ? { action: 'Stop', uid: vmiBefore?.metadata.uid } : c.paused ? { action: 'Start', data: { paused: 'true' } } : { action: 'Start' },
+        r === 'StopCurrent'
+          ? { action: 'Stop', uid: vmiBefore?.metadata.uid }
+          : c.paused
+            ? { action: 'Start', data: { paused: 'true' } }
+            : { action: 'Start' },
       ),
     );
   } else {

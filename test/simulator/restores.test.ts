@@ -21,19 +21,32 @@ function restore(name: string, target: string, snapshotName: string, policy?: st
     apiVersion: 'snapshot.kubevirt.io/v1beta1',
     kind: 'VirtualMachineRestore',
     metadata: { name },
-    spec: { target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: target }, virtualMachineSnapshotName: snapshotName, ...(policy ? { targetReadinessPolicy: policy } : {}) },
+    spec: {
+      target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: target },
+      virtualMachineSnapshotName: snapshotName,
+      ...(policy ? { targetReadinessPolicy: policy } : {}),
+    },
   };
 }
 
 async function readySnapshot(vm: string): Promise<string> {
   const name = fresh('snap');
-  await request(env.kc, 'POST', SNAPS, { metadata: { name }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm } } });
+  await request(env.kc, 'POST', SNAPS, {
+    metadata: { name },
+    spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm } },
+  });
   await env.sim.settle();
   expect(env.sim.store.getSnapshot('default', name)!.status!.readyToUse).toBe(true);
   return name;
 }
 
-const reasons = (name: string) => Object.fromEntries((env.sim.store.getRestore('default', name)!.status?.conditions ?? []).map((c) => [c.type, `${c.status} ${c.reason}`]));
+const reasons = (name: string) =>
+  Object.fromEntries(
+    (env.sim.store.getRestore('default', name)!.status?.conditions ?? []).map((c) => [
+      c.type,
+      `${c.status} ${c.reason}`,
+    ]),
+  );
 
 test('restoring a stopped VM completes, keeps it stopped, and marks restoreInProgress while running', async () => {
   const { sim, kc } = env;
@@ -76,12 +89,16 @@ test('WaitGracePeriod (default): waits while the target runs, fails after 5m on 
   );
   clock.advance(5 * 60_000 + 1000);
   await sim.settle();
-  expect(reasons(name).Failure).toBe('True Restore target failed to be ready within 5m0s. Please power off the target VM before attempting restore');
+  expect(reasons(name).Failure).toBe(
+    'True Restore target failed to be ready within 5m0s. Please power off the target VM before attempting restore',
+  );
   expect(sim.store.getRestore('default', name)!.status!.complete).toBe(false);
   // A failed restore never completes, so it keeps blocking its target.
   const again = await request(kc, 'POST', RESTORES, restore(fresh('restore'), vm, snap));
   expect(again.status).toBe(422);
-  expect(again.json.message).toBe(`admission webhook "virtualmachinerestore-validator.snapshot.kubevirt.io" denied the request: VirtualMachineRestore "${name}" in progress`);
+  expect(again.json.message).toBe(
+    `admission webhook "virtualmachinerestore-validator.snapshot.kubevirt.io" denied the request: VirtualMachineRestore "${name}" in progress`,
+  );
 });
 
 test('StopTarget stops the VM through the stop subresource semantics, then restores', async () => {
@@ -115,7 +132,9 @@ test('FailImmediate fails at once; WaitEventually waits and proceeds once the VM
   await sim.settle();
   clock.advance(60 * 60_000);
   await sim.settle();
-  expect(reasons(waiting).Progressing).toBe('False Waiting for target VM to be powered off. Please stop the restore target to proceed with restore');
+  expect(reasons(waiting).Progressing).toBe(
+    'False Waiting for target VM to be powered off. Please stop the restore target to proceed with restore',
+  );
   expect((await subresource(kc, 'virtualmachines', vm2, 'stop')).status).toBe(202);
   await sim.settle();
   expect(sim.store.getRestore('default', waiting)!.status!.complete).toBe(true);
@@ -130,19 +149,31 @@ test('a missing or unready snapshot is reported and waited for, not failed', asy
   await request(kc, 'POST', RESTORES, restore(name, vm, 'later'));
   await sim.settle();
   expect(reasons(name).Progressing).toBe('False VMSnapshot default/later does not exist');
-  await request(kc, 'POST', SNAPS, { metadata: { name: 'later' }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm } } });
+  await request(kc, 'POST', SNAPS, {
+    metadata: { name: 'later' },
+    spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm } },
+  });
   await sim.settle();
   expect(sim.store.getRestore('default', name)!.status!.complete).toBe(true);
 });
 
 test('admission: target checks and immutable spec', async () => {
   const { kc } = env;
-  const bad = await request(kc, 'POST', RESTORES, { metadata: { name: fresh('r') }, spec: { target: { apiGroup: 'kubevirt.io', kind: 'Pod', name: 'x' }, virtualMachineSnapshotName: 's' } });
+  const bad = await request(kc, 'POST', RESTORES, {
+    metadata: { name: fresh('r') },
+    spec: { target: { apiGroup: 'kubevirt.io', kind: 'Pod', name: 'x' }, virtualMachineSnapshotName: 's' },
+  });
   expect(bad.status).toBe(422);
   expect(bad.json.message).toContain('invalid kind');
   const name = fresh('r');
   await request(kc, 'POST', RESTORES, restore(name, fresh('target'), 'whatever'));
-  const patch = await request(kc, 'PATCH', `${RESTORES}/${name}`, { spec: { virtualMachineSnapshotName: 'other' } }, { 'Content-Type': 'application/merge-patch+json' });
+  const patch = await request(
+    kc,
+    'PATCH',
+    `${RESTORES}/${name}`,
+    { spec: { virtualMachineSnapshotName: 'other' } },
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
   expect(patch.status).toBe(422);
   expect(patch.json.message).toContain('spec in immutable after creation');
 });
@@ -167,5 +198,7 @@ test('restoring into a VM that does not exist creates it Halted', async () => {
   const refused = fresh('restore');
   await request(kc, 'POST', RESTORES, restore(refused, other, snap));
   await sim.settle();
-  expect(reasons(refused).Progressing).toBe('False restore source and restore target are different but restore target already exists');
+  expect(reasons(refused).Progressing).toBe(
+    'False restore source and restore target are different but restore target already exists',
+  );
 });

@@ -28,7 +28,17 @@ describe('label selector grammar', () => {
   ])('%s -> %s', (sel, want) => {
     expect(matchesLabels(parseLabelSelector(sel), labels)).toBe(want);
   });
-  test.each(['app=web=x', 'app in ()', 'app in (web', 'app in web', '=web', 'app=web,', 'bad key!=x', 'app=-bad-', 'n>x'])('malformed: %s', (sel) => {
+  test.each([
+    'app=web=x',
+    'app in ()',
+    'app in (web',
+    'app in web',
+    '=web',
+    'app=web,',
+    'bad key!=x',
+    'app=-bad-',
+    'n>x',
+  ])('malformed: %s', (sel) => {
     expect(() => parseLabelSelector(sel)).toThrow(ApiError);
   });
 });
@@ -44,7 +54,13 @@ describe('over HTTP with 10,000 VMs', () => {
       const labels: Record<string, string> = { group: `g${i % 4}` };
       if (i % 2 === 0) labels['virtwake.io/enabled'] = 'true';
       if (i % 10 === 0) labels['virtwake.io/protected'] = 'true';
-      items.push({ vm: { metadata: { name, namespace: i < 9000 ? 'default' : 'other', labels }, spec: { runStrategy: i % 3 === 0 ? 'Always' : 'Halted' } }, opts: { running: i % 3 === 0 } });
+      items.push({
+        vm: {
+          metadata: { name, namespace: i < 9000 ? 'default' : 'other', labels },
+          spec: { runStrategy: i % 3 === 0 ? 'Always' : 'Halted' },
+        },
+        opts: { running: i % 3 === 0 },
+      });
     }
     const t0 = Date.now();
     expect(env.sim.store.addVMs(items)).toBe(N);
@@ -87,7 +103,11 @@ describe('over HTTP with 10,000 VMs', () => {
     const first = await request(kc, 'GET', '/apis/kubevirt.io/v1/virtualmachines?limit=1000');
     expect(first.json.items).toHaveLength(1000);
     expect(first.json.metadata.remainingItemCount).toBe(N - 1000);
-    const last = await request(kc, 'GET', `/apis/kubevirt.io/v1/virtualmachines?limit=9500&continue=${first.json.metadata.continue}`);
+    const last = await request(
+      kc,
+      'GET',
+      `/apis/kubevirt.io/v1/virtualmachines?limit=9500&continue=${first.json.metadata.continue}`,
+    );
     expect(last.json.items).toHaveLength(N - 1000);
     expect(last.json.metadata.continue).toBeUndefined();
     expect(last.json.items.at(-1).metadata).toMatchObject({ namespace: 'other', name: 'vm-09999' });
@@ -96,11 +116,23 @@ describe('over HTTP with 10,000 VMs', () => {
 
   test('set-based selectors and field selectors', async () => {
     const { kc } = env;
-    const inSet = await request(kc, 'GET', `${vmPath('other')}?labelSelector=${encodeURIComponent('group in (g1,g3),!virtwake.io/enabled')}`);
+    const inSet = await request(
+      kc,
+      'GET',
+      `${vmPath('other')}?labelSelector=${encodeURIComponent('group in (g1,g3),!virtwake.io/enabled')}`,
+    );
     expect(inSet.json.items.length).toBe(500);
-    const byName = await request(kc, 'GET', `${vmPath()}?fieldSelector=${encodeURIComponent('metadata.name=vm-00042')}`);
+    const byName = await request(
+      kc,
+      'GET',
+      `${vmPath()}?fieldSelector=${encodeURIComponent('metadata.name=vm-00042')}`,
+    );
     expect(byName.json.items.map((i: any) => i.metadata.name)).toEqual(['vm-00042']);
-    const notNs = await request(kc, 'GET', `/apis/kubevirt.io/v1/virtualmachines?fieldSelector=${encodeURIComponent('metadata.namespace!=default')}&limit=5`);
+    const notNs = await request(
+      kc,
+      'GET',
+      `/apis/kubevirt.io/v1/virtualmachines?fieldSelector=${encodeURIComponent('metadata.namespace!=default')}&limit=5`,
+    );
     expect(notNs.json.items.every((i: any) => i.metadata.namespace === 'other')).toBe(true);
     const running = env.sim.store.listVMs('default').filter((v) => v.status?.printableStatus === 'Running').length;
     expect(running).toBe(3000);
@@ -114,7 +146,9 @@ describe('over HTTP with 10,000 VMs', () => {
     expect(bad.json.message).toMatch(/^unable to parse requirement: /);
     const field = await request(kc, 'GET', `${vmPath()}?fieldSelector=spec.running%3Dtrue`);
     expect(field.status).toBe(400);
-    expect(field.json.message).toBe('"spec.running" is not a known field selector: only "metadata.name", "metadata.namespace"');
+    expect(field.json.message).toBe(
+      '"spec.running" is not a known field selector: only "metadata.name", "metadata.namespace"',
+    );
     expect((await request(kc, 'GET', `${vmPath()}?limit=10&continue=garbage`)).status).toBe(400);
     const page = await request(kc, 'GET', `${vmPath()}?limit=10`);
     sim.store.addVM({ metadata: { name: 'after-compaction' } });

@@ -17,7 +17,12 @@ const fresh = (p: string) => `${p}-${++seq}`;
 const SNAPS = '/apis/snapshot.kubevirt.io/v1beta1/namespaces/default/virtualmachinesnapshots';
 
 function snapshot(name: string, vm: string, extra: Record<string, unknown> = {}) {
-  return { apiVersion: 'snapshot.kubevirt.io/v1beta1', kind: 'VirtualMachineSnapshot', metadata: { name }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm }, ...extra } };
+  return {
+    apiVersion: 'snapshot.kubevirt.io/v1beta1',
+    kind: 'VirtualMachineSnapshot',
+    metadata: { name },
+    spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm }, ...extra },
+  };
 }
 
 test('progress: InProgress (locked) -> Succeeded with creationTime -> readyToUse, as separate watch events', async () => {
@@ -26,9 +31,19 @@ test('progress: InProgress (locked) -> Succeeded with creationTime -> readyToUse
   sim.store.addVM({ metadata: { name: vm }, spec: { runStrategy: 'Halted' } });
   const name = fresh('snap');
   const seen: Array<{ phase?: string; ready?: boolean; creationTime?: string; locked?: string }> = [];
-  const ctl = await new Watch(kc).watch(SNAPS, { fieldSelector: `metadata.name=${name}` }, (_t, o: any) => {
-    seen.push({ phase: o.status?.phase, ready: o.status?.readyToUse, creationTime: o.status?.creationTime, locked: sim.store.getVM('default', vm)!.status?.snapshotInProgress });
-  }, () => undefined);
+  const ctl = await new Watch(kc).watch(
+    SNAPS,
+    { fieldSelector: `metadata.name=${name}` },
+    (_t, o: any) => {
+      seen.push({
+        phase: o.status?.phase,
+        ready: o.status?.readyToUse,
+        creationTime: o.status?.creationTime,
+        locked: sim.store.getVM('default', vm)!.status?.snapshotInProgress,
+      });
+    },
+    () => undefined,
+  );
   const created = await request(kc, 'POST', SNAPS, snapshot(name, vm));
   expect(created.status).toBe(201);
   expect(created.json.status).toBeUndefined();
@@ -44,7 +59,11 @@ test('progress: InProgress (locked) -> Succeeded with creationTime -> readyToUse
   expect(seen.some((s) => s.phase === 'InProgress' && s.locked === name)).toBe(true);
   expect(seen[succeededIdx].creationTime).toBe('2031-05-06T07:08:09Z');
   const final = sim.store.getSnapshot('default', name)!;
-  expect(final.status).toMatchObject({ phase: 'Succeeded', readyToUse: true, sourceUID: sim.store.getVM('default', vm)!.metadata.uid });
+  expect(final.status).toMatchObject({
+    phase: 'Succeeded',
+    readyToUse: true,
+    sourceUID: sim.store.getVM('default', vm)!.metadata.uid,
+  });
   expect(final.status!.conditions).toEqual(
     expect.arrayContaining([
       expect.objectContaining({ type: 'Progressing', status: 'False', reason: 'Operation complete' }),
@@ -54,7 +73,9 @@ test('progress: InProgress (locked) -> Succeeded with creationTime -> readyToUse
   // Offline source: no indications.
   expect(final.status!.sourceIndications).toBeUndefined();
   expect(sim.store.getVM('default', vm)!.status!.snapshotInProgress).toBeUndefined();
-  expect(sim.store.getVM('default', vm)!.metadata.finalizers).not.toContain('snapshot.kubevirt.io/snapshot-source-protection');
+  expect(sim.store.getVM('default', vm)!.metadata.finalizers).not.toContain(
+    'snapshot.kubevirt.io/snapshot-source-protection',
+  );
   const content = sim.store.getSnapshotContent('default', final.status!.virtualMachineSnapshotContentName!)!;
   expect(content.spec.source.virtualMachine.metadata.name).toBe(vm);
   expect(content.status).toMatchObject({ readyToUse: true });
@@ -81,24 +102,53 @@ test('admission: source checks, AlreadyExists, immutable spec; v1alpha1 is serve
   const { sim, kc } = env;
   const vm = fresh('vm');
   sim.store.addVM({ metadata: { name: vm } });
-  const missing = await request(kc, 'POST', SNAPS, { ...snapshot(fresh('s'), vm), spec: { source: { kind: 'VirtualMachine', name: vm } } });
+  const missing = await request(kc, 'POST', SNAPS, {
+    ...snapshot(fresh('s'), vm),
+    spec: { source: { kind: 'VirtualMachine', name: vm } },
+  });
   expect(missing.status).toBe(422);
-  expect(missing.json.message).toBe('admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: missing apiGroup');
-  const group = await request(kc, 'POST', SNAPS, { ...snapshot(fresh('s'), vm), spec: { source: { apiGroup: 'apps', kind: 'VirtualMachine', name: vm } } });
+  expect(missing.json.message).toBe(
+    'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: missing apiGroup',
+  );
+  const group = await request(kc, 'POST', SNAPS, {
+    ...snapshot(fresh('s'), vm),
+    spec: { source: { apiGroup: 'apps', kind: 'VirtualMachine', name: vm } },
+  });
   expect(group.json.message).toContain('invalid apiGroup');
-  const kind = await request(kc, 'POST', SNAPS, { ...snapshot(fresh('s'), vm), spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachineInstance', name: vm } } });
+  const kind = await request(kc, 'POST', SNAPS, {
+    ...snapshot(fresh('s'), vm),
+    spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachineInstance', name: vm } },
+  });
   expect(kind.json.message).toContain('invalid kind');
   const name = fresh('s');
   expect((await request(kc, 'POST', SNAPS, snapshot(name, vm))).status).toBe(201);
   const dup = await request(kc, 'POST', SNAPS, snapshot(name, vm));
   expect(dup.status).toBe(409);
   expect(dup.json.message).toBe(`virtualmachinesnapshots.snapshot.kubevirt.io "${name}" already exists`);
-  const patch = await request(kc, 'PATCH', `${SNAPS}/${name}`, { spec: { failureDeadline: '1m' } }, { 'Content-Type': 'application/merge-patch+json' });
+  const patch = await request(
+    kc,
+    'PATCH',
+    `${SNAPS}/${name}`,
+    { spec: { failureDeadline: '1m' } },
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
   expect(patch.status).toBe(422);
-  expect(patch.json.message).toBe('admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: spec in immutable after creation');
-  const labels = await request(kc, 'PATCH', `${SNAPS}/${name}`, { metadata: { labels: { keep: 'me' } } }, { 'Content-Type': 'application/merge-patch+json' });
+  expect(patch.json.message).toBe(
+    'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: spec in immutable after creation',
+  );
+  const labels = await request(
+    kc,
+    'PATCH',
+    `${SNAPS}/${name}`,
+    { metadata: { labels: { keep: 'me' } } },
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
   expect(labels.status).toBe(200);
-  const alpha = await request(kc, 'GET', `/apis/snapshot.kubevirt.io/v1alpha1/namespaces/default/virtualmachinesnapshots/${name}`);
+  const alpha = await request(
+    kc,
+    'GET',
+    `/apis/snapshot.kubevirt.io/v1alpha1/namespaces/default/virtualmachinesnapshots/${name}`,
+  );
   expect(alpha.json.apiVersion).toBe('snapshot.kubevirt.io/v1alpha1');
   await sim.settle();
 });
@@ -112,8 +162,16 @@ test('failNextSnapshot: error, then phase Failed; the source is released', async
   await request(kc, 'POST', SNAPS, snapshot(name, vm));
   await sim.settle();
   const s = sim.store.getSnapshot('default', name)!;
-  expect(s.status).toMatchObject({ phase: 'Failed', readyToUse: false, error: { message: 'VolumeSnapshot failed: quota exceeded' } });
-  expect(s.status!.conditions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'Failure', status: 'True', reason: 'snapshot deadline exceeded' })]));
+  expect(s.status).toMatchObject({
+    phase: 'Failed',
+    readyToUse: false,
+    error: { message: 'VolumeSnapshot failed: quota exceeded' },
+  });
+  expect(s.status!.conditions).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ type: 'Failure', status: 'True', reason: 'snapshot deadline exceeded' }),
+    ]),
+  );
   expect(sim.store.getVM('default', vm)!.status!.snapshotInProgress).toBeUndefined();
   // Only the next one fails.
   const next = fresh('snap');
@@ -140,7 +198,13 @@ test('a stalled snapshot holds the lock (start of a Halted VM fails) until its f
   await request(kc, 'POST', SNAPS, snapshot(second, vm, { failureDeadline: '0s' }));
   await sim.settle();
   expect(sim.store.getSnapshot('default', second)!.status!.conditions).toEqual(
-    expect.arrayContaining([expect.objectContaining({ type: 'Progressing', status: 'False', reason: `Source not locked snapshot "${name}" in progress` })]),
+    expect.arrayContaining([
+      expect.objectContaining({
+        type: 'Progressing',
+        status: 'False',
+        reason: `Source not locked snapshot "${name}" in progress`,
+      }),
+    ]),
   );
   clock.advance(60_000);
   await sim.settle();

@@ -57,12 +57,23 @@ test('empty body, YAML body and v1alpha3 are accepted', async () => {
   sim.pauseControllers();
   const a = fresh('accept');
   sim.store.addVM({ metadata: { name: a }, spec: { runStrategy: 'Manual' } });
-  expect((await request(kc, 'PUT', `/apis/subresources.kubevirt.io/v1alpha3/namespaces/default/virtualmachines/${a}/start`)).status).toBe(202);
+  expect(
+    (await request(kc, 'PUT', `/apis/subresources.kubevirt.io/v1alpha3/namespaces/default/virtualmachines/${a}/start`))
+      .status,
+  ).toBe(202);
   const b = fresh('accept');
   sim.store.addVM({ metadata: { name: b }, spec: { runStrategy: 'Manual' } });
-  const yaml = await request(kc, 'PUT', `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/${b}/start`, 'paused: true', { 'Content-Type': 'application/yaml' });
+  const yaml = await request(
+    kc,
+    'PUT',
+    `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/${b}/start`,
+    'paused: true',
+    { 'Content-Type': 'application/yaml' },
+  );
   expect(yaml.status).toBe(202);
-  expect(sim.store.getVM('default', b)!.status!.stateChangeRequests).toEqual([{ action: 'Start', data: { paused: 'true' } }]);
+  expect(sim.store.getVM('default', b)!.status!.stateChangeRequests).toEqual([
+    { action: 'Start', data: { paused: 'true' } },
+  ]);
 });
 
 test('restart gracePeriodSeconds: only 0 is allowed, and 0 forces a 1s VMI grace period', async () => {
@@ -101,7 +112,13 @@ test('dryRun in the body answers as if done and persists nothing', async () => {
   expect(res.status).toBe(202);
   expect(sim.store.resourceVersion()).toBe(rv);
   expect(sim.store.getVM('default', name)!.spec.runStrategy).toBe('Halted');
-  expect(sim.calls.at(-1)).toMatchObject({ verb: 'update', group: 'subresources.kubevirt.io', resource: 'virtualmachines', subresource: 'start', dryRun: true });
+  expect(sim.calls.at(-1)).toMatchObject({
+    verb: 'update',
+    group: 'subresources.kubevirt.io',
+    resource: 'virtualmachines',
+    subresource: 'start',
+    dryRun: true,
+  });
   // A refusal is still a refusal under dry run.
   const running = fresh('dry');
   sim.store.addVM({ metadata: { name: running }, spec: { runStrategy: 'Always' } }, { running: true });
@@ -165,7 +182,9 @@ test('pause and unpause: 200 with an empty body, then the VMI reports it; errors
   sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Always' } }, { running: true });
   const unpauseFirst = await subresource(kc, 'virtualmachineinstances', name, 'unpause');
   expect(unpauseFirst.status).toBe(409);
-  expect(unpauseFirst.json.message).toBe(`Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "${name}": VMI is not paused`);
+  expect(unpauseFirst.json.message).toBe(
+    `Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "${name}": VMI is not paused`,
+  );
   const dry = await subresource(kc, 'virtualmachineinstances', name, 'pause', { dryRun: ['All'] });
   expect(dry.status).toBe(200);
   await sim.settle();
@@ -175,7 +194,9 @@ test('pause and unpause: 200 with an empty body, then the VMI reports it; errors
   expect(res.text).toBe('');
   await sim.settle();
   const vmi = sim.store.getVMI('default', name)!;
-  expect(vmi.status.conditions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'Paused', status: 'True', reason: 'PausedByUser' })]));
+  expect(vmi.status.conditions).toEqual(
+    expect.arrayContaining([expect.objectContaining({ type: 'Paused', status: 'True', reason: 'PausedByUser' })]),
+  );
   expect(vmi.status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False' });
   const vm = sim.store.getVM('default', name)!;
   expect(vm.status).toMatchObject({ printableStatus: 'Paused', ready: false });
@@ -191,7 +212,9 @@ test('pause and unpause: 200 with an empty body, then the VMI reports it; errors
   sim.store.addVM({ metadata: { name: stopped }, spec: { runStrategy: 'Manual' } }, { vmiPhase: 'Scheduling' });
   const notRunning = await subresource(kc, 'virtualmachineinstances', stopped, 'pause');
   expect(notRunning.json.message).toContain('VM is not running');
-  expect((await subresource(kc, 'virtualmachineinstances', stopped, 'unpause')).json.message).toContain('VMI is not running');
+  expect((await subresource(kc, 'virtualmachineinstances', stopped, 'unpause')).json.message).toContain(
+    'VMI is not running',
+  );
   expect((await subresource(kc, 'virtualmachineinstances', name, 'freeze')).status).toBe(200);
   expect(sim.store.getVMI('default', name)!.status.fsFreezeStatus).toBe('frozen');
   expect((await subresource(kc, 'virtualmachineinstances', name, 'unfreeze')).status).toBe(200);
@@ -219,7 +242,9 @@ test('while a snapshot holds the VM: spec-patching actions fail with 500, reques
   expect((await subresource(kc, 'virtualmachines', manual, 'stop')).status).toBe(202);
   const unpause = await subresource(kc, 'virtualmachineinstances', manual, 'unpause');
   expect(unpause.status).toBe(409);
-  expect(unpause.json.message).toBe(`Operation cannot be fulfilled on virtualmachine.kubevirt.io "${manual}": VM snapshot is in progress`);
+  expect(unpause.json.message).toBe(
+    `Operation cannot be fulfilled on virtualmachine.kubevirt.io "${manual}": VM snapshot is in progress`,
+  );
 });
 
 test('while a restore holds the VM, changing its run strategy is denied (500 from start)', async () => {

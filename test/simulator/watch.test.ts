@@ -39,7 +39,14 @@ async function open(path: string, query: Record<string, string | number | boolea
   // Wait until the stream is established (the initial response has been received).
   const t0 = Date.now();
   while (!controller && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 2));
-  return { events, done, stop: () => controller?.abort(), get ended() { return doneErr !== 'open'; } };
+  return {
+    events,
+    done,
+    stop: () => controller?.abort(),
+    get ended() {
+      return doneErr !== 'open';
+    },
+  };
 }
 
 const waitFor = async (pred: () => boolean, ms = 5000) => {
@@ -70,7 +77,9 @@ test('initial ADDED events, then MODIFIED and DELETED as things change', async (
   expect(types.at(-1)).toBe('DELETED:b');
   const rvs = w.events.slice(1).map((e) => Number(e.rv));
   expect([...rvs].sort((x, y) => x - y)).toEqual(rvs);
-  expect(w.events.filter((e) => e.name === 'a').map((e) => e.obj.status?.printableStatus)).toEqual(expect.arrayContaining(['Starting', 'Running']));
+  expect(w.events.filter((e) => e.name === 'a').map((e) => e.obj.status?.printableStatus)).toEqual(
+    expect.arrayContaining(['Starting', 'Running']),
+  );
 });
 
 test('resuming from a resourceVersion replays exactly the later events', async () => {
@@ -128,7 +137,11 @@ test('bookmarks carry the current resourceVersion; sendInitialEvents ends with a
   const { sim } = env;
   const ns = fresh('ns');
   sim.store.addVM({ metadata: { name: 'bm', namespace: ns } });
-  const w = await open(vmPath(ns), { allowWatchBookmarks: true, sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan' });
+  const w = await open(vmPath(ns), {
+    allowWatchBookmarks: true,
+    sendInitialEvents: true,
+    resourceVersionMatch: 'NotOlderThan',
+  });
   await waitFor(() => w.events.filter((e) => e.type === 'BOOKMARK').length >= 2);
   w.stop();
   expect(w.events[0]).toMatchObject({ type: 'ADDED', name: 'bm' });
@@ -154,9 +167,18 @@ test('watching a single VM by name, and the legacy /watch/ path', async () => {
   await waitFor(() => w.events.length >= 1);
   w.stop();
   expect(w.events.map((e) => e.name)).toEqual(['two']);
-  const legacy = await request(kc, 'GET', `/apis/kubevirt.io/v1/watch/namespaces/${ns}/virtualmachines?timeoutSeconds=1`);
+  const legacy = await request(
+    kc,
+    'GET',
+    `/apis/kubevirt.io/v1/watch/namespaces/${ns}/virtualmachines?timeoutSeconds=1`,
+  );
   expect(legacy.status).toBe(200);
-  expect(legacy.text.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['ADDED', 'ADDED']);
+  expect(
+    legacy.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).type),
+  ).toEqual(['ADDED', 'ADDED']);
   expect(sim.calls.filter((c) => c.verb === 'watch').length).toBeGreaterThan(0);
 });
 
@@ -165,8 +187,16 @@ test("client-node's informer lists, then watches from the list's resourceVersion
   const { sim, api, kc } = env;
   const ns = fresh('ns');
   sim.store.addVM({ metadata: { name: 'i1', namespace: ns } });
-  const informer = makeInformer<any>(kc, vmPath(ns), () =>
-    api.listNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: ns, plural: 'virtualmachines' }) as any,
+  const informer = makeInformer<any>(
+    kc,
+    vmPath(ns),
+    () =>
+      api.listNamespacedCustomObject({
+        group: 'kubevirt.io',
+        version: 'v1',
+        namespace: ns,
+        plural: 'virtualmachines',
+      }) as any,
   );
   const added: string[] = [];
   informer.on('add', (o: any) => added.push(o.metadata.name));
@@ -174,6 +204,11 @@ test("client-node's informer lists, then watches from the list's resourceVersion
   await waitFor(() => added.includes('i1'));
   sim.store.addVM({ metadata: { name: 'i2', namespace: ns } });
   await waitFor(() => added.includes('i2'));
-  expect(informer.list(ns).map((o: any) => o.metadata.name).sort()).toEqual(['i1', 'i2']);
+  expect(
+    informer
+      .list(ns)
+      .map((o: any) => o.metadata.name)
+      .sort(),
+  ).toEqual(['i1', 'i2']);
   await informer.stop();
 });

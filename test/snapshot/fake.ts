@@ -55,7 +55,9 @@ export function fakeKubeVirt(): Fake {
       async list<T>(resource: Resource, _ns: string, opts: { labelSelector?: string } = {}) {
         calls.push(`list ${resource}${opts.labelSelector ? ` ${opts.labelSelector}` : ''}`);
         const reqs = parseSelector(opts.labelSelector ?? '');
-        const items = [...bucket(resource).values()].filter((o) => matches(reqs, (o.metadata as { labels?: Record<string, string> }).labels));
+        const items = [...bucket(resource).values()].filter((o) =>
+          matches(reqs, (o.metadata as { labels?: Record<string, string> }).labels),
+        );
         return { items: copy<T[]>(items), metadata: {} };
       },
       async create<T>(resource: Resource, _ns: string, body: unknown, dryRun?: boolean) {
@@ -97,8 +99,15 @@ export function fakeKubeVirt(): Fake {
   return fake;
 }
 
-export function vmObject(name: string, status: VirtualMachine['status'] = { printableStatus: 'Stopped' }): VirtualMachine {
-  return { metadata: { name, namespace: 'default', labels: { 'virtwake.io/enabled': 'true' } }, spec: { runStrategy: 'Halted' }, status };
+export function vmObject(
+  name: string,
+  status: VirtualMachine['status'] = { printableStatus: 'Stopped' },
+): VirtualMachine {
+  return {
+    metadata: { name, namespace: 'default', labels: { 'virtwake.io/enabled': 'true' } },
+    spec: { runStrategy: 'Halted' },
+    status,
+  };
 }
 
 export interface CtxOptions {
@@ -111,7 +120,13 @@ export interface CtxOptions {
 
 export function context<C extends VmCommand>(fake: Fake, command: C, o: CtxOptions = {}): VmContext<C> {
   const name = command.name ?? 'vm-1';
-  const event: CloudEvent = { specversion: '1.0', id: o.id ?? 'evt-1', source: o.source ?? '/test/unit', type: 'io.virtwake.vm.snapshot', extensions: {} };
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id: o.id ?? 'evt-1',
+    source: o.source ?? '/test/unit',
+    type: 'io.virtwake.vm.snapshot',
+    extensions: {},
+  };
   const vm = o.vm ?? (fake.objects.get('virtualmachines')?.get(name) as VirtualMachine | undefined) ?? vmObject(name);
   return {
     command,

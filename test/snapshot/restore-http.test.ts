@@ -16,9 +16,17 @@ afterAll(() => h.close());
 
 let n = 0;
 /** A VM with one ready virtwake snapshot; returns both names. */
-async function vmWithSnapshot(opts: { running?: boolean; runStrategy?: string } = {}): Promise<{ vm: string; snap: string }> {
+async function vmWithSnapshot(
+  opts: { running?: boolean; runStrategy?: string } = {},
+): Promise<{ vm: string; snap: string }> {
   const vm = `restore-vm-${++n}`;
-  h.sim.store.addVM({ metadata: { name: vm, namespace: 'default', labels: OPT_IN }, spec: { runStrategy: opts.runStrategy ?? (opts.running ? 'Always' : 'Halted') } }, { running: opts.running });
+  h.sim.store.addVM(
+    {
+      metadata: { name: vm, namespace: 'default', labels: OPT_IN },
+      spec: { runStrategy: opts.runStrategy ?? (opts.running ? 'Always' : 'Halted') },
+    },
+    { running: opts.running },
+  );
   const res = await h.send('io.virtwake.vm.snapshot', { name: vm, wait: WAIT }).expect(200);
   expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.completed');
   return { vm, snap: replyData(res).snapshot.name };
@@ -33,7 +41,9 @@ describe('a running VM', () => {
     expect(replyData(res)).toMatchObject({
       outcome: 'failed',
       reason: 'TargetRunning',
-      message: expect.stringMatching(/has a VirtualMachineInstance \(phase Running\).*stop it first or send stopFirst: true/),
+      message: expect.stringMatching(
+        /has a VirtualMachineInstance \(phase Running\).*stop it first or send stopFirst: true/,
+      ),
       status: { printableStatus: 'Running' },
     });
     expect(restoresOf(vm)).toHaveLength(0);
@@ -43,11 +53,16 @@ describe('a running VM', () => {
   test('with stopFirst and startAfter: KubeVirt stops it, restores, virtwake starts it; the reply says Running', async () => {
     const { vm, snap } = await vmWithSnapshot({ running: true });
     h.sim.resetCalls();
-    const res = await h.send(TYPE, { name: vm, snapshotName: snap, stopFirst: true, startAfter: true, wait: WAIT }).expect(200);
+    const res = await h
+      .send(TYPE, { name: vm, snapshotName: snap, stopFirst: true, startAfter: true, wait: WAIT })
+      .expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.restore.completed');
     const data = replyData(res);
     expect(data).toMatchObject({ outcome: 'completed', status: { printableStatus: 'Running', ready: true } });
-    expect(data.restore).toEqual({ name: expect.stringMatching(new RegExp(`^vw-${vm}-[0-9a-f]{10}$`)), complete: true });
+    expect(data.restore).toEqual({
+      name: expect.stringMatching(new RegExp(`^vw-${vm}-[0-9a-f]{10}$`)),
+      complete: true,
+    });
     const [r] = restoresOf(vm);
     expect(r.spec.targetReadinessPolicy).toBe('StopTarget');
     expect(r.status?.complete).toBe(true);
@@ -77,7 +92,10 @@ describe('a stopped VM', () => {
     const { vm, snap } = await vmWithSnapshot({ runStrategy: 'Manual' });
     const res = await h.send(TYPE, { name: vm, snapshotName: snap, startAfter: true, wait: WAIT }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.restore.completed');
-    expect(replyData(res)).toMatchObject({ restore: { complete: true }, status: { printableStatus: 'Running', ready: true } });
+    expect(replyData(res)).toMatchObject({
+      restore: { complete: true },
+      status: { printableStatus: 'Running', ready: true },
+    });
   });
 
   test('one event delivered three times creates one restore; the redeliveries check nothing again', async () => {
@@ -85,7 +103,15 @@ describe('a stopped VM', () => {
     h.sim.resetCalls();
     const replies = [];
     for (let i = 0; i < 3; i++) {
-      replies.push(await h.send(TYPE, { name: vm, snapshotName: snap, startAfter: true, wait: WAIT }, { id: 'restore-7', source: '/ops/dr' }).expect(200));
+      replies.push(
+        await h
+          .send(
+            TYPE,
+            { name: vm, snapshotName: snap, startAfter: true, wait: WAIT },
+            { id: 'restore-7', source: '/ops/dr' },
+          )
+          .expect(200),
+      );
     }
     // The VM runs after the first delivery: the others must not answer TargetRunning.
     for (const res of replies) expect(res.headers['ce-type']).toBe('io.virtwake.vm.restore.completed');
@@ -100,7 +126,11 @@ describe('a stopped VM', () => {
     try {
       const res = await h.send(TYPE, { name: vm, snapshotName: snap, wait: { timeoutSeconds: 1 } }).expect(200);
       expect(res.headers['ce-type']).toBe('io.virtwake.vm.restore.accepted');
-      expect(replyData(res)).toMatchObject({ reason: 'WaitTimeout', restore: { complete: false }, message: expect.stringMatching(/^restore not complete within 1s/) });
+      expect(replyData(res)).toMatchObject({
+        reason: 'WaitTimeout',
+        restore: { complete: false },
+        message: expect.stringMatching(/^restore not complete within 1s/),
+      });
     } finally {
       h.sim.resumeControllers();
     }
@@ -119,7 +149,11 @@ describe('every failure has its reason', () => {
   test('a snapshot that does not exist: SnapshotNotFound', async () => {
     const { vm } = await vmWithSnapshot();
     const res = await h.send(TYPE, { name: vm, snapshotName: 'never-taken' }).expect(200);
-    expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'SnapshotNotFound', message: 'VirtualMachineSnapshot default/never-taken does not exist' });
+    expect(replyData(res)).toMatchObject({
+      outcome: 'failed',
+      reason: 'SnapshotNotFound',
+      message: 'VirtualMachineSnapshot default/never-taken does not exist',
+    });
   });
 
   test('a snapshot not ready yet: SnapshotNotReady', async () => {
@@ -127,7 +161,11 @@ describe('every failure has its reason', () => {
     h.sim.store.stallNextSnapshot('default', vm);
     const snap = replyData(await h.send('io.virtwake.vm.snapshot', { name: vm }).expect(200)).snapshot.name;
     const res = await h.send(TYPE, { name: vm, snapshotName: snap }).expect(200);
-    expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'SnapshotNotReady', message: expect.stringContaining('is not ready to use') });
+    expect(replyData(res)).toMatchObject({
+      outcome: 'failed',
+      reason: 'SnapshotNotReady',
+      message: expect.stringContaining('is not ready to use'),
+    });
   });
 
   test('a failed snapshot: SnapshotFailed', async () => {
@@ -136,14 +174,22 @@ describe('every failure has its reason', () => {
     const bad = await h.send('io.virtwake.vm.snapshot', { name: vm, wait: WAIT }).expect(200);
     expect(replyData(bad).reason).toBe('SnapshotFailed');
     const res = await h.send(TYPE, { name: vm, snapshotName: replyData(bad).snapshot.name }).expect(200);
-    expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'SnapshotFailed', message: expect.stringContaining('failed and cannot be restored: VolumeSnapshotClass missing') });
+    expect(replyData(res)).toMatchObject({
+      outcome: 'failed',
+      reason: 'SnapshotFailed',
+      message: expect.stringContaining('failed and cannot be restored: VolumeSnapshotClass missing'),
+    });
   });
 
   test('a snapshot of another VM: SnapshotOfOtherVM', async () => {
     const a = await vmWithSnapshot();
     const b = await vmWithSnapshot();
     const res = await h.send(TYPE, { name: b.vm, snapshotName: a.snap }).expect(200);
-    expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'SnapshotOfOtherVM', message: expect.stringContaining(`is a snapshot of VM ${a.vm}, not of ${b.vm}`) });
+    expect(replyData(res)).toMatchObject({
+      outcome: 'failed',
+      reason: 'SnapshotOfOtherVM',
+      message: expect.stringContaining(`is a snapshot of VM ${a.vm}, not of ${b.vm}`),
+    });
   });
 
   test('a restore already in progress (the VM says so): RestoreInProgress', async () => {
@@ -152,7 +198,11 @@ describe('every failure has its reason', () => {
       v.status = { ...v.status, restoreInProgress: 'someone-elses' };
     });
     const res = await h.send(TYPE, { name: vm, snapshotName: snap }).expect(200);
-    expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'RestoreInProgress', message: 'VirtualMachineRestore "someone-elses" is in progress for VM ' + vm });
+    expect(replyData(res)).toMatchObject({
+      outcome: 'failed',
+      reason: 'RestoreInProgress',
+      message: 'VirtualMachineRestore "someone-elses" is in progress for VM ' + vm,
+    });
   });
 
   test('a restore already in progress (KubeVirt’s webhook says so): RestoreInProgress', async () => {
@@ -162,7 +212,11 @@ describe('every failure has its reason', () => {
       const first = await h.send(TYPE, { name: vm, snapshotName: snap }, { id: 'first' }).expect(200);
       expect(replyData(first).outcome).toBe('accepted');
       const res = await h.send(TYPE, { name: vm, snapshotName: snap }, { id: 'second' }).expect(200);
-      expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'RestoreInProgress', message: expect.stringMatching(/VirtualMachineRestore "vw-[^"]+" in progress/) });
+      expect(replyData(res)).toMatchObject({
+        outcome: 'failed',
+        reason: 'RestoreInProgress',
+        message: expect.stringMatching(/VirtualMachineRestore "vw-[^"]+" in progress/),
+      });
     } finally {
       h.sim.resumeControllers();
     }
@@ -179,20 +233,31 @@ describe('every failure has its reason', () => {
       expect(replyData(first).outcome).toBe('accepted');
       // Someone starts the VM before KubeVirt gets to the restore.
       h.sim.store.deleteVM('default', vm);
-      h.sim.store.addVM({ metadata: { name: vm, namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } }, { running: true });
+      h.sim.store.addVM(
+        { metadata: { name: vm, namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
+        { running: true },
+      );
     } finally {
       h.sim.resumeControllers();
     }
     // Sent again (same id), the request waits on the restore it made.
     res = await h.send(TYPE, { name: vm, snapshotName: snap, wait: WAIT }, { id: 'raced' }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.restore.failed');
-    expect(replyData(res)).toMatchObject({ reason: 'RestoreFailed', restore: { complete: false }, message: expect.stringContaining('Restore target VMI must be powered off before restore operation') });
+    expect(replyData(res)).toMatchObject({
+      reason: 'RestoreFailed',
+      restore: { complete: false },
+      message: expect.stringContaining('Restore target VMI must be powered off before restore operation'),
+    });
   });
 
   test.each<[string, unknown, string[]]>([
     ['a selector', { selector: { matchLabels: { a: 'b' } }, snapshotName: 's' }, ['/name: required']],
     ['no snapshotName', { name: 'x' }, ['/snapshotName: required']],
-    ['startAfter without wait', { name: 'x', snapshotName: 's', startAfter: true }, ['/: must have property wait when property startAfter is present']],
+    [
+      'startAfter without wait',
+      { name: 'x', snapshotName: 's', startAfter: true },
+      ['/: must have property wait when property startAfter is present'],
+    ],
   ])('%s is 400 with every failing path', async (_what, data, errors) => {
     const res = await h.send(TYPE, data).expect(400);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);

@@ -17,14 +17,23 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 let n = 0;
-function addVM(opts: { running?: boolean; paused?: boolean; agentConnected?: boolean; labels?: Record<string, string> } = {}): string {
+function addVM(
+  opts: { running?: boolean; paused?: boolean; agentConnected?: boolean; labels?: Record<string, string> } = {},
+): string {
   const name = `snap-vm-${++n}`;
   const { labels, ...state } = opts;
-  h.sim.store.addVM({ metadata: { name, namespace: 'default', labels: { ...OPT_IN, ...labels } }, spec: { runStrategy: state.running || state.paused ? 'Always' : 'Halted' } }, state);
+  h.sim.store.addVM(
+    {
+      metadata: { name, namespace: 'default', labels: { ...OPT_IN, ...labels } },
+      spec: { runStrategy: state.running || state.paused ? 'Always' : 'Halted' },
+    },
+    state,
+  );
   return name;
 }
 const snapshotsOf = (vm: string) => h.sim.store.listSnapshots('default').filter((s) => s.spec.source?.name === vm);
-const creates = (resource: string) => h.sim.calls.filter((c) => c.verb === 'create' && c.resource === resource && !c.dryRun);
+const creates = (resource: string) =>
+  h.sim.calls.filter((c) => c.verb === 'create' && c.resource === resource && !c.dryRun);
 
 describe('idempotency (SPEC §6)', () => {
   test('one event delivered three times creates exactly one snapshot', async () => {
@@ -48,7 +57,8 @@ describe('idempotency (SPEC §6)', () => {
     // Slow reads of the snapshot, so every delivery reads "not there" and tries to create it.
     const slow = h.sim.faults.add({ method: 'GET', path: /virtualmachinesnapshots\/vw-/, delayMs: 300 });
     h.sim.resetCalls();
-    const send = (to?: typeof other) => h.send(TYPE, { name: vm, wait: WAIT }, { id: 'burst-1', source: '/ops/nightly', to }).expect(200);
+    const send = (to?: typeof other) =>
+      h.send(TYPE, { name: vm, wait: WAIT }, { id: 'burst-1', source: '/ops/nightly', to }).expect(200);
     const replies = await Promise.all([send(), send(other), send()]).finally(() => h.sim.faults.remove(slow));
     for (const res of replies) expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.completed');
     expect(new Set(replies.map((r) => replyData(r).snapshot.name)).size).toBe(1);
@@ -63,8 +73,15 @@ describe('idempotency (SPEC §6)', () => {
     const res = await h.send(TYPE, { name: vm }, { id: 'label-1', source: '/ops/labels' }).expect(200);
     const s = h.sim.store.getSnapshot('default', replyData(res).snapshot.name)!;
     expect(s.metadata.name).toMatch(new RegExp(`^vw-${vm}-[0-9a-f]{10}$`));
-    expect(s.metadata.labels).toMatchObject({ 'virtwake.io/vm': vm, 'virtwake.io/request': expect.stringMatching(/^[0-9a-f]{20}$/), 'app.kubernetes.io/managed-by': 'virtwake' });
-    expect(s.metadata.annotations).toMatchObject({ 'virtwake.io/request-id': 'label-1', 'virtwake.io/request-source': '/ops/labels' });
+    expect(s.metadata.labels).toMatchObject({
+      'virtwake.io/vm': vm,
+      'virtwake.io/request': expect.stringMatching(/^[0-9a-f]{20}$/),
+      'app.kubernetes.io/managed-by': 'virtwake',
+    });
+    expect(s.metadata.annotations).toMatchObject({
+      'virtwake.io/request-id': 'label-1',
+      'virtwake.io/request-source': '/ops/labels',
+    });
   });
 
   test('a snapshotName already used by another request is NameInUse, and nothing else happens', async () => {
@@ -72,13 +89,23 @@ describe('idempotency (SPEC §6)', () => {
     await h.send(TYPE, { name: vm, snapshotName: `${vm}-golden` }, { id: 'first' }).expect(200);
     const res = await h.send(TYPE, { name: vm, snapshotName: `${vm}-golden` }, { id: 'second' }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.failed');
-    expect(replyData(res)).toMatchObject({ outcome: 'failed', reason: 'NameInUse', message: expect.stringContaining(`${vm}-golden already exists`) });
+    expect(replyData(res)).toMatchObject({
+      outcome: 'failed',
+      reason: 'NameInUse',
+      message: expect.stringContaining(`${vm}-golden already exists`),
+    });
     expect(snapshotsOf(vm)).toHaveLength(1);
   });
 
   test('a transient API failure on create is retried inside the request: still one snapshot', async () => {
     const vm = addVM();
-    h.sim.faults.add({ method: 'POST', path: /virtualmachinesnapshots/, status: 500, message: 'etcdserver: request timed out', times: 1 });
+    h.sim.faults.add({
+      method: 'POST',
+      path: /virtualmachinesnapshots/,
+      status: 500,
+      message: 'etcdserver: request timed out',
+      times: 1,
+    });
     const res = await h.send(TYPE, { name: vm, wait: WAIT }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.completed');
     expect(snapshotsOf(vm)).toHaveLength(1);
@@ -86,7 +113,12 @@ describe('idempotency (SPEC §6)', () => {
 
   test('an API that stays down is 503 for Knative to redeliver; the redelivery makes the one snapshot', async () => {
     const vm = addVM();
-    const fault = h.sim.faults.add({ method: 'POST', path: /virtualmachinesnapshots/, status: 503, message: 'unavailable' });
+    const fault = h.sim.faults.add({
+      method: 'POST',
+      path: /virtualmachinesnapshots/,
+      status: 503,
+      message: 'unavailable',
+    });
     const down = await h.send(TYPE, { name: vm }, { id: 'outage-1' }).expect(503);
     expect(down.headers['retry-after']).toBeDefined();
     h.sim.faults.remove(fault);
@@ -101,9 +133,14 @@ describe('selector', () => {
     const vms = [addVM({ labels: group }), addVM({ labels: group })];
     addVM(); // not in the group
     for (let i = 0; i < 2; i++) {
-      const res = await h.send(TYPE, { selector: { matchLabels: group }, keep: 1, wait: WAIT }, { id: 'group-1' }).expect(200);
+      const res = await h
+        .send(TYPE, { selector: { matchLabels: group }, keep: 1, wait: WAIT }, { id: 'group-1' })
+        .expect(200);
       expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.completed');
-      expect(replyData(res)).toMatchObject({ matched: 2, results: vms.map((name) => ({ name, outcome: 'completed' })) });
+      expect(replyData(res)).toMatchObject({
+        matched: 2,
+        results: vms.map((name) => ({ name, outcome: 'completed' })),
+      });
     }
     for (const vm of vms) expect(snapshotsOf(vm)).toHaveLength(1);
   });
@@ -112,8 +149,18 @@ describe('selector', () => {
 describe('wait: readyToUse, with the indications in the reply', () => {
   test.each<[string, Parameters<typeof addVM>[0], string[], string]>([
     ['a stopped VM', {}, [], 'taken while the VM was stopped'],
-    ['a running VM with its guest agent', { running: true, agentConnected: true }, ['GuestAgent', 'Online'], 'online, filesystems frozen by the guest agent'],
-    ['a running VM without guest agent', { running: true }, ['NoGuestAgent', 'Online'], 'online without a guest agent, crash-consistent'],
+    [
+      'a running VM with its guest agent',
+      { running: true, agentConnected: true },
+      ['GuestAgent', 'Online'],
+      'online, filesystems frozen by the guest agent',
+    ],
+    [
+      'a running VM without guest agent',
+      { running: true },
+      ['NoGuestAgent', 'Online'],
+      'online without a guest agent, crash-consistent',
+    ],
     ['a paused VM', { paused: true }, ['Online', 'Paused'], 'online while paused, crash-consistent'],
   ])('%s', async (_what, state, indications, message) => {
     const vm = addVM(state);
@@ -121,7 +168,12 @@ describe('wait: readyToUse, with the indications in the reply', () => {
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.completed');
     const data = replyData(res);
     expect(data).toMatchObject({ name: vm, action: 'snapshot', outcome: 'completed', message });
-    expect(data.snapshot).toEqual({ name: expect.any(String), phase: 'Succeeded', readyToUse: true, indications: expect.arrayContaining(indications) });
+    expect(data.snapshot).toEqual({
+      name: expect.any(String),
+      phase: 'Succeeded',
+      readyToUse: true,
+      indications: expect.arrayContaining(indications),
+    });
     expect(data.snapshot.indications).toHaveLength(indications.length);
     expect(h.sim.store.getSnapshot('default', data.snapshot.name)?.status?.readyToUse).toBe(true);
   });
@@ -181,9 +233,17 @@ describe('failures and their reasons', () => {
   });
 
   test.each<[string, unknown, string[]]>([
-    ['snapshotName with a selector', { selector: { matchLabels: { a: 'b' } }, snapshotName: 'x' }, ['/: must have property name when property snapshotName is present']],
+    [
+      'snapshotName with a selector',
+      { selector: { matchLabels: { a: 'b' } }, snapshotName: 'x' },
+      ['/: must have property name when property snapshotName is present'],
+    ],
     ['keep 0', { name: 'x', keep: 0 }, ['/keep: must be >= 1']],
-    ['a failureDeadline without unit', { name: 'x', failureDeadline: '300' }, [expect.stringMatching(/^\/failureDeadline: "300" does not match/)]],
+    [
+      'a failureDeadline without unit',
+      { name: 'x', failureDeadline: '300' },
+      [expect.stringMatching(/^\/failureDeadline: "300" does not match/)],
+    ],
   ])('%s is 400 with every failing path', async (_what, data, errors) => {
     const res = await h.send(TYPE, data).expect(400);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -212,7 +272,11 @@ describe('keep: retention of virtwake’s snapshots', () => {
       expect(last.outcome).toBe('completed');
       made.push(last.snapshot.name);
     }
-    expect(snapshotsOf(vm).map((s) => s.metadata.name).sort()).toEqual([`${vm}-by-hand`, ...made.slice(3)].sort());
+    expect(
+      snapshotsOf(vm)
+        .map((s) => s.metadata.name)
+        .sort(),
+    ).toEqual([`${vm}-by-hand`, ...made.slice(3)].sort());
     expect(last.message).toBe(`taken while the VM was stopped; keep 2: deleted ${made[2]}`);
     expect(snapshotsOf(neighbour)).toHaveLength(1);
   });
@@ -237,18 +301,28 @@ describe('failureDeadline, on the simulator’s clock', () => {
   afterAll(() => clocked.close());
 
   test('a snapshot stuck past its failureDeadline is DeadlineExceeded', async () => {
-    clocked.sim.store.addVM({ metadata: { name: 'slow', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Halted' } });
+    clocked.sim.store.addVM({
+      metadata: { name: 'slow', namespace: 'default', labels: OPT_IN },
+      spec: { runStrategy: 'Halted' },
+    });
     clocked.sim.store.stallNextSnapshot('default', 'slow');
     const reply = clocked.send(TYPE, { name: 'slow', failureDeadline: '2m', wait: WAIT }).then((r) => r);
     // Move time only once the snapshot exists and is under way.
-    while (clocked.sim.store.listSnapshots('default').find((s) => s.spec.source?.name === 'slow')?.status?.phase !== 'InProgress') {
+    while (
+      clocked.sim.store.listSnapshots('default').find((s) => s.spec.source?.name === 'slow')?.status?.phase !==
+      'InProgress'
+    ) {
       await new Promise((r) => setTimeout(r, 10));
     }
     clock.advance(3 * 60_000);
     const res = await reply;
     expect(res.status).toBe(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.failed');
-    expect(replyData(res)).toMatchObject({ reason: 'DeadlineExceeded', snapshot: { phase: 'Failed' }, message: expect.stringContaining('snapshot deadline exceeded') });
+    expect(replyData(res)).toMatchObject({
+      reason: 'DeadlineExceeded',
+      snapshot: { phase: 'Failed' },
+      message: expect.stringContaining('snapshot deadline exceeded'),
+    });
     expect(clocked.sim.store.listSnapshots('default')[0].spec.failureDeadline).toBe('2m');
   });
 });

@@ -14,7 +14,8 @@ beforeEach(() => {
   fake = fakeKubeVirt();
 });
 
-const run = (command: SnapshotCommand, o: Parameters<typeof context>[2] = {}) => snapshot.run(context(fake, command, o));
+const run = (command: SnapshotCommand, o: Parameters<typeof context>[2] = {}) =>
+  snapshot.run(context(fake, command, o));
 const only = () => {
   const all = fake.all(SNAPS) as unknown as VirtualMachineSnapshot[];
   expect(all).toHaveLength(1);
@@ -24,13 +25,18 @@ const setStatus = (name: string, status: VirtualMachineSnapshot['status']) => {
   (fake.objects.get(SNAPS)!.get(name) as unknown as VirtualMachineSnapshot).status = status;
 };
 const ready = (indications: string[] = []) => ({
-  phase: 'Succeeded', readyToUse: true, sourceIndications: indications.map((indication) => ({ indication, message: '' })),
+  phase: 'Succeeded',
+  readyToUse: true,
+  sourceIndications: indications.map((indication) => ({ indication, message: '' })),
 });
 
 describe('the object it creates', () => {
   test('is a v1beta1 VirtualMachineSnapshot of the VM, valid against the KubeVirt schema, labelled to be found again', async () => {
     const o = await run({ name: 'erp', failureDeadline: '90s' }, { id: 'evt-7', source: '/ops' });
-    expect(o).toMatchObject({ outcome: 'accepted', snapshot: { name: expect.stringMatching(/^vw-erp-[0-9a-f]{10}$/) } });
+    expect(o).toMatchObject({
+      outcome: 'accepted',
+      snapshot: { name: expect.stringMatching(/^vw-erp-[0-9a-f]{10}$/) },
+    });
     const s = only();
     expect(validate(validatorFor('snapshot.kubevirt.io_v1beta1_VirtualMachineSnapshot.json'), s)).toEqual([]);
     expect(validate(objectMetaValidator(), s.metadata)).toEqual([]);
@@ -38,8 +44,16 @@ describe('the object it creates', () => {
       apiVersion: 'snapshot.kubevirt.io/v1beta1',
       kind: 'VirtualMachineSnapshot',
       metadata: {
-        labels: { 'virtwake.io/vm': 'erp', 'virtwake.io/request': expect.stringMatching(/^[0-9a-f]{20}$/), 'app.kubernetes.io/managed-by': 'virtwake' },
-        annotations: { 'virtwake.io/request-id': 'evt-7', 'virtwake.io/request-source': '/ops', 'virtwake.io/created-at': '2025-01-01T12:00:00.123Z' },
+        labels: {
+          'virtwake.io/vm': 'erp',
+          'virtwake.io/request': expect.stringMatching(/^[0-9a-f]{20}$/),
+          'app.kubernetes.io/managed-by': 'virtwake',
+        },
+        annotations: {
+          'virtwake.io/request-id': 'evt-7',
+          'virtwake.io/request-source': '/ops',
+          'virtwake.io/created-at': '2025-01-01T12:00:00.123Z',
+        },
       },
       spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: 'erp' }, failureDeadline: '90s' },
     });
@@ -88,22 +102,38 @@ describe('redelivery', () => {
     await run({ name: 'erp', snapshotName: 'nightly' }, { id: 'a' });
     const o = await run({ name: 'erp', snapshotName: 'nightly' }, { id: 'b' });
     expect(o).toMatchObject({ outcome: 'failed', reason: 'NameInUse' });
-    expect(o.message).toMatch(/VirtualMachineSnapshot default\/nightly already exists and was not created by this request/);
+    expect(o.message).toMatch(
+      /VirtualMachineSnapshot default\/nightly already exists and was not created by this request/,
+    );
   });
 
   test('a snapshot of that name made by hand is not ours either', async () => {
-    fake.put(SNAPS, { metadata: { name: 'manual' }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: 'erp' } } });
-    expect(await run({ name: 'erp', snapshotName: 'manual' })).toMatchObject({ outcome: 'failed', reason: 'NameInUse' });
+    fake.put(SNAPS, {
+      metadata: { name: 'manual' },
+      spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: 'erp' } },
+    });
+    expect(await run({ name: 'erp', snapshotName: 'manual' })).toMatchObject({
+      outcome: 'failed',
+      reason: 'NameInUse',
+    });
   });
 });
 
 describe('what KubeVirt says becomes the outcome', () => {
   test('an admission refusal is Refused with its message verbatim', async () => {
     fake.admit = () => {
-      throw new KubeApiError(400, 'BadRequest', 'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: snapshot feature gate not enabled');
+      throw new KubeApiError(
+        400,
+        'BadRequest',
+        'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: snapshot feature gate not enabled',
+      );
     };
     const o = await run({ name: 'erp' });
-    expect(o).toMatchObject({ outcome: 'failed', reason: 'Refused', message: expect.stringContaining('snapshot feature gate not enabled') });
+    expect(o).toMatchObject({
+      outcome: 'failed',
+      reason: 'Refused',
+      message: expect.stringContaining('snapshot feature gate not enabled'),
+    });
   });
 
   test('dryRun asks KubeVirt to validate and persists nothing', async () => {
@@ -125,40 +155,73 @@ describe('what KubeVirt says becomes the outcome', () => {
   });
 
   test('wait: phase Succeeded without readyToUse is not done yet', async () => {
-    fake.progress = (_r, name) => setStatus(name, { phase: 'Succeeded', readyToUse: false, conditions: [{ type: 'Progressing', status: 'False', reason: 'Operation complete' }] });
+    fake.progress = (_r, name) =>
+      setStatus(name, {
+        phase: 'Succeeded',
+        readyToUse: false,
+        conditions: [{ type: 'Progressing', status: 'False', reason: 'Operation complete' }],
+      });
     const o = await run({ name: 'erp', wait: { timeoutSeconds: 30 } }, { wait: true });
-    expect(o).toMatchObject({ outcome: 'accepted', reason: 'WaitTimeout', snapshot: { phase: 'Succeeded', readyToUse: false } });
+    expect(o).toMatchObject({
+      outcome: 'accepted',
+      reason: 'WaitTimeout',
+      snapshot: { phase: 'Succeeded', readyToUse: false },
+    });
     expect(o.message).toBe('not ready within 30s (phase Succeeded; KubeVirt: Operation complete)');
   });
 
   test('wait: the failure deadline passing is DeadlineExceeded', async () => {
-    fake.progress = (_r, name) => setStatus(name, {
-      phase: 'Failed', readyToUse: false,
-      conditions: [{ type: 'Failure', status: 'True', reason: 'snapshot deadline exceeded' }, { type: 'Progressing', status: 'False', reason: 'Operation failed' }],
-    });
+    fake.progress = (_r, name) =>
+      setStatus(name, {
+        phase: 'Failed',
+        readyToUse: false,
+        conditions: [
+          { type: 'Failure', status: 'True', reason: 'snapshot deadline exceeded' },
+          { type: 'Progressing', status: 'False', reason: 'Operation failed' },
+        ],
+      });
     const o = await run({ name: 'erp', failureDeadline: '1m', wait: { timeoutSeconds: 30 } }, { wait: true });
-    expect(o).toMatchObject({ outcome: 'failed', reason: 'DeadlineExceeded', message: expect.stringContaining('snapshot deadline exceeded') });
+    expect(o).toMatchObject({
+      outcome: 'failed',
+      reason: 'DeadlineExceeded',
+      message: expect.stringContaining('snapshot deadline exceeded'),
+    });
   });
 
   test('wait: a Failed phase with an error recorded is SnapshotFailed, for that error', async () => {
-    fake.progress = (_r, name) => setStatus(name, {
-      phase: 'Failed', error: { message: 'VolumeSnapshot creation failed' }, conditions: [{ type: 'Failure', status: 'True', reason: 'snapshot deadline exceeded' }],
-    });
+    fake.progress = (_r, name) =>
+      setStatus(name, {
+        phase: 'Failed',
+        error: { message: 'VolumeSnapshot creation failed' },
+        conditions: [{ type: 'Failure', status: 'True', reason: 'snapshot deadline exceeded' }],
+      });
     const o = await run({ name: 'erp', wait: { timeoutSeconds: 30 } }, { wait: true });
-    expect(o).toMatchObject({ outcome: 'failed', reason: 'SnapshotFailed', message: expect.stringMatching(/failed: VolumeSnapshot creation failed; snapshot deadline exceeded$/) });
+    expect(o).toMatchObject({
+      outcome: 'failed',
+      reason: 'SnapshotFailed',
+      message: expect.stringMatching(/failed: VolumeSnapshot creation failed; snapshot deadline exceeded$/),
+    });
   });
 
   test('wait: the snapshot deleted before it was ready is SnapshotFailed', async () => {
     fake.progress = (_r, name) => fake.objects.get(SNAPS)!.delete(name);
     const o = await run({ name: 'erp', wait: { timeoutSeconds: 30 } }, { wait: true });
-    expect(o).toMatchObject({ outcome: 'failed', reason: 'SnapshotFailed', message: expect.stringContaining('deleted before it became ready') });
+    expect(o).toMatchObject({
+      outcome: 'failed',
+      reason: 'SnapshotFailed',
+      message: expect.stringContaining('deleted before it became ready'),
+    });
   });
 
   test('a redelivery that finds its snapshot ready completes without waiting', async () => {
     const first = await run({ name: 'erp' });
     setStatus(first.snapshot!.name, ready());
     const o = await run({ name: 'erp' });
-    expect(o).toMatchObject({ outcome: 'completed', snapshot: { readyToUse: true, indications: [] }, message: 'taken while the VM was stopped' });
+    expect(o).toMatchObject({
+      outcome: 'completed',
+      snapshot: { readyToUse: true, indications: [] },
+      message: 'taken while the VM was stopped',
+    });
   });
 });
 
@@ -167,18 +230,26 @@ test.each<[string[], string]>([
   [['Online', 'GuestAgent'], 'online, filesystems frozen by the guest agent'],
   [['Online', 'GuestAgent', 'QuiesceTimeout'], 'online, crash-consistent: the guest agent freeze timed out'],
   [['Online', 'Paused'], 'online while paused, crash-consistent'],
-  [['Online', 'NoGuestAgent', 'PartialSnapshot'], 'online without a guest agent, crash-consistent; partial: some volumes could not be snapshotted'],
+  [
+    ['Online', 'NoGuestAgent', 'PartialSnapshot'],
+    'online without a guest agent, crash-consistent; partial: some volumes could not be snapshotted',
+  ],
 ])('indications %j read as "%s"', (indications, text) => {
   expect(consistency(indications)).toBe(text);
 });
 
 describe('retention (keep)', () => {
   let t = 0;
-  const snap = (name: string, status: VirtualMachineSnapshot['status'], o: { vm?: string; managed?: boolean; createdAt?: string; deleting?: boolean } = {}): VirtualMachineSnapshot => ({
+  const snap = (
+    name: string,
+    status: VirtualMachineSnapshot['status'],
+    o: { vm?: string; managed?: boolean; createdAt?: string; deleting?: boolean } = {},
+  ): VirtualMachineSnapshot => ({
     metadata: {
       name,
       creationTimestamp: o.createdAt ?? `2025-01-01T00:00:${String(++t).padStart(2, '0')}Z`,
-      labels: o.managed === false ? {} : { 'app.kubernetes.io/managed-by': 'virtwake', 'virtwake.io/vm': o.vm ?? 'erp' },
+      labels:
+        o.managed === false ? {} : { 'app.kubernetes.io/managed-by': 'virtwake', 'virtwake.io/vm': o.vm ?? 'erp' },
       ...(o.deleting && { deletionTimestamp: '2025-01-02T00:00:00Z' }),
     },
     spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: o.vm ?? 'erp' } },
@@ -195,7 +266,13 @@ describe('retention (keep)', () => {
   });
 
   test('deletes failed ones, leaves in-progress and deleting ones alone', () => {
-    const list = [snap('old', R), snap('bad', { phase: 'Failed' }), snap('busy', { phase: 'InProgress' }), snap('going', R, { deleting: true }), snap('new', R)];
+    const list = [
+      snap('old', R),
+      snap('bad', { phase: 'Failed' }),
+      snap('busy', { phase: 'InProgress' }),
+      snap('going', R, { deleting: true }),
+      snap('new', R),
+    ];
     expect(retention(list, 'erp', 1, new Set()).sort()).toEqual(['bad', 'old']);
   });
 
@@ -229,7 +306,9 @@ describe('retention (keep)', () => {
     const o = await run({ name: 'erp', keep: 2, wait: { timeoutSeconds: 30 } }, { wait: true });
     expect(o.outcome).toBe('completed');
     expect(o.message).toMatch(/keep 2: deleted s1, s2$/);
-    expect((fake.all(SNAPS) as unknown as VirtualMachineSnapshot[]).map((s) => s.metadata.name).sort()).toEqual(['s3', o.snapshot!.name].sort());
+    expect((fake.all(SNAPS) as unknown as VirtualMachineSnapshot[]).map((s) => s.metadata.name).sort()).toEqual(
+      ['s3', o.snapshot!.name].sort(),
+    );
   });
 
   test('without wait, the new snapshot is not counted yet: N ready ones stay', async () => {
@@ -247,6 +326,8 @@ describe('retention (keep)', () => {
     fake.progress = (_r, name) => setStatus(name, ready());
     const o = await run({ name: 'erp', keep: 1, wait: { timeoutSeconds: 30 } }, { wait: true });
     expect(o.outcome).toBe('completed');
-    expect(o.message).toMatch(/keep 1: could not delete s1 \(virtualmachinesnapshots "s1" is forbidden\), s2 \(virtualmachinesnapshots "s2" is forbidden\)$/);
+    expect(o.message).toMatch(
+      /keep 1: could not delete s1 \(virtualmachinesnapshots "s1" is forbidden\), s2 \(virtualmachinesnapshots "s2" is forbidden\)$/,
+    );
   });
 });

@@ -29,22 +29,21 @@ export interface CloudEvent {
 export const SPEC_VERSION = '1.0';
 
 type AttributeKind = 'specversion' | 'string' | 'uri-reference' | 'uri' | 'timestamp' | 'media-type';
-type ContextAttributeName = 'id' | 'source' | 'specversion' | 'type' | 'datacontenttype' | 'dataschema' | 'subject' | 'time';
+type ContextAttributeName =
+  'id' | 'source' | 'specversion' | 'type' | 'datacontenttype' | 'dataschema' | 'subject' | 'time';
 
 /** The context attributes of CloudEvents 1.0 (core spec §3.1), in spec order. */
-export const CONTEXT_ATTRIBUTES: ReadonlyMap<string, { readonly kind: AttributeKind; readonly required: boolean }> = new Map<
-  ContextAttributeName,
-  { kind: AttributeKind; required: boolean }
->([
-  ['id', { kind: 'string', required: true }],
-  ['source', { kind: 'uri-reference', required: true }],
-  ['specversion', { kind: 'specversion', required: true }],
-  ['type', { kind: 'string', required: true }],
-  ['datacontenttype', { kind: 'media-type', required: false }],
-  ['dataschema', { kind: 'uri', required: false }],
-  ['subject', { kind: 'string', required: false }],
-  ['time', { kind: 'timestamp', required: false }],
-]);
+export const CONTEXT_ATTRIBUTES: ReadonlyMap<string, { readonly kind: AttributeKind; readonly required: boolean }> =
+  new Map<ContextAttributeName, { kind: AttributeKind; required: boolean }>([
+    ['id', { kind: 'string', required: true }],
+    ['source', { kind: 'uri-reference', required: true }],
+    ['specversion', { kind: 'specversion', required: true }],
+    ['type', { kind: 'string', required: true }],
+    ['datacontenttype', { kind: 'media-type', required: false }],
+    ['dataschema', { kind: 'uri', required: false }],
+    ['subject', { kind: 'string', required: false }],
+    ['time', { kind: 'timestamp', required: false }],
+  ]);
 
 export const REQUIRED_ATTRIBUTES: readonly ContextAttributeName[] = ['id', 'source', 'specversion', 'type'];
 const OPTIONAL_ATTRIBUTES: readonly ContextAttributeName[] = ['datacontenttype', 'dataschema', 'subject', 'time'];
@@ -91,12 +90,18 @@ export type Labeler = (attribute: string) => string;
 export function isRfc3339(value: string): boolean {
   const m = RFC3339.exec(value);
   if (m === null) return false;
-  const year = +m[1], month = +m[2], day = +m[3], hour = +m[4], minute = +m[5], second = +m[6];
+  const year = +m[1],
+    month = +m[2],
+    day = +m[3],
+    hour = +m[4],
+    minute = +m[5],
+    second = +m[6];
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return false;
   if (hour > 23 || minute > 59 || second > 60) return false;
   let offsetMinutes = 0;
   if (m[7] !== undefined) {
-    const offsetHour = +m[8], offsetMinute = +m[9];
+    const offsetHour = +m[8],
+      offsetMinute = +m[9];
     if (offsetHour > 23 || offsetMinute > 59) return false;
     offsetMinutes = (m[7] === '+' ? 1 : -1) * (offsetHour * 60 + offsetMinute);
   }
@@ -162,7 +167,9 @@ export function checkAttributeValue(kind: AttributeKind | 'extension', value: st
     case 'uri-reference':
       return isUriReference(value) ? undefined : `${quote(value)} is not a valid URI-reference (RFC 3986)`;
     case 'uri':
-      return isAbsoluteUri(value) ? undefined : `${quote(value)} is not an absolute URI (RFC 3986, with a scheme such as https:)`;
+      return isAbsoluteUri(value)
+        ? undefined
+        : `${quote(value)} is not an absolute URI (RFC 3986, with a scheme such as https:)`;
     case 'timestamp':
       return isRfc3339(value)
         ? undefined
@@ -344,7 +351,14 @@ export function eventFromJson(e: Record<string, unknown>): CloudEvent {
   }
   for (const name of Object.keys(e)) {
     const value = e[name];
-    if (value === null || value === undefined || CONTEXT_ATTRIBUTES.has(name) || name === 'data' || name === 'data_base64') continue;
+    if (
+      value === null ||
+      value === undefined ||
+      CONTEXT_ATTRIBUTES.has(name) ||
+      name === 'data' ||
+      name === 'data_base64'
+    )
+      continue;
     event.extensions[name] = value as ExtensionValue;
   }
   if (typeof e.data_base64 === 'string') event.data = Buffer.from(e.data_base64, 'base64');

@@ -44,7 +44,9 @@ export function encodeBinary(event: CloudEvent): HttpMessage {
   }
   if (isJsonContentType(contentType)) return { headers, body: jsonBytes(data) };
   if (typeof data === 'string') return { headers, body: Buffer.from(data, 'utf8') };
-  throw new TypeError(`encodeBinary: data for datacontenttype ${contentType} must be a string or a Buffer, got ${typeof data}`);
+  throw new TypeError(
+    `encodeBinary: data for datacontenttype ${contentType} must be a string or a Buffer, got ${typeof data}`,
+  );
 }
 
 /** The JSON event format object of one event (structured mode, batch element). Bytes become data_base64. */
@@ -62,7 +64,11 @@ export function toJsonFormat(event: CloudEvent): Record<string, unknown> {
   if (data === undefined) return out;
   if (isBytes(data)) {
     out.data_base64 = asBuffer(data).toString('base64');
-  } else if (typeof data === 'string' || event.datacontenttype === undefined || isJsonContentType(event.datacontenttype)) {
+  } else if (
+    typeof data === 'string' ||
+    event.datacontenttype === undefined ||
+    isJsonContentType(event.datacontenttype)
+  ) {
     out.data = data;
   } else {
     throw new TypeError(`toJsonFormat: data for datacontenttype ${event.datacontenttype} must be a string or a Buffer`);
@@ -72,17 +78,25 @@ export function toJsonFormat(event: CloudEvent): Record<string, unknown> {
 
 /** Structured mode: `application/cloudevents+json`. */
 export function encodeStructured(event: CloudEvent): HttpMessage {
-  return { headers: { [CONTENT_TYPE]: STRUCTURED_CONTENT_TYPE }, body: Buffer.from(JSON.stringify(toJsonFormat(event)), 'utf8') };
+  return {
+    headers: { [CONTENT_TYPE]: STRUCTURED_CONTENT_TYPE },
+    body: Buffer.from(JSON.stringify(toJsonFormat(event)), 'utf8'),
+  };
 }
 
 /** Batch mode: `application/cloudevents-batch+json`, a JSON array (`[]` for none). */
 export function encodeBatch(events: CloudEvent[]): HttpMessage {
-  return { headers: { [CONTENT_TYPE]: BATCH_CONTENT_TYPE }, body: Buffer.from(JSON.stringify(events.map(toJsonFormat)), 'utf8') };
+  return {
+    headers: { [CONTENT_TYPE]: BATCH_CONTENT_TYPE },
+    body: Buffer.from(JSON.stringify(events.map(toJsonFormat)), 'utf8'),
+  };
 }
 
 function checkExtensionName(name: string): void {
   if (!isValidAttributeName(name) || CONTEXT_ATTRIBUTES.has(name)) {
-    throw new TypeError(`invalid extension name ${JSON.stringify(name)}: use a-z and 0-9 only, not a core attribute name`);
+    throw new TypeError(
+      `invalid extension name ${JSON.stringify(name)}: use a-z and 0-9 only, not a core attribute name`,
+    );
   }
 }
 

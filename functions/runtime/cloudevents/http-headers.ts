@@ -12,16 +12,17 @@ export const CONTENT_TYPE = 'content-type';
  * as `ce-<name>` with a percent-encoded value; `datacontenttype` is the exception: it is the
  * ordinary Content-Type header, sent verbatim.
  */
-export const ATTRIBUTE_HEADERS: ReadonlyMap<string, { readonly header: string; readonly percentEncoded: boolean }> = new Map([
-  ['specversion', { header: 'ce-specversion', percentEncoded: true }],
-  ['id', { header: 'ce-id', percentEncoded: true }],
-  ['source', { header: 'ce-source', percentEncoded: true }],
-  ['type', { header: 'ce-type', percentEncoded: true }],
-  ['datacontenttype', { header: CONTENT_TYPE, percentEncoded: false }],
-  ['dataschema', { header: 'ce-dataschema', percentEncoded: true }],
-  ['subject', { header: 'ce-subject', percentEncoded: true }],
-  ['time', { header: 'ce-time', percentEncoded: true }],
-]);
+export const ATTRIBUTE_HEADERS: ReadonlyMap<string, { readonly header: string; readonly percentEncoded: boolean }> =
+  new Map([
+    ['specversion', { header: 'ce-specversion', percentEncoded: true }],
+    ['id', { header: 'ce-id', percentEncoded: true }],
+    ['source', { header: 'ce-source', percentEncoded: true }],
+    ['type', { header: 'ce-type', percentEncoded: true }],
+    ['datacontenttype', { header: CONTENT_TYPE, percentEncoded: false }],
+    ['dataschema', { header: 'ce-dataschema', percentEncoded: true }],
+    ['subject', { header: 'ce-subject', percentEncoded: true }],
+    ['time', { header: 'ce-time', percentEncoded: true }],
+  ]);
 
 /** The header an attribute or extension travels in. */
 export function headerFor(attribute: string): string {

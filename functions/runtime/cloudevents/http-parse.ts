@@ -45,7 +45,8 @@ export function parseHttpMessage(headers: HttpHeaders, body: Buffer): ParsedMess
   const contentType = contentTypeOf(headers);
   if (contentType !== undefined) {
     if (BATCH_PREFIX.test(contentType)) return { mode: 'batch', events: parseBatch(contentType, body) };
-    if (STRUCTURED_PREFIX.test(contentType)) return { mode: 'structured', events: [parseStructured(contentType, body)] };
+    if (STRUCTURED_PREFIX.test(contentType))
+      return { mode: 'structured', events: [parseStructured(contentType, body)] };
   }
   return { mode: 'binary', events: [parseBinary(headers, contentType, body)] };
 }
@@ -68,7 +69,8 @@ function parseStructured(contentType: string, body: Buffer): CloudEvent {
 function parseBatch(contentType: string, body: Buffer): CloudEvent[] {
   requireFormat(contentType, BATCH_FORMAT);
   const value = parseJsonBody(body, 'a batch is a JSON array of CloudEvents, [] when empty');
-  if (!Array.isArray(value)) throw invalidEvent([`the body must be a JSON array of CloudEvents, got ${jsonTypeOf(value)}`]);
+  if (!Array.isArray(value))
+    throw invalidEvent([`the body must be a JSON array of CloudEvents, got ${jsonTypeOf(value)}`]);
   const errors: string[] = [];
   let batchVersion: string | undefined;
   for (let i = 0; i < value.length; i++) {
@@ -79,7 +81,9 @@ function parseBatch(contentType: string, body: Buffer): CloudEvent[] {
     if (typeof version !== 'string') continue;
     if (batchVersion === undefined) batchVersion = version;
     else if (version !== batchVersion) {
-      errors.push(`${prefix}specversion ${quote(version)} differs from ${quote(batchVersion)}: all events in a batch must have the same specversion`);
+      errors.push(
+        `${prefix}specversion ${quote(version)} differs from ${quote(batchVersion)}: all events in a batch must have the same specversion`,
+      );
     }
   }
   if (errors.length > 0) throw invalidEvent(errors);
@@ -99,7 +103,9 @@ function requireFormat(contentType: string, format: string): void {
     );
   }
   if (!isUtf8Charset(mediaType)) {
-    throw unsupportedMessage(`unsupported charset ${quote(mediaType.params.get('charset')!)} in Content-Type: send JSON as UTF-8`);
+    throw unsupportedMessage(
+      `unsupported charset ${quote(mediaType.params.get('charset')!)} in Content-Type: send JSON as UTF-8`,
+    );
   }
 }
 
@@ -134,7 +140,10 @@ function parseBinary(headers: HttpHeaders, contentType: string | undefined, body
   const specversion = attributes.get('specversion');
   const mediaType = contentType === undefined ? undefined : parseMediaType(contentType);
   let data: unknown;
-  if ((specversion === undefined || specversion === SPEC_VERSION) && (contentType === undefined || mediaType !== undefined)) {
+  if (
+    (specversion === undefined || specversion === SPEC_VERSION) &&
+    (contentType === undefined || mediaType !== undefined)
+  ) {
     data = decodeBinaryData(mediaType, body, errors);
   }
   if (errors.length > 0) throw invalidEvent(errors);
@@ -164,7 +173,11 @@ function readCeHeaders(headers: HttpHeaders, errors: string[]): CeHeaders {
     const nameProblem = headerNameProblem(name, attribute);
     if (nameProblem !== undefined) {
       errors.push(nameProblem);
-    } else if ((Array.isArray(value) && value.length > 1) || attributes.has(attribute) || unreadable.includes(attribute)) {
+    } else if (
+      (Array.isArray(value) && value.length > 1) ||
+      attributes.has(attribute) ||
+      unreadable.includes(attribute)
+    ) {
       // Repeated: several values (headersDistinct), or the same name in two spellings.
       if (!unreadable.includes(attribute)) {
         errors.push(`${binaryLabel(attribute)} is repeated: each attribute must be sent exactly once`);
@@ -186,14 +199,20 @@ function readCeHeaders(headers: HttpHeaders, errors: string[]): CeHeaders {
 
 /** `ce-` in any case, without a regex or a copy: this runs for every request header. */
 function isCeHeader(name: string): boolean {
-  return name.length > 2 && (name.charCodeAt(0) | 0x20) === 0x63 && (name.charCodeAt(1) | 0x20) === 0x65 && name.charCodeAt(2) === 0x2d;
+  return (
+    name.length > 2 &&
+    (name.charCodeAt(0) | 0x20) === 0x63 &&
+    (name.charCodeAt(1) | 0x20) === 0x65 &&
+    name.charCodeAt(2) === 0x2d
+  );
 }
 
 function headerNameProblem(header: string, attribute: string): string | undefined {
   if (attribute === 'datacontenttype') {
     return 'ce-datacontenttype header must not be sent: in binary mode datacontenttype is the Content-Type header';
   }
-  if (attribute === 'data') return 'ce-data header is not allowed: "data" is not an attribute name, the body carries the data';
+  if (attribute === 'data')
+    return 'ce-data header is not allowed: "data" is not an attribute name, the body carries the data';
   if (!isValidAttributeName(attribute)) {
     return (
       `header ${quote(header)} names the attribute ${quote(attribute)}, which is invalid: ` +
@@ -225,7 +244,8 @@ function decodeBinaryData(mediaType: MediaType | undefined, body: Buffer, errors
   }
   if (isText(mediaType) && isUtf8Charset(mediaType)) {
     const text = decodeUtf8Body(body);
-    if (text === undefined) errors.push(`data is not valid UTF-8 text, as Content-Type ${quote(essenceOf(mediaType))} declares`);
+    if (text === undefined)
+      errors.push(`data is not valid UTF-8 text, as Content-Type ${quote(essenceOf(mediaType))} declares`);
     return text;
   }
   return body;

@@ -95,7 +95,9 @@ function percentDecode(value: string): string {
   }
   const text = decodeUtf8(bytes.subarray(0, n));
   if (text === undefined) {
-    throw new HeaderValueError('the percent-decoded bytes are not valid UTF-8 (an overlong form such as %C0%A0 is invalid)');
+    throw new HeaderValueError(
+      'the percent-decoded bytes are not valid UTF-8 (an overlong form such as %C0%A0 is invalid)',
+    );
   }
   return text;
 }

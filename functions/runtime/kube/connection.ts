@@ -32,7 +32,9 @@ const AUTH_REFRESH_MS = 60_000;
  * client-node hands TLS settings over as an https.Agent built per call; we take
  * the TLS material it resolved and keep one agent so connections are reused.
  */
-export async function connect(opts: { kubeConfig?: KubeConfig; kubeconfigEnv?: string; timeoutMs?: number } = {}): Promise<KubeConnection> {
+export async function connect(
+  opts: { kubeConfig?: KubeConfig; kubeconfigEnv?: string; timeoutMs?: number } = {},
+): Promise<KubeConnection> {
   const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfigEnv);
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
@@ -80,7 +82,11 @@ export async function connect(opts: { kubeConfig?: KubeConfig; kubeconfigEnv?: s
             (res) => {
               const chunks: Buffer[] = [];
               res.on('data', (c: Buffer) => chunks.push(c));
-              res.on('error', (e) => reject(new KubeTransportError(`response from ${req.method} ${req.path} broke: ${e.message}`, codeOf(e))));
+              res.on('error', (e) =>
+                reject(
+                  new KubeTransportError(`response from ${req.method} ${req.path} broke: ${e.message}`, codeOf(e)),
+                ),
+              );
               res.on('end', () => {
                 const body = Buffer.concat(chunks);
                 const status = res.statusCode ?? 0;
@@ -95,15 +101,23 @@ export async function connect(opts: { kubeConfig?: KubeConfig; kubeconfigEnv?: s
                 try {
                   resolve(JSON.parse(body.toString('utf8')) as T);
                 } catch {
-                  reject(new KubeTransportError(`${req.method} ${req.path} answered ${status} with a body that is not JSON`));
+                  reject(
+                    new KubeTransportError(`${req.method} ${req.path} answered ${status} with a body that is not JSON`),
+                  );
                 }
               });
             },
           );
           const timeoutMs = req.timeoutMs ?? defaultTimeout;
-          r.setTimeout(timeoutMs, () => r.destroy(new KubeTransportError(`${req.method} ${req.path} timed out after ${timeoutMs} ms`, 'ETIMEDOUT')));
+          r.setTimeout(timeoutMs, () =>
+            r.destroy(new KubeTransportError(`${req.method} ${req.path} timed out after ${timeoutMs} ms`, 'ETIMEDOUT')),
+          );
           r.on('error', (e) =>
-            reject(e instanceof KubeTransportError ? e : new KubeTransportError(`${req.method} ${req.path} failed: ${e.message}`, codeOf(e))),
+            reject(
+              e instanceof KubeTransportError
+                ? e
+                : new KubeTransportError(`${req.method} ${req.path} failed: ${e.message}`, codeOf(e)),
+            ),
           );
           r.end(payload);
         }),

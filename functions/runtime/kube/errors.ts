@@ -16,7 +16,10 @@ export class KubeApiError extends Error {
 
 /** No answer: connection refused or dropped, TLS failure, timeout. */
 export class KubeTransportError extends Error {
-  constructor(message: string, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'KubeTransportError';
   }

@@ -6,9 +6,9 @@ import { Watch } from '@kubernetes/client-node';
 
 export type StreamEnd<R> =
   | { kind: 'hit'; value: R }
-  | { kind: 'gone' }            // 410: the resourceVersion is too old, list again
+  | { kind: 'gone' } // 410: the resourceVersion is too old, list again
   | { kind: 'error'; error: unknown }
-  | { kind: 'ended' };          // deadline, abort, or the server closed the stream
+  | { kind: 'ended' }; // deadline, abort, or the server closed the stream
 
 export function watchOnce<R>(
   watch: Watch,
@@ -40,7 +40,11 @@ export function watchOnce<R>(
         (type: string, obj: unknown) => {
           if (type === 'ERROR') {
             const status = obj as { code?: number };
-            finish(status?.code === 410 ? { kind: 'gone' } : { kind: 'error', error: new Error(`watch error: ${JSON.stringify(obj).slice(0, 300)}`) });
+            finish(
+              status?.code === 410
+                ? { kind: 'gone' }
+                : { kind: 'error', error: new Error(`watch error: ${JSON.stringify(obj).slice(0, 300)}`) },
+            );
             return;
           }
           const hit = onEvent(type, obj);

@@ -50,7 +50,14 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const one = (shot: Shot): Promise<number> =>
     new Promise((resolve) => {
       const req = transport.request(
-        { host: '127.0.0.1', port: o.endpoint.port, method: shot.method ?? 'POST', path: shot.path ?? '/', headers: shot.headers, agent },
+        {
+          host: '127.0.0.1',
+          port: o.endpoint.port,
+          method: shot.method ?? 'POST',
+          path: shot.path ?? '/',
+          headers: shot.headers,
+          agent,
+        },
         (res) => {
           res.on('data', noop);
           res.on('end', () => resolve(res.statusCode ?? 0));

@@ -59,7 +59,14 @@ export interface Shot {
 export function sendOnce(port: number, shot: Shot): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: shot.method ?? 'POST', path: shot.path ?? '/', headers: shot.headers, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        method: shot.method ?? 'POST',
+        path: shot.path ?? '/',
+        headers: shot.headers,
+        agent: false,
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
@@ -78,7 +85,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * answered. The request is retried every `pollMs` while the port refuses
  * connections (the activator also retries until the pod is ready).
  */
-export async function coldStart(t: Target, shot: Shot, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<{ ms: number; status: number; running: Running }> {
+export async function coldStart(
+  t: Target,
+  shot: Shot,
+  opts: { pollMs?: number; timeoutMs?: number } = {},
+): Promise<{ ms: number; status: number; running: Running }> {
   const port = await freePort();
   const t0 = process.hrtime.bigint();
   const running = launch(t, port);

@@ -23,14 +23,21 @@ export const OPTED_IN = { 'virtwake.io/enabled': 'true' };
 
 /** A stopped VM that virtwake may start (runStrategy Manual: start → 202, again → 409 "already running"). */
 export function stoppedVM(name: string): BulkVMInput {
-  return { vm: { metadata: { name, namespace: 'default', labels: OPTED_IN }, spec: { runStrategy: 'Manual' } }, opts: { running: false } };
+  return {
+    vm: { metadata: { name, namespace: 'default', labels: OPTED_IN }, spec: { runStrategy: 'Manual' } },
+    opts: { running: false },
+  };
 }
 
 export async function startSim(opts: { tls?: boolean } = {}): Promise<SimHandle> {
-  const child: ChildProcess = fork(path.join(__dirname, '..', 'sim-process.ts'), opts.tls === false ? ['--plain'] : [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child: ChildProcess = fork(
+    path.join(__dirname, '..', 'sim-process.ts'),
+    opts.tls === false ? ['--plain'] : [],
+    {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   let seq = 0;
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   const ready = new Promise<{ url: string; kubeconfigPath: string; token: string; ca?: string }>((resolve, reject) => {

@@ -13,14 +13,23 @@ export interface Row {
   met?: string;
 }
 
-const HEAD: Row = { measure: 'measure', value: 'virtwake', baseline: 'baseline (same run)', ratio: 'ratio', goal: 'goal', met: 'met' };
+const HEAD: Row = {
+  measure: 'measure',
+  value: 'virtwake',
+  baseline: 'baseline (same run)',
+  ratio: 'ratio',
+  goal: 'goal',
+  met: 'met',
+};
 const COLS = ['measure', 'value', 'baseline', 'ratio', 'goal', 'met'] as const;
 
 export function renderTable(rows: Row[]): string {
   const body = rows.filter((r) => !r.section);
   const width = COLS.map((c) => Math.max(...[HEAD, ...body].map((r) => (r[c] ?? '').length)));
   const line = (r: Row) =>
-    COLS.map((c, i) => (i === 0 ? (r[c] ?? '').padEnd(width[i]) : (r[c] ?? '').padStart(width[i]))).join(' | ').trimEnd();
+    COLS.map((c, i) => (i === 0 ? (r[c] ?? '').padEnd(width[i]) : (r[c] ?? '').padStart(width[i])))
+      .join(' | ')
+      .trimEnd();
   const rule = width.map((w) => '-'.repeat(w)).join('-+-');
   const out = [line(HEAD), rule];
   for (const r of rows) out.push(r.section ? `${r.section}` : line(r));

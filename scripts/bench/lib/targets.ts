@@ -12,7 +12,12 @@ const NODE = process.execPath;
 
 /** A clean environment: nothing from the developer's shell leaks into the measurement. */
 function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', ...extra };
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    NODE_ENV: 'production',
+    ...extra,
+  };
 }
 
 /** virtwake's production start command (`npm start` = `node dist/virtwake.js`), at its production log level. */
@@ -30,10 +35,18 @@ export function virtwake(sim: SimHandle): Target {
 
 /** A bare Node http server that reads the body and answers 202. */
 export function bare(): Target {
-  return { name: 'bare node http', command: NODE, args: [path.join(SERVERS, 'bare-server.cjs')], cwd: SERVERS, env: baseEnv({}) };
+  return {
+    name: 'bare node http',
+    command: NODE,
+    args: [path.join(SERVERS, 'bare-server.cjs')],
+    cwd: SERVERS,
+    env: baseEnv({}),
+  };
 }
 
-export const FAAS_VERSION: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', 'faas-js-runtime', 'package.json'), 'utf8')).version;
+export const FAAS_VERSION: string = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'node_modules', 'faas-js-runtime', 'package.json'), 'utf8'),
+).version;
 
 /** faas-js-runtime's CLI (what `kn func` images run) serving a trivial handler, at the runtime's default log level (warn). */
 export function faas(): Target {
