@@ -90,9 +90,13 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const faults = new Faults();
   const recorder = new Recorder();
 
-  // Deadlines (snapshot failureDeadline, restore grace period) are re-checked when a manual
+  // Deadlines (VMI grace periods, start-failure backoff, guest listen delays, snapshot
+  // failureDeadline, restore grace period) are re-checked when a manual
   // clock moves, and every second otherwise.
   const recheck = () => {
+    handler.recheck();
+    controller.recheck();
+    services.recheck();
     snapshots.recheck();
     restores.recheck();
   };
@@ -110,8 +114,9 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const http = await listen(
     {
       store,
-      rest: new Rest(store),
+      rest: new Rest(store, ctx),
       actions,
+      settings: ctx,
       faults,
       recorder,
       control: { faults, recorder, store, settle },

@@ -130,7 +130,7 @@ export class RestoreController {
         case 'StopTarget':
           this.report(r, status, 'False', 'False', RESTORE_MESSAGES.stopTarget);
           try {
-            this.actions.stop(namespace ?? 'default', targetName, () => ({}));
+            this.actions.stop(namespace ?? 'default', targetName, () => ({}))();
           } catch (e) {
             if (!(e instanceof ApiError)) throw e;
             this.report(r, clone(status), 'False', 'False', e.status.message ?? 'stop failed');
