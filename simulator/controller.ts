@@ -85,7 +85,11 @@ export class VMController {
     const now = this.ctx.clock.now().getTime();
     for (const vm of this.ctx.store.list(VM) as VirtualMachine[]) {
       const f = startFailureOf(vm);
-      if (f && Date.parse(f.retryAfterTimestamp) <= now && !this.ctx.store.get(VMI, vm.metadata.namespace, vm.metadata.name))
+      if (
+        f &&
+        Date.parse(f.retryAfterTimestamp) <= now &&
+        !this.ctx.store.get(VMI, vm.metadata.namespace, vm.metadata.name)
+      )
         this.enqueue(vm.metadata.namespace, vm.metadata.name);
     }
   }

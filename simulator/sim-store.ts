@@ -310,7 +310,15 @@ export class SimStore {
     return clone(this.deps.ctx.store.list(RESTORE, namespace) as VirtualMachineRestore[]);
   }
 
-  /** The next snapshot of this VM reports a storage error and ends in phase Failed. */
+  /**
+   * The next snapshot of this VM reports a storage error it recovers from: "In error state"
+   * until the simulator clock passes the error time + recoverAfterMs, then it completes.
+   */
+  errorNextSnapshot(namespace: string, vmName: string, recoverAfterMs: number, message?: string): void {
+    this.deps.snapshots.errorNext(namespace, vmName, recoverAfterMs, message);
+  }
+
+  /** The next snapshot of this VM reports a storage error and stays "In error state" until its failureDeadline, then Failed. */
   failNextSnapshot(namespace: string, vmName: string, message?: string): void {
     this.deps.snapshots.failNext(namespace, vmName, message);
   }

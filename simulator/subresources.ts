@@ -106,8 +106,10 @@ export async function handleSubresource(
   const { namespace, name, subresource } = info;
   const key = `${info.resource}/${subresource}`;
   const handlers: Record<string, () => Reply | Promise<Reply>> = {
-    'virtualmachines/start': () => lifecycle(() => actions.start(namespace, name, () => decodeOptions('start', rawBody)), windowMs),
-    'virtualmachines/stop': () => lifecycle(() => actions.stop(namespace, name, () => decodeOptions('stop', rawBody)), windowMs),
+    'virtualmachines/start': () =>
+      lifecycle(() => actions.start(namespace, name, () => decodeOptions('start', rawBody)), windowMs),
+    'virtualmachines/stop': () =>
+      lifecycle(() => actions.stop(namespace, name, () => decodeOptions('stop', rawBody)), windowMs),
     'virtualmachines/restart': () =>
       lifecycle(() => actions.restart(namespace, name, () => decodeOptions('restart', rawBody)), windowMs),
     'virtualmachineinstances/pause': () => (

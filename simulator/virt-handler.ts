@@ -144,7 +144,8 @@ export class VirtHandler {
       if (e.resource !== VMI || e.type === 'DELETED') return;
       const vmi = e.object as VirtualMachineInstance;
       if (vmi.metadata.deletionTimestamp && !e.old?.metadata.deletionTimestamp) this.scheduleTeardown(vmi);
-      else if (vmi.metadata.deletionTimestamp && this.tearingDown.has(vmi.metadata.uid ?? '')) this.recheckTeardown(vmi);
+      else if (vmi.metadata.deletionTimestamp && this.tearingDown.has(vmi.metadata.uid ?? ''))
+        this.recheckTeardown(vmi);
     });
   }
 

@@ -79,7 +79,8 @@ export const PRINTABLE_STATUS_RULES: PrintableRule[] = [
   ['ImagePullBackOff', (_vm, vmi) => vmiConditionIs(vmi, 'Synchronized', 'ImagePullBackOff')],
   [
     'Starting',
-    (_vm, vmi) => (vmi ? ['', 'Pending', 'Scheduling', 'Scheduled'].includes(phaseOf(vmi)) : START_EXPECTED_WITHOUT_VMI),
+    (_vm, vmi) =>
+      vmi ? ['', 'Pending', 'Scheduling', 'Scheduled'].includes(phaseOf(vmi)) : START_EXPECTED_WITHOUT_VMI,
   ],
   [
     'CrashLoopBackOff',
