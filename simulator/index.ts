@@ -28,7 +28,9 @@ export type { RecordedCall } from './recorder';
 export { SimStore } from './sim-store';
 export type { AddVMOptions, VMInput, BulkVMInput } from './sim-store';
 export type { ServiceSpecInput } from './services';
-export { seedDemo, DEMO_VM_NAMES } from './demo';
+export { seedDemo, seedDemoGuest, DEMO_VM_NAMES } from './demo';
+export { GUEST_LISTEN_DELAY_ANNOTATION } from './services';
+export type { VolumeState, SnapshotApi } from './context';
 export { LIFECYCLE_TABLE, PRECHECKS, decide, vmiStateOf, VMI_STATES } from './kubevirt-lifecycle';
 export type { LifecycleAction, VmiState, Effect, Outcome, Facts, Rule } from './kubevirt-lifecycle';
 export * from './types';
@@ -119,7 +121,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       settings: ctx,
       faults,
       recorder,
-      control: { faults, recorder, store, settle },
+      control: { faults, recorder, store, sim: simStore, settle },
       token: opts.token,
       clientCertAuth: !!opts.clientCertAuth,
       bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,

@@ -4,7 +4,7 @@
 // restores that fail or wait forever, webhook 422s on invalid specs, and a cluster without the
 // snapshot API. Time is the simulator's manual clock.
 import net from 'node:net';
-import { ManualClock } from '../../simulator';
+import { ManualClock, seedDemo, seedDemoGuest } from '../../simulator';
 import { request, startEnv, subresource, vmPath, type TestEnv } from './helpers';
 
 const T0 = new Date('2031-05-06T07:08:09Z');
@@ -544,4 +544,54 @@ test('without the snapshot API: no group in discovery and 404; with the gate off
   } finally {
     sim.store.setSnapshotApi('served');
   }
+});
+
+test('the same knobs over /_sim/ for out-of-process tests, with a clear 400 for bad input', async () => {
+  const { sim, kc } = env;
+  const name = fresh('knobs');
+  sim.store.addVM({ metadata: { name }, spec: { runStrategy: 'Always' } }, { running: true });
+  const post = (path: string, body: unknown) => request(kc, 'POST', path, body);
+  expect((await post(`/_sim/vms/default/${name}`, { migrating: true })).status).toBe(200);
+  expect(await printable(name)).toBe('Migrating');
+  expect((await post(`/_sim/vms/default/${name}`, { migrating: false, volumes: 'DataVolumeError' })).status).toBe(200);
+  expect(await printable(name)).toBe('Running');
+  expect((await post(`/_sim/vms/default/${name}`, { specInvalid: 'no longer valid' })).status).toBe(200);
+  const patch = await request(
+    kc,
+    'PATCH',
+    vmPath('default', name),
+    { metadata: { annotations: { a: 'b' } } },
+    { 'Content-Type': 'application/merge-patch+json' },
+  );
+  expect(patch.status).toBe(422);
+  expect((await post(`/_sim/vms/default/${name}`, { specInvalid: null, volumes: null })).status).toBe(200);
+  const bad = await post(`/_sim/vms/default/${name}`, { volumes: 'Importing' });
+  expect(bad.status).toBe(400);
+  expect(bad.json.error).toBe('volumes must be null or one of Provisioning, WaitingForVolumeBinding, DataVolumeError');
+  expect((await post('/_sim/vms/default/nope', { migrating: true })).json.error).toBe(
+    'VirtualMachine default/nope does not exist',
+  );
+  expect((await post('/_sim/settings', { snapshotApi: 'absent' })).status).toBe(200);
+  expect((await request(kc, 'GET', SNAPS)).status).toBe(404);
+  expect((await post('/_sim/settings', { snapshotApi: 'served', virtApiWindowMs: 0 })).status).toBe(200);
+  expect((await request(kc, 'GET', SNAPS)).status).toBe(200);
+  expect((await post('/_sim/settings', { snapshotApi: 'maybe' })).json.error).toBe(
+    'snapshotApi must be served, absent or gateOff',
+  );
+});
+
+test('the demo guest of reporting listens 10 s after its VM runs, and reporting takes 10 s to stop', async () => {
+  const { sim, kc } = env;
+  seedDemo(sim.store);
+  const port = (await seedDemoGuest(sim.store))!;
+  expect((await subresource(kc, 'virtualmachines', 'reporting', 'start')).status).toBe(202);
+  expect(await printable('reporting')).toBe('Running');
+  expect(await connects(port)).toBe(false);
+  clock.advance(11_000);
+  await new Promise((r) => setTimeout(r, 20));
+  expect(await connects(port)).toBe(true);
+  expect((await subresource(kc, 'virtualmachines', 'reporting', 'stop')).status).toBe(202);
+  expect(await printable('reporting')).toBe('Stopping');
+  clock.advance(11_000);
+  expect(await printable('reporting')).toBe('Stopped');
 });
