@@ -377,6 +377,22 @@ describe('restores (M2, M5, L2, S7, S8)', () => {
     expect(next.json.message).toContain(`VirtualMachineRestore "${r0}" in progress`);
   });
 
+  test('deleting the target VM garbage-collects its restores through their ownerReference (S8)', async () => {
+    const { sim, kc } = env;
+    const vm = fresh('gc');
+    const snap = fresh('gs');
+    sim.store.addVM({ metadata: { name: vm }, spec: { runStrategy: 'Halted' } });
+    await readySnapshot(vm, snap);
+    const r = fresh('rg');
+    expect((await restoreOf(vm, snap, r)).status).toBe(201);
+    await sim.settle();
+    expect(sim.store.getRestore('default', r)!.status!.complete).toBe(true);
+    expect((await request(kc, 'DELETE', vmPath('default', vm))).status).toBe(200);
+    await sim.settle();
+    expect(sim.store.getVM('default', vm)).toBeUndefined();
+    expect(sim.store.getRestore('default', r)).toBeUndefined();
+  });
+
   test('a snapshot of a deleted-and-recreated VM never restores: "different target", by UID (L2, S7)', async () => {
     const { sim } = env;
     const vm = fresh('reborn');
