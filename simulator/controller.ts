@@ -17,6 +17,8 @@ export const VM_FINALIZER = 'kubevirt.io/virtualMachineControllerFinalize';
 
 export class VMController {
   private readonly unsubscribe: () => void;
+  /** VMs (ns/name) with a start failure on record, whose retryAfter recheck() watches. */
+  private readonly backingOff = new Set<string>();
 
   constructor(
     private readonly ctx: SimContext,
@@ -73,6 +75,8 @@ export class VMController {
     if (!vm) return;
     vmi = store.get(VMI, namespace, name) as VirtualMachineInstance | undefined;
     const status = computeVMStatus(vm, vmi, this.ctx.now(), this.volumeOf(vm));
+    if (status.startFailure) this.backingOff.add(objectKey(namespace, name));
+    else this.backingOff.delete(objectKey(namespace, name));
     if (!deepEqual(status, vm.status ?? {})) store.update(VM, { ...vm, status });
   }
 
@@ -83,7 +87,13 @@ export class VMController {
   /** VMs whose start-failure backoff has run out get reconciled (the clock moved or time passed). */
   recheck(): void {
     const now = this.ctx.clock.now().getTime();
-    for (const vm of this.ctx.store.list(VM) as VirtualMachine[]) {
+    for (const key of [...this.backingOff]) {
+      const [namespace, name] = key.split('/');
+      const vm = this.ctx.store.get(VM, namespace, name) as VirtualMachine | undefined;
+      if (!vm) {
+        this.backingOff.delete(key);
+        continue;
+      }
       const f = startFailureOf(vm);
       if (
         f &&
