@@ -28,6 +28,22 @@ export interface SimContext {
   virtApiWindowMs: number;
   /** Whether snapshot.kubevirt.io is served: KubeVirt < 1.3 has no v1beta1, the Snapshot gate may be off. */
   snapshotApi: SnapshotApi;
+  /**
+   * How long the pod readiness gate kubevirt.io/virtual-machine-unpaused lags a pause or unpause
+   * (virt-controller patches the pod condition, kubelet recomputes Ready, the VMI copies it); 0 = at once.
+   */
+  readinessGateDelayMs: number;
+  /** VMI uids whose readiness gate has not caught up with their Paused condition yet. */
+  gateLagging: Set<string>;
+  /** Logged-in guest users per VM (ns/name), as its guest agent reports them. */
+  guestUsers: Map<string, GuestUser[]>;
+}
+
+/** VirtualMachineInstanceGuestOSUser (staging/src/kubevirt.io/api/core/v1/types.go). */
+export interface GuestUser {
+  userName: string;
+  domain?: string;
+  loginTime?: number;
 }
 
 export type VolumeState = 'Provisioning' | 'WaitingForVolumeBinding' | 'DataVolumeError';
@@ -54,5 +70,8 @@ export function createContext(
     invalidSpecs: new Map(),
     virtApiWindowMs: 0,
     snapshotApi: 'served',
+    readinessGateDelayMs: 0,
+    gateLagging: new Set(),
+    guestUsers: new Map(),
   };
 }

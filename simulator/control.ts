@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ruleFromJson, type Faults } from './faults';
 import type { Recorder } from './recorder';
-import { VOLUME_STATES, type SnapshotApi, type VolumeState } from './context';
+import { VOLUME_STATES, type GuestUser, type SnapshotApi, type VolumeState } from './context';
 import type { SimStore } from './sim-store';
 import type { ObjectStore } from './store';
 
@@ -24,7 +24,7 @@ function objectBody(rawBody: string): Record<string, unknown> {
   return b as Record<string, unknown>;
 }
 
-/** POST /_sim/vms/{ns}/{name}: {volumes: state|null, migrating: bool, specInvalid: message|null}. */
+/** POST /_sim/vms/{ns}/{name}: {volumes: state|null, migrating: bool, specInvalid: message|null, guestUsers: [...]|null}. */
 function vmKnobs(sim: SimStore, namespace: string, name: string, b: Record<string, unknown>): void {
   if (!sim.getVM(namespace, name)) throw new Error(`VirtualMachine ${namespace}/${name} does not exist`);
   if ('volumes' in b) {
@@ -41,10 +41,24 @@ function vmKnobs(sim: SimStore, namespace: string, name: string, b: Record<strin
       throw new Error('specInvalid must be null or the webhook message');
     sim.setSpecInvalid(namespace, name, (b.specInvalid ?? undefined) as string | undefined);
   }
+  if ('guestUsers' in b) {
+    const users = b.guestUsers;
+    const ok =
+      users === null ||
+      (Array.isArray(users) &&
+        users.every((u) => u && typeof u === 'object' && typeof (u as GuestUser).userName === 'string'));
+    if (!ok) throw new Error('guestUsers must be null or a list of {"userName": string, "domain"?, "loginTime"?}');
+    sim.setGuestUsers(namespace, name, (users ?? undefined) as GuestUser[] | undefined);
+  }
 }
 
-/** POST /_sim/settings: {virtApiWindowMs: n, snapshotApi: served|absent|gateOff}. */
+/** POST /_sim/settings: {virtApiWindowMs: n, snapshotApi: served|absent|gateOff, readinessGateDelayMs: n}. */
 function settings(sim: SimStore, b: Record<string, unknown>): void {
+  if ('readinessGateDelayMs' in b) {
+    if (typeof b.readinessGateDelayMs !== 'number' || b.readinessGateDelayMs < 0)
+      throw new Error('readinessGateDelayMs must be a non-negative number');
+    sim.setReadinessGateDelay(b.readinessGateDelayMs);
+  }
   if ('virtApiWindowMs' in b) {
     if (typeof b.virtApiWindowMs !== 'number' || b.virtApiWindowMs < 0)
       throw new Error('virtApiWindowMs must be a non-negative number');

@@ -6,8 +6,10 @@
 // Without a readinessProbe (template.go) the pod is ready when the domain starts, not when the
 // guest's service listens: a simulator-run guest (addService `guest: true`) opens its port
 // only `simulator.virtwake.io/guest-listen-delay-seconds` (VM annotation, default 0) after its
-// VMI reached Running, by the simulator clock, and closes it when the VMI goes. The address is
-// 127.0.0.1, so a test can also serve the guest itself (`upstreamPort`).
+// VMI reached Running, by the simulator clock, and closes it when the VMI goes. A paused guest
+// is frozen (pkg/virt-launcher/virtwrap/manager.go: dom.Suspend): it answers nothing, so a
+// request it receives is held until the VMI is unpaused. The address is 127.0.0.1, so a test
+// can also serve the guest itself (`upstreamPort`).
 
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -39,6 +41,9 @@ interface Guest {
   server?: Server;
   /** VMI uid the open server belongs to. */
   uid?: string;
+  /** Whether the guest is frozen; requests wait in `held` until it thaws. */
+  frozen?: boolean;
+  held: (() => void)[];
 }
 
 export function sliceNameFor(serviceName: string): string {
@@ -99,7 +104,10 @@ export class ServiceController {
       vmi.status?.phase === 'Running' &&
       !vmi.metadata.deletionTimestamp &&
       this.ctx.clock.now().getTime() >= Date.parse(ranAt.phaseTransitionTimestamp) + delay * 1000;
+    g.frozen = up && hasConditionTrue(vmi!.status?.conditions, 'Paused');
+    if (!g.frozen) for (const answer of g.held.splice(0)) answer();
     if (up && g.server && g.uid === vmi!.metadata.uid) return;
+    g.held.length = 0;
     if (g.server) {
       g.server.close();
       g.server.closeAllConnections?.();
@@ -109,8 +117,12 @@ export class ServiceController {
     if (!up) return;
     const uid = vmi!.metadata.uid;
     const server = createServer((req, res) => {
-      res.writeHead(200, { 'Content-Type': 'text/plain' });
-      res.end(`guest ${g.vmName} (vmi ${uid}) ${req.method} ${req.url}\n`);
+      const answer = () => {
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end(`guest ${g.vmName} (vmi ${uid}) ${req.method} ${req.url}\n`);
+      };
+      if (g.frozen) g.held.push(answer);
+      else answer();
     });
     server.on('error', () => undefined);
     server.listen(g.port, '127.0.0.1');
@@ -128,7 +140,7 @@ export class ServiceController {
   /** A Service whose guest the simulator runs; resolves once its port is chosen. */
   async addWithGuest(namespace: string, name: string, input: ServiceSpecInput): Promise<Service> {
     const port = await this.reservePort();
-    const guest: Guest = { namespace, vmName: input.vmName, port };
+    const guest: Guest = { namespace, vmName: input.vmName, port, held: [] };
     this.guests.set(`${namespace}/${name}`, guest);
     const svc = this.add(namespace, name, { ...input, upstreamPort: port, guest: false });
     this.syncGuest(guest);

@@ -4,7 +4,7 @@
 // controllers see these changes like any other write.
 
 import { randomUUID } from 'node:crypto';
-import type { SimContext, SnapshotApi, VolumeState } from './context';
+import type { GuestUser, SimContext, SnapshotApi, VolumeState } from './context';
 import { VM_FINALIZER, type VMController } from './controller';
 import { runStrategyOf } from './kubevirt';
 import { clone, objectKey, removeCondition, upsertCondition } from './objects';
@@ -375,6 +375,22 @@ export class SimStore {
     const key = objectKey(namespace, name);
     if (message) this.deps.ctx.invalidSpecs.set(key, message);
     else this.deps.ctx.invalidSpecs.delete(key);
+  }
+
+  /** The users the VM's guest agent reports logged in (GET …/userlist); undefined or [] = nobody. */
+  setGuestUsers(namespace: string, name: string, users: GuestUser[] | undefined): void {
+    const key = objectKey(namespace, name);
+    if (users?.length)
+      this.deps.ctx.guestUsers.set(
+        key,
+        users.map((u) => ({ ...u })),
+      );
+    else this.deps.ctx.guestUsers.delete(key);
+  }
+
+  /** How long the unpaused readiness gate (and so Ready and the endpoint) lags a pause or unpause; 0 = at once. */
+  setReadinessGateDelay(ms: number): void {
+    this.deps.ctx.readinessGateDelayMs = ms;
   }
 
   /** How long virt-api holds a start/stop/restart between reading the VM and patching it. */

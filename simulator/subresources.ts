@@ -1,5 +1,5 @@
 // The subresources.kubevirt.io API (virt-api behind the aggregator): PUT start/stop/restart
-// on VMs, pause/unpause/freeze/unfreeze/softreboot on VMIs. Success is 202 with an empty
+// on VMs, pause/unpause/freeze/unfreeze/softreboot on VMIs, GET userlist on VMIs. Success is 202 with an empty
 // body for VM actions and 200 with an empty body for VMI actions.
 
 import { load } from 'js-yaml';
@@ -124,6 +124,10 @@ export async function handleSubresource(
     'virtualmachineinstances/unfreeze': () => (actions.freeze(namespace, name, false), empty(200)),
     'virtualmachineinstances/softreboot': () => (actions.softReboot(namespace, name), empty(200)),
   };
+  if (key === 'virtualmachineinstances/userlist') {
+    if (method !== 'GET') throw errors.methodNotAllowed();
+    return { kind: 'json', status: 200, body: actions.userList(namespace, name) };
+  }
   const h = handlers[key];
   if (!h) throw errors.pathNotFound();
   if (method !== 'PUT') throw errors.methodNotAllowed();

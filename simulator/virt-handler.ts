@@ -64,7 +64,9 @@ function readyCondition(vmi: VirtualMachineInstance, now: string): Condition | u
 export function refreshConditions(ctx: SimContext, vmi: VirtualMachineInstance): void {
   const now = ctx.now();
   let conds = vmi.status.conditions ?? [];
-  const ready = readyCondition(vmi, now);
+  // While the pod's readiness gate lags a pause or unpause, Ready (copied from the pod) stays as it was.
+  const lagging = ctx.gateLagging.has(vmi.metadata.uid ?? '') && !vmi.metadata.deletionTimestamp;
+  const ready = lagging ? getCondition(conds, 'Ready') : readyCondition(vmi, now);
   conds = ready ? upsertCondition(conds, ready) : removeCondition(conds, 'Ready');
   const running = vmi.status.phase === 'Running' && !vmi.metadata.deletionTimestamp;
   const agent = running && ctx.agents.has(objectKey(vmi.metadata.namespace, vmi.metadata.name ?? ''));
@@ -249,11 +251,19 @@ export class VirtHandler {
     });
   }
 
-  /** Pause or unpause as the guest would report it a moment after virt-handler acted. */
+  /**
+   * Pause or unpause as the guest would report it a moment after virt-handler acted. Ready
+   * follows after the readiness gate delay: virt-controller patches the launcher pod's
+   * kubevirt.io/virtual-machine-unpaused condition from the VMI's Paused condition
+   * (pkg/virt-controller/watch/vmi/lifecycle.go), kubelet recomputes pod Ready, and the VMI's
+   * Ready and the Service's endpoint follow the pod (pkg/virt-controller/services/template.go
+   * readiness gate).
+   */
   schedulePause(vmi: VirtualMachineInstance, paused: boolean): void {
     const uid = vmi.metadata.uid!;
     const ns = vmi.metadata.namespace;
     const name = vmi.metadata.name!;
+    const gateMs = this.ctx.readinessGateDelayMs;
     this.ctx.scheduler.schedule(`vmi-pause:${uid}`, this.ctx.stepMs, () => {
       const cur = this.ctx.store.get(VMI, ns, name) as VirtualMachineInstance | undefined;
       if (!cur || cur.metadata.uid !== uid || cur.metadata.deletionTimestamp) return;
@@ -269,6 +279,20 @@ export class VirtHandler {
             lastTransitionTime: now,
           })
         : removeCondition(next.status.conditions ?? [], 'Paused');
+      if (gateMs > 0) this.ctx.gateLagging.add(uid);
+      refreshConditions(this.ctx, next);
+      this.ctx.store.update(VMI, next);
+      if (gateMs > 0) this.scheduleGate(uid, ns, name, gateMs);
+    });
+  }
+
+  private scheduleGate(uid: string, ns: string | undefined, name: string, ms: number): void {
+    this.ctx.scheduler.cancel(`vmi-gate:${uid}`);
+    this.ctx.scheduler.schedule(`vmi-gate:${uid}`, ms, () => {
+      this.ctx.gateLagging.delete(uid);
+      const cur = this.ctx.store.get(VMI, ns, name) as VirtualMachineInstance | undefined;
+      if (!cur || cur.metadata.uid !== uid) return;
+      const next = clone(cur);
       refreshConditions(this.ctx, next);
       this.ctx.store.update(VMI, next);
     });

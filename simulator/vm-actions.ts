@@ -8,7 +8,7 @@
 // the detail for 422). The window between read and commit is ctx.virtApiWindowMs.
 
 import { admitVMUpdate } from './admission';
-import type { SimContext } from './context';
+import type { GuestUser, SimContext } from './context';
 import { ApiError, errors } from './errors';
 import { isFinal, runStrategyOf } from './kubevirt';
 import { decideCell, decidePrecheck, vmiStateOf, type Effect, type Facts, type Outcome } from './kubevirt-lifecycle';
@@ -154,6 +154,20 @@ export class VmActions {
       throw errors.conflict(VMI_GR, name, 'VMI is not paused');
     if (opts.dryRun?.[0] === 'All') return;
     this.handler.schedulePause(vmi, false);
+  }
+
+  /**
+   * GET …/virtualmachineinstances/{name}/userlist (pkg/virt-api/rest/subresource.go UserList):
+   * 409 unless the VMI runs and its guest agent is connected; the list is what the agent last
+   * reported (virt-launcher serves it from its agent poller's cache, so a paused guest's list
+   * is the one from before the pause).
+   */
+  userList(namespace: string, name: string): { metadata: Record<string, never>; items: GuestUser[] } {
+    const vmi = this.fetchVMI(namespace, name);
+    if (vmi.status?.phase !== 'Running') throw errors.conflict(VMI_GR, name, 'VMI is not running');
+    if (!hasConditionTrue(vmi.status.conditions, 'AgentConnected'))
+      throw errors.conflict(VMI_GR, name, 'VMI does not have guest agent connected');
+    return { metadata: {}, items: clone(this.ctx.guestUsers.get(`${namespace}/${name}`) ?? []) };
   }
 
   freeze(namespace: string, name: string, frozen: boolean): void {
