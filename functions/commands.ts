@@ -30,5 +30,10 @@ export const COMMANDS: readonly CommandSpec[] = [
 export const REPLY_SUFFIXES = ['accepted', 'completed', 'failed'] as const;
 export const REAPER_REPLY_TYPE = 'io.virtwake.reaper.completed';
 
+/** Events virtwake sends to K_SINK on its own (contract §5), each with schemas/events/<type>.json. */
+export const WOKE_TYPE = 'io.virtwake.vm.woke';
+export const SLEPT_TYPE = 'io.virtwake.vm.slept';
+export const EMITTED_TYPES = [WOKE_TYPE, SLEPT_TYPE] as const;
+
 /** The longest `wait` a command may ask for (contract §1); Knative timeouts sit above it. */
 export const MAX_WAIT_SECONDS = 270;

@@ -1,8 +1,9 @@
 // What the upstream schemas cannot see: that knative/ and func.yaml agree with
 // functions/commands.ts, with each other, and with the Knative defaults that
 // the admission webhooks enforce.
+import fs from 'node:fs';
 import path from 'node:path';
-import { COMMANDS, MAX_WAIT_SECONDS, REAPER_REPLY_TYPE, REPLY_SUFFIXES } from '../../functions/commands';
+import { COMMANDS, EMITTED_TYPES, MAX_WAIT_SECONDS, REAPER_REPLY_TYPE, REPLY_SUFFIXES } from '../../functions/commands';
 import {
   Json,
   KNATIVE_DIR,
@@ -248,6 +249,7 @@ function replyTypes(): string[] {
   return [
     ...COMMANDS.filter((c) => c.fn !== 'reaper').flatMap((c) => REPLY_SUFFIXES.map((s) => `${c.type}.${s}`)),
     REAPER_REPLY_TYPE,
+    ...EMITTED_TYPES,
   ];
 }
 
@@ -278,6 +280,16 @@ describe('EventTypes', () => {
       });
     },
   );
+
+  test('events sent through K_SINK point at schemas/events/<type>.json, which exists and names the type', () => {
+    for (const type of EMITTED_TYPES) {
+      const m = eventTypes.find((e) => nameOf(e.doc) === type)!;
+      const schema = list(at(m.doc, 'spec', 'attributes')).find((a) => str(at(a, 'name')) === 'schemadata');
+      expect(str(at(schema, 'value'))).toMatch(new RegExp(`/schemas/events/${type.replace(/\./g, '\\.')}\\.json$`));
+      const file = path.join(__dirname, '../../schemas/events', `${type}.json`);
+      expect(JSON.parse(fs.readFileSync(file, 'utf8')).title).toBe(type);
+    }
+  });
 
   test('command EventTypes point at schemas/<type>.json', () => {
     for (const c of COMMANDS.filter((x) => x.schema)) {
