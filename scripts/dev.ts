@@ -3,7 +3,7 @@
 // Prints every VM state change so you can watch an event take effect.
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { seedDemo, startSimulator } from '../simulator';
-import { createApp } from '../functions/runtime/app';
+import { createApp } from '../functions/app';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 8080);

@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event';
-import { COMMANDS, FunctionName } from '../commands';
-import type { Handler } from '../index';
-import { failed, Outcome, VmCommand, VmContext } from './function';
+import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
 import { Problem } from './problems';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
 import { Transient, withRetries } from './retry';
 import { KubeApiError } from './kube/errors';
-import type { Runtime } from './runtime';
+import type { EventFunction, Runtime } from './runtime';
 import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
 import type { VirtualMachine } from './kubevirt-types';
@@ -18,10 +16,24 @@ import { inPool } from './async';
 // From a parsed CloudEvent to a result: find the function for its type,
 // validate, apply policy, run with retries, build the reply. Validation and
 // policy are a separate step so a batch is checked whole before anything runs.
+// The command table and the code behind each name are given by the composition
+// root (functions/app.ts); the runtime does not know which functions exist.
+
+/** The code behind one function name: a command on VMs (data checked against `schema`) or any event. */
+export type Handler = { kind: 'vm'; fn: VmFunction; schema: object } | { kind: 'event'; fn: EventFunction };
+
+/** One row of the command table: the CloudEvent type a function consumes. */
+export interface CommandRow<F extends string> {
+  type: string;
+  fn: F;
+}
+
+/** The dead-letter sink: takes what Knative could not deliver, whatever its type. */
+export const DEADLETTER = 'deadletter';
 
 export interface Prepared {
   event: CloudEvent;
-  fn: FunctionName;
+  fn: string;
   handler: Handler;
   command?: VmCommand;
   namespace?: string;
@@ -43,27 +55,29 @@ export interface Dispatcher {
 
 const BULK_PAGE = 100;
 
-export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, Handler>>): Dispatcher {
+export function dispatcher<F extends string>(
+  rt: Runtime,
+  commands: readonly CommandRow<F>[],
+  handlers: Record<F, Handler> & Record<typeof DEADLETTER, Handler>,
+): Dispatcher {
   const { config } = rt;
-  const byType = new Map<string, { fn: FunctionName; handler: Handler }>();
-  for (const c of COMMANDS) {
-    const handler = handlers[c.fn];
-    if (handler && (!config.functions || config.functions.has(c.fn))) byType.set(c.type, { fn: c.fn, handler });
+  const byType = new Map<string, { fn: string; handler: Handler }>();
+  for (const c of commands) {
+    if (!config.functions || config.functions.has(c.fn)) byType.set(c.type, { fn: c.fn, handler: handlers[c.fn] });
   }
   // The dead-letter sink takes whatever Knative could not deliver, of any type.
   // A dead-lettered command keeps its type, so its error extensions decide, not
   // the type: it must be logged, never run again.
-  const deadletter =
-    handlers.deadletter && (!config.functions || config.functions.has('deadletter')) ? handlers.deadletter : undefined;
-  const catchAll = deadletter && config.functions?.has('deadletter') ? deadletter : undefined;
+  const deadletter = !config.functions || config.functions.has(DEADLETTER) ? handlers[DEADLETTER] : undefined;
+  const catchAll = deadletter && config.functions?.has(DEADLETTER) ? deadletter : undefined;
   const served = [...byType.keys()].join(', ') || '(none)';
 
   function prepare(event: CloudEvent): Prepared {
     if (deadletter && event.extensions.knativeerrorcode !== undefined)
-      return { event, fn: 'deadletter', handler: deadletter };
+      return { event, fn: DEADLETTER, handler: deadletter };
     const found = byType.get(event.type);
     if (!found) {
-      if (catchAll) return { event, fn: 'deadletter', handler: catchAll };
+      if (catchAll) return { event, fn: DEADLETTER, handler: catchAll };
       throw new Problem(
         'unknown-type',
         `event type "${event.type}" is not handled by this service; it serves: ${served}`,

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { FAILSAFE_SCHEMA, loadAll } from 'js-yaml';
 import request from 'supertest';
-import type { App } from '../../functions/runtime/app';
+import type { App } from '../../functions/app';
 import { collectionPath, objectPath } from '../../functions/runtime/kubevirt';
 import { Problem } from '../../functions/runtime/problems';
 import { MAX_PROBLEM_ERRORS } from '../../functions/runtime/server';
