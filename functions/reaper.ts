@@ -6,7 +6,7 @@ import { KubeApiError } from './runtime/kube/errors';
 import type { ListOptions } from './runtime/kubevirt';
 import type { ObjectList, VirtualMachine, VirtualMachineInstance } from './runtime/kubevirt-types';
 import { format, matches, Requirement } from './runtime/labels';
-import { Problem } from './runtime/problems';
+import { RetriesExhausted } from './runtime/errors';
 import { Transient, withRetries } from './runtime/retry';
 import type { EventFunction, Runtime } from './runtime/runtime';
 import { inPool } from './runtime/async';
@@ -318,9 +318,9 @@ async function stopIdle(rt: Runtime, c: Candidate, now: number): Promise<StopRes
   try {
     answer = await withRetries(config.retry, `stop ${vm}`, () => kubevirt.lifecycle('stop', c.namespace, c.name, {}));
   } catch (e) {
-    if (!(e instanceof Problem)) throw e;
+    if (!(e instanceof RetriesExhausted)) throw e;
     await release(rt, c);
-    return { reason: 'Unavailable', message: e.detail };
+    return { reason: 'Unavailable', message: e.message };
   }
   if (answer === 'ok') {
     log.info(

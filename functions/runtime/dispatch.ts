@@ -3,7 +3,7 @@ import type { CloudEvent } from './cloudevents/event';
 import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
-import { Problem } from './problems';
+import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
 import { Transient, withRetries } from './retry';
 import { KubeApiError } from './kube/errors';
@@ -78,7 +78,7 @@ export function dispatcher<F extends string>(
     const found = byType.get(event.type);
     if (!found) {
       if (catchAll) return { event, fn: DEADLETTER, handler: catchAll };
-      throw new Problem(
+      throw new InvalidCommand(
         'unknown-type',
         `event type "${event.type}" is not handled by this service; it serves: ${served}`,
       );
@@ -87,16 +87,20 @@ export function dispatcher<F extends string>(
     if (handler.kind === 'event') return { event, fn, handler };
     const data = event.data;
     if (data === undefined || data === null) {
-      throw new Problem('invalid-data', `${event.type} needs JSON data such as {"name": "my-vm"}; the event has none`);
+      throw new InvalidCommand(
+        'invalid-data',
+        `${event.type} needs JSON data such as {"name": "my-vm"}; the event has none`,
+      );
     }
     if (typeof data !== 'object' || Buffer.isBuffer(data)) {
-      throw new Problem(
+      throw new InvalidCommand(
         'invalid-data',
         `${event.type} data must be a JSON object (datacontenttype application/json), got ${Buffer.isBuffer(data) ? 'binary data' : typeof data} with datacontenttype ${event.datacontenttype ?? '(none)'}`,
       );
     }
     const errors = validateData(handler.schema, data);
-    if (errors.length) throw new Problem('invalid-data', `data does not match schemas/${event.type}.json`, errors);
+    if (errors.length)
+      throw new InvalidCommand('invalid-data', `data does not match schemas/${event.type}.json`, errors);
     const command = data as VmCommand;
     const namespace = command.namespace ?? config.namespace;
     checkNamespace(config, namespace);
@@ -153,7 +157,7 @@ export function dispatcher<F extends string>(
     const reqs = [...fromMatchLabels(p.command?.selector?.matchLabels ?? {}), ...config.vmSelector];
     const labelSelector = format(reqs);
     const results: BulkEntry[] = [];
-    let unavailable: Problem | undefined;
+    let handBack: HandBack | undefined;
     let continueToken: string | undefined;
     do {
       const page = await withRetries(config.retry, `list VMs in ${namespace}`, () =>
@@ -172,21 +176,18 @@ export function dispatcher<F extends string>(
           const o = await runOne(p, name, vm);
           results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
         } catch (e) {
-          if (!(e instanceof Problem)) throw e;
-          if (e.kind === 'unavailable') unavailable = e;
-          else
-            results.push({
-              name,
-              outcome: 'failed',
-              reason: e.kind === 'forbidden' ? 'Forbidden' : 'Invalid',
-              message: e.detail,
-            });
+          if (e instanceof HandBack) handBack = e;
+          else if (e instanceof Denied)
+            results.push({ name, outcome: 'failed', reason: 'Forbidden', message: e.message });
+          else if (e instanceof InvalidName)
+            results.push({ name, outcome: 'failed', reason: 'Invalid', message: e.message });
+          else throw e;
         }
       });
       continueToken = page.metadata?.continue || undefined;
     } while (continueToken);
     // Something could not be done yet: hand the whole command back; what was done is idempotent.
-    if (unavailable) throw unavailable;
+    if (handBack) throw handBack;
     results.sort((a, b) => a.name.localeCompare(b.name));
     return results;
   }

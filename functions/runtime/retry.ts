@@ -1,5 +1,5 @@
 import { KubeApiError } from './kube/errors';
-import { unavailable } from './problems';
+import { RetriesExhausted } from './errors';
 import { sleep } from './async';
 
 export interface RetryPolicy {
@@ -55,7 +55,7 @@ export async function withRetries<T>(
     }
   }
   const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
-  throw unavailable(
+  throw new RetriesExhausted(
     `${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`,
     retryAfter,
   );

@@ -7,7 +7,7 @@ import { parseHttpMessage } from './cloudevents/http-parse';
 import { encodeBatch, encodeBinary } from './cloudevents/http-encode';
 import type { Dispatcher, Prepared, Result } from './dispatch';
 import type { Metrics } from './metrics';
-import { Problem } from './problems';
+import { Problem, problemOf } from './problems';
 import { serveOperations } from './operations';
 
 // The HTTP side (SPEC §3): POST / takes CloudEvents in binary, structured or
@@ -124,10 +124,10 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       try {
         out.push(dispatcher.prepare(ev));
       } catch (e) {
-        if (!(e instanceof Problem)) throw e;
-        if (!batch) throw e;
-        first ??= e;
-        errors.push(`events[${i}] (id ${ev.id}): ${e.detail}`, ...e.errors.map((x) => `events[${i}]: ${x}`));
+        const p = problemOf(e);
+        if (!p || !batch) throw e;
+        first ??= p;
+        errors.push(`events[${i}] (id ${ev.id}): ${p.detail}`, ...p.errors.map((x) => `events[${i}]: ${x}`));
       }
     });
     // A batch with one bad event is refused whole: nothing in it has run yet, so nothing is lost.
@@ -238,7 +238,8 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
 }
 
 function asProblem(e: unknown, log: Logger): Problem {
-  if (e instanceof Problem) return e;
+  const p = problemOf(e);
+  if (p) return p;
   log.error({ err: e }, 'unexpected error while handling an event');
   return new Problem('internal', 'internal error; the event will be redelivered');
 }
