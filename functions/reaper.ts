@@ -4,12 +4,13 @@ import type { Config } from './runtime/config';
 import { parseDuration } from './runtime/duration';
 import { KubeApiError } from './runtime/kube/errors';
 import type { ListOptions } from './runtime/kubevirt';
-import type { ObjectList, VirtualMachine, VirtualMachineInstance } from './runtime/kubevirt-types';
+import type { VirtualMachine, VirtualMachineInstance } from './runtime/kubevirt-types';
 import { format, matches, Requirement } from './runtime/labels';
 import { RetriesExhausted } from './runtime/errors';
 import { Transient, withRetries } from './runtime/retry';
 import type { EventFunction, Runtime } from './runtime/runtime';
 import { inPool } from './runtime/async';
+import { eachPage as pages } from './runtime/paging';
 
 // The reaper (SPEC §5): on each PingSource tick, list the opted-in VMs page by
 // page and stop every running one that has been idle longer than its
@@ -259,8 +260,8 @@ async function vmiStarts(
   return out;
 }
 
-/** Page through a list; an expired continue token (410) restarts it once, as kubectl does. */
-async function eachPage<T>(
+/** Page through the scope's list (runtime/paging.ts: an expired continue token lists again, once). */
+async function eachPage<T extends { metadata: { namespace?: string; name: string } }>(
   rt: Runtime,
   resource: 'virtualmachines' | 'virtualmachineinstances',
   ns: string | undefined,
@@ -269,33 +270,20 @@ async function eachPage<T>(
   visit: (item: T) => void,
 ): Promise<void> {
   const { kubevirt, config } = rt;
-  const seen = new Set<string>();
-  for (let attempt = 1; ; attempt++) {
-    let continueToken: string | undefined;
-    try {
-      do {
-        const page = await withRetries(config.retry, `list ${resource} in ${ns ?? 'all namespaces'}`, () => {
-          const o = { ...opts, limit: config.reaperPageSize, continueToken };
-          if (ns !== undefined) return kubevirt.list<T>(resource, ns, o);
-          if (!kubevirt.listAllNamespaces) throw new Error('this KubeVirt client cannot list across namespaces');
-          return kubevirt.listAllNamespaces<T>(resource, o);
-        });
-        s.pages++;
-        for (const item of (page as ObjectList<T>).items ?? []) {
-          const m = (item as { metadata: { namespace?: string; name: string } }).metadata;
-          const key = `${m.namespace}/${m.name}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          visit(item);
-        }
-        continueToken = page.metadata?.continue || undefined;
-      } while (continueToken);
-      return;
-    } catch (e) {
-      if (!(e instanceof KubeApiError && e.status === 410) || attempt > 1) throw e;
-      rt.log.warn({ resource, namespace: ns }, 'list continue token expired; listing again from the start');
-    }
-  }
+  await pages<T>(
+    (continueToken) =>
+      withRetries(config.retry, `list ${resource} in ${ns ?? 'all namespaces'}`, () => {
+        const o = { ...opts, limit: config.reaperPageSize, continueToken };
+        if (ns !== undefined) return kubevirt.list<T>(resource, ns, o);
+        if (!kubevirt.listAllNamespaces) throw new Error('this KubeVirt client cannot list across namespaces');
+        return kubevirt.listAllNamespaces<T>(resource, o);
+      }),
+    (items) => {
+      s.pages++;
+      items.forEach(visit);
+    },
+    () => rt.log.warn({ resource, namespace: ns }, 'list continue token expired; listing again from the start'),
+  );
 }
 
 type StopResult = 'stopped' | SkipReason | { reason: string; message: string };

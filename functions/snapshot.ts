@@ -1,5 +1,6 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import { KubeApiError } from './runtime/kube/errors';
+import { listAll } from './runtime/paging';
 import {
   ANNOTATION_CREATED_AT,
   API_VERSION,
@@ -128,8 +129,8 @@ export function consistency(indications: string[]): string {
 async function applyRetention(ctx: VmContext<SnapshotCommand>, keep: number, current: string): Promise<string> {
   const { kubevirt, namespace, name: vm } = ctx;
   const [snaps, restores] = await Promise.all([
-    listAll<VirtualMachineSnapshot>(ctx, RESOURCE, ownedBySelector(vm)),
-    listAll<VirtualMachineRestore>(ctx, 'virtualmachinerestores'),
+    listOwn<VirtualMachineSnapshot>(ctx, RESOURCE, ownedBySelector(vm)),
+    listOwn<VirtualMachineRestore>(ctx, 'virtualmachinerestores'),
   ]);
   const inUse = new Set(
     restores.filter((r) => r.status?.complete !== true).map((r) => r.spec?.virtualMachineSnapshotName),
@@ -192,17 +193,12 @@ function newestFirst(a: VirtualMachineSnapshot, b: VirtualMachineSnapshot): numb
   return 0;
 }
 
-async function listAll<T>(
+function listOwn<T extends { metadata: { name: string } }>(
   ctx: VmContext,
   resource: 'virtualmachinesnapshots' | 'virtualmachinerestores',
   labelSelector?: string,
 ): Promise<T[]> {
-  const items: T[] = [];
-  let continueToken: string | undefined;
-  do {
-    const page = await ctx.kubevirt.list<T>(resource, ctx.namespace, { labelSelector, limit: 250, continueToken });
-    items.push(...page.items);
-    continueToken = page.metadata?.continue || undefined;
-  } while (continueToken);
-  return items;
+  return listAll((continueToken) =>
+    ctx.kubevirt.list<T>(resource, ctx.namespace, { labelSelector, limit: 250, continueToken }),
+  );
 }

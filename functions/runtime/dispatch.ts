@@ -12,6 +12,7 @@ import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
 import type { VirtualMachine } from './kubevirt-types';
 import { inPool } from './async';
+import { eachPage, isGone } from './paging';
 
 // From a parsed CloudEvent to a result: find the function for its type,
 // validate, apply policy, run with retries, build the reply. Validation and
@@ -158,34 +159,38 @@ export function dispatcher<F extends string>(
     const labelSelector = format(reqs);
     const results: BulkEntry[] = [];
     let handBack: HandBack | undefined;
-    let continueToken: string | undefined;
-    do {
-      const page = await withRetries(config.retry, `list VMs in ${namespace}`, () =>
-        rt.kubevirt
-          .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
-          .catch((e: unknown) => {
-            // Not a per-VM outcome: whatever the API answered, hand the command back to Knative.
-            throw e instanceof KubeApiError
-              ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
-              : e;
-          }),
-      );
-      await inPool(page.items, config.bulkConcurrency, async (vm) => {
-        const name = vm.metadata.name;
-        try {
-          const o = await runOne(p, name, vm);
-          results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
-        } catch (e) {
-          if (e instanceof HandBack) handBack = e;
-          else if (e instanceof Denied)
-            results.push({ name, outcome: 'failed', reason: 'Forbidden', message: e.message });
-          else if (e instanceof InvalidName)
-            results.push({ name, outcome: 'failed', reason: 'Invalid', message: e.message });
-          else throw e;
-        }
-      });
-      continueToken = page.metadata?.continue || undefined;
-    } while (continueToken);
+    await eachPage(
+      (continueToken) =>
+        withRetries(config.retry, `list VMs in ${namespace}`, () =>
+          rt.kubevirt
+            .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
+            .catch((e: unknown) => {
+              // Not a per-VM outcome: whatever the API answered, hand the command back to Knative
+              // (an expired continue token excepted: eachPage lists again).
+              throw e instanceof KubeApiError && !isGone(e)
+                ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
+                : e;
+            }),
+        ),
+      (vms) =>
+        inPool(vms, config.bulkConcurrency, async (vm) => {
+          const name = vm.metadata.name;
+          try {
+            const o = await runOne(p, name, vm);
+            results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
+          } catch (e) {
+            if (e instanceof HandBack) handBack = e;
+            else if (e instanceof Denied)
+              results.push({ name, outcome: 'failed', reason: 'Forbidden', message: e.message });
+            else if (e instanceof InvalidName)
+              results.push({ name, outcome: 'failed', reason: 'Invalid', message: e.message });
+            else throw e;
+          }
+        }),
+    ).catch((e: unknown) => {
+      if (!isGone(e)) throw e;
+      throw new HandBack(`listing VMs in ${namespace}: the continue token expired twice; redeliver`, 1);
+    });
     // Something could not be done yet: hand the whole command back; what was done is idempotent.
     if (handBack) throw handBack;
     results.sort((a, b) => a.name.localeCompare(b.name));
