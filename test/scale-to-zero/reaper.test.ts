@@ -1,5 +1,5 @@
 import { ManualClock, type RecordedCall } from '../../simulator';
-import { REAPED_AT } from '../../functions/reaper';
+import { REAPED_AT } from '../../functions/reaper/rules';
 import { replyData, startHarness, type Harness } from '../helpers/harness';
 import { expectedIdle, makeFleet, toSimulator } from '../../scripts/bench/lib/population';
 
