@@ -17,6 +17,7 @@ const base = {
 const UNIT = [
   '<rootDir>/test/unit/**/*.test.ts',
   '<rootDir>/test/architecture/**/*.test.ts',
+  '<rootDir>/test/repo/**/*.test.ts',
   '<rootDir>/test/cloudevents/{event,media-type,percent,runtime-imports}.test.ts',
   '<rootDir>/test/core/{answers,config,readme-commands,schemas}.test.ts',
   '<rootDir>/test/knative/{rbac,schemas,semantics}.test.ts',

@@ -4,6 +4,7 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { seedDemo, startSimulator } from '../simulator';
 import { createApp } from '../functions/app';
+import type { VirtualMachine } from '../functions/runtime/kubevirt-types';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 8080);
@@ -58,8 +59,9 @@ async function followStates(kubeconfigPath: string): Promise<void> {
     watch.watch(
       '/apis/kubevirt.io/v1/namespaces/default/virtualmachines',
       {},
-      (_type, vm: any) => {
-        const name = vm?.metadata?.name;
+      (_type, obj: unknown) => {
+        const vm = obj as VirtualMachine | undefined;
+        const name = vm?.metadata?.name ?? '';
         const state = `${vm?.status?.printableStatus ?? 'Unknown'}${vm?.status?.ready ? ' (ready)' : ''}`;
         const before = last.get(name);
         if (before !== undefined && before !== state) console.log(`[vm] ${name}: ${before} -> ${state}`);

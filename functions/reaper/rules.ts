@@ -4,7 +4,7 @@ import { parseDuration } from '../runtime/duration';
 import type { VirtualMachine, VirtualMachineInstance } from '../runtime/kubevirt-types';
 import { matches, Requirement } from '../runtime/labels';
 
-// The reaper's rules (SPEC §5), pure: which VMs it lists, what a listed VM is
+// The reaper's rules (contract §5), pure: which VMs it lists, what a listed VM is
 // (a reason to leave it, or a candidate), and when a candidate has been idle
 // long enough. No API calls here: pass.ts reads, claims.ts writes.
 

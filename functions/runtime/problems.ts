@@ -2,7 +2,7 @@ import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
 
 // Every way a request can fail before or instead of a result event, with its
 // HTTP status. The event server turns these into application/problem+json; this
-// file is the single table of status codes (SPEC §3) and the one place where
+// file is the single table of status codes (contract §3) and the one place where
 // the runtime's errors (errors.ts) become answers.
 
 export type ProblemKind =

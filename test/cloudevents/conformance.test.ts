@@ -1,5 +1,5 @@
 /**
- * The public CloudEvents conformance data (/work/shared/cloudevents-conformance, see its
+ * The public CloudEvents conformance data (test/fixtures/cloudevents-conformance, see test/fixtures/SOURCES.md and its
  * SOURCES.md) run through parseHttpMessage.
  *
  * format/json/*.json: every valid event is sent as a structured body, every valid batch as
@@ -34,7 +34,7 @@ import { parseHttpMessage } from '../../functions/runtime/cloudevents/http-parse
 import { errorOf } from './helpers';
 import { sendOverLoopback } from './loopback';
 
-const ROOT = path.resolve(__dirname, '../../../shared/cloudevents-conformance');
+const ROOT = path.resolve(__dirname, '../fixtures/cloudevents-conformance');
 const STRUCTURED = { 'content-type': 'application/cloudevents+json; charset=utf-8' };
 const BATCH = { 'content-type': 'application/cloudevents-batch+json' };
 

@@ -1,5 +1,5 @@
 // Loading and validating the deploy files (knative/*.yaml, func.yaml) against
-// the upstream schemas in ../shared/upstream-schemas (see its SOURCES.md).
+// the upstream schemas in test/fixtures/upstream-schemas (see test/fixtures/SOURCES.md).
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
@@ -9,7 +9,7 @@ import type { ValidateFunction } from 'ajv';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const KNATIVE_DIR = path.join(ROOT, 'knative');
-export const SCHEMA_DIR = path.resolve(ROOT, '../shared/upstream-schemas');
+export const SCHEMA_DIR = path.join(ROOT, 'test/fixtures/upstream-schemas');
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type Obj = { [key: string]: Json };

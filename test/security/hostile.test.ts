@@ -16,7 +16,7 @@ import { Harness, replyData, startHarness } from '../helpers/harness';
 // a message that says what is wrong, makes no KubeVirt API call, and leaves
 // the server answering the next good event.
 
-const CONFORMANCE = path.resolve(__dirname, '../../../shared/cloudevents-conformance');
+const CONFORMANCE = path.resolve(__dirname, '../fixtures/cloudevents-conformance');
 const OPT_IN = { 'virtwake.io/enabled': 'true' };
 const BODY_TIMEOUT_MS = 300;
 const MAX_BODY = 1024 * 1024;
