@@ -6,11 +6,23 @@ import { withRetries } from '../runtime/retry';
 import type { Runtime } from '../runtime/runtime';
 import { inPool } from '../runtime/async';
 import { eachPage as pages } from '../runtime/paging';
-import { Candidate, classify, CLAIM_TTL_MS, idleLongEnough, reaperSelector, SkipReason, vmiStart } from './rules';
-import { stopIdle } from './claims';
+import { conditionTrue } from '../runtime/kubevirt-types';
+import {
+  Candidate,
+  classify,
+  CLAIM_TTL_MS,
+  decide,
+  InvalidAnnotation,
+  reaperSelector,
+  SkipReason,
+  vmiStart,
+  WarmUp,
+} from './rules';
+import { sleepIdle, warmUp } from './claims';
 
 // One reaper pass over the scope: list the opted-in VMs page by page, find the
-// idle ones (reading VMI start times only for those), stop them through claims.
+// idle ones (reading VMI start times only for those), pause or stop them
+// through claims, and wake the ones whose keep-warm window just began.
 
 export interface ReaperSummary {
   namespaces: string[] | '*';
@@ -19,8 +31,17 @@ export interface ReaperSummary {
   pages: number;
   vmiGets: number;
   idle: number;
+  pausedCount: number;
+  paused: string[];
   stoppedCount: number;
   stopped: string[];
+  /** Woken because a keep-warm window began. */
+  wokenCount: number;
+  woken: string[];
+  /** Opted-in VMs listed, by state: what the ladder holds right now. */
+  tiers: { running: number; paused: number; stopped: number };
+  /** Annotations that could not be read, per VM; such a VM is left as it is. */
+  invalid: InvalidAnnotation[];
   skipped: Partial<Record<SkipReason, number>>;
   failedCount: number;
   failed: { vm: string; reason: string; message: string }[];
@@ -40,8 +61,14 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
     pages: 0,
     vmiGets: 0,
     idle: 0,
+    pausedCount: 0,
+    paused: [],
     stoppedCount: 0,
     stopped: [],
+    wokenCount: 0,
+    woken: [],
+    tiers: { running: 0, paused: 0, stopped: 0 },
+    invalid: [],
     skipped: {},
     failedCount: 0,
     failed: [],
@@ -50,35 +77,73 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
   const skip = (r: SkipReason) => (s.skipped[r] = (s.skipped[r] ?? 0) + 1);
   const labelSelector = format(reaperSelector(config.vmSelector));
 
+  const listed = (list: string[], vm: string) => {
+    if (list.length < config.reaperReportMax) list.push(vm);
+    else s.truncated = true;
+  };
+  const invalid = (bad: InvalidAnnotation) => {
+    if (s.invalid.length < config.reaperReportMax) s.invalid.push(bad);
+    else s.truncated = true;
+  };
+
   for (const ns of namespaces ?? [undefined]) {
     const vmPagesBefore = s.pages;
     const candidates = new Map<string, Candidate>();
+    const warm: WarmUp[] = [];
     await eachPage<VirtualMachine>(rt, 'virtualmachines', ns, { labelSelector }, s, (vm) => {
       s.scanned++;
-      const c = classify(vm, config, now);
+      const status = vm.status?.printableStatus;
+      if (status === 'Running') s.tiers.running++;
+      else if (status === 'Paused') s.tiers.paused++;
+      else if (status === 'Stopped') s.tiers.stopped++;
+      const c = classify(vm, config, now, invalid);
       if (typeof c === 'string') skip(c);
+      else if ('warm' in c) warm.push(c);
       else candidates.set(`${c.namespace}/${c.name}`, c);
+    });
+    await inPool(warm, config.reaperConcurrency, async (w) => {
+      const r = await warmUp(rt, w, now);
+      if (r === 'woken') {
+        s.wokenCount++;
+        listed(s.woken, `${w.namespace}/${w.name}`);
+      } else if (typeof r === 'string') skip(r);
+      else {
+        s.failedCount++;
+        if (s.failed.length < config.reaperReportMax) s.failed.push({ vm: `${w.namespace}/${w.name}`, ...r });
+        else s.truncated = true;
+      }
     });
     if (candidates.size === 0) continue;
 
-    const starts = await vmiStarts(rt, ns, candidates, s.pages - vmPagesBefore, s);
-    const idle: Candidate[] = [];
+    const vmis = await vmiFacts(rt, ns, candidates, s.pages - vmPagesBefore, s);
+    const idle: { c: Candidate; action: 'stop' | 'pause'; idleMs: number; agent: boolean }[] = [];
     for (const [key, c] of candidates) {
-      const start = starts.get(key);
-      if (start === undefined) skip('noVmi');
-      else if (!idleLongEnough(now, c, start))
-        skip(c.lastActivity !== undefined && c.lastActivity >= start ? 'active' : 'recentlyStarted');
-      else if (c.reapedAt !== undefined && c.reapedAt >= start && now - c.reapedAt < CLAIM_TTL_MS) skip('claimed');
-      else idle.push(c);
+      const vmi = vmis.get(key);
+      if (vmi === undefined) {
+        skip('noVmi');
+        continue;
+      }
+      const d = decide(now, c, vmi.start);
+      if (d !== 'stop' && d !== 'pause') skip(d);
+      else if (c.reapedAt !== undefined && c.reapedAt >= vmi.start && now - c.reapedAt < CLAIM_TTL_MS) skip('claimed');
+      else
+        idle.push({ c, action: d, idleMs: now - Math.max(c.lastActivity ?? -Infinity, vmi.start), agent: vmi.agent });
     }
-    s.idle += idle.length;
-    await inPool(idle, config.reaperConcurrency, async (c) => {
-      const r = await stopIdle(rt, c, now);
+    await inPool(idle, config.reaperConcurrency, async ({ c, action, idleMs, agent }) => {
       const vm = `${c.namespace}/${c.name}`;
+      // A guest with someone logged in is in use whatever the traffic says (unless the VM opts out).
+      if (!c.paused && !c.trafficOnly && agent && (await loggedIn(rt, c))) {
+        skip('loggedIn');
+        return;
+      }
+      s.idle++;
+      const r = await sleepIdle(rt, c, action, now, idleMs);
       if (r === 'stopped') {
         s.stoppedCount++;
-        if (s.stopped.length < config.reaperReportMax) s.stopped.push(vm);
-        else s.truncated = true;
+        listed(s.stopped, vm);
+      } else if (r === 'paused') {
+        s.pausedCount++;
+        listed(s.paused, vm);
       } else if (typeof r === 'string') {
         skip(r);
       } else {
@@ -88,6 +153,9 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
       }
     });
   }
+  rt.metrics.vmsByTier(s.tiers);
+  s.paused.sort();
+  s.woken.sort();
   s.stopped.sort();
   s.failed.sort((a, b) => a.vm.localeCompare(b.vm));
   s.durationMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
@@ -95,22 +163,46 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
 }
 
 /**
- * VMI start times for the candidates. VMIs carry their template's labels, not
- * the VM's, so they cannot be selected like the VMs: either read each one, or
- * page through the scope's VMIs, whichever costs fewer calls.
+ * Whether the guest agent reports anyone logged in (GET …/userlist). Asked
+ * only of running VMs about to be put to sleep whose agent is connected. A
+ * VM whose list cannot be read is treated as in use this tick: the error is
+ * logged and the next tick asks again.
  */
-async function vmiStarts(
+async function loggedIn(rt: Runtime, c: Candidate): Promise<boolean> {
+  if (!rt.kubevirt.userList) return false;
+  try {
+    const users = await withRetries(rt.config.retry, `userlist ${c.namespace}/${c.name}`, () =>
+      (rt.kubevirt.userList as NonNullable<typeof rt.kubevirt.userList>)(c.namespace, c.name),
+    );
+    return users.length > 0;
+  } catch (e) {
+    rt.log.warn(
+      { vm: `${c.namespace}/${c.name}`, err: (e as Error).message },
+      'could not read logged-in users; left awake',
+    );
+    return true;
+  }
+}
+
+/**
+ * VMI start times (and whether the guest agent is connected) for the
+ * candidates. VMIs carry their template's labels, not the VM's, so they cannot
+ * be selected like the VMs: either read each one, or page through the scope's
+ * VMIs, whichever costs fewer calls.
+ */
+async function vmiFacts(
   rt: Runtime,
   ns: string | undefined,
   candidates: Map<string, Candidate>,
   vmPages: number,
   s: ReaperSummary,
-): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+): Promise<Map<string, { start: number; agent: boolean }>> {
+  const out = new Map<string, { start: number; agent: boolean }>();
   const take = (vmi: VirtualMachineInstance | undefined) => {
     const key = vmi && `${vmi.metadata.namespace}/${vmi.metadata.name}`;
     const t = vmi && vmiStart(vmi);
-    if (key && t !== undefined && candidates.has(key)) out.set(key, t);
+    if (key && t !== undefined && candidates.has(key))
+      out.set(key, { start: t, agent: conditionTrue(vmi.status?.conditions, 'AgentConnected') });
   };
   if (candidates.size <= vmPages) {
     for (const c of candidates.values()) {

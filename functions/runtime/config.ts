@@ -40,6 +40,8 @@ export interface Config {
   proxyQueueSize: number;
   proxyWakeTimeoutMs: number;
   proxyRetryAfterSeconds: number;
+  /** K_SINK (injected by a Knative SinkBinding): where io.virtwake.vm.woke and .slept are sent; undefined = only logged. */
+  sinkUrl?: string;
 }
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -153,7 +155,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     proxyQueueSize: int(env, 'VIRTWAKE_PROXY_QUEUE_SIZE', 100, 1, 100_000),
     proxyWakeTimeoutMs,
     proxyRetryAfterSeconds: seconds(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
+    sinkUrl: sinkUrl(env.K_SINK),
   };
+}
+
+function sinkUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`K_SINK: ${JSON.stringify(raw)} is not a URL; it must be the http(s) address of the sink`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new ConfigError(`K_SINK: ${JSON.stringify(raw)} must be an http:// or https:// URL`);
+  return raw;
 }
 
 function podNamespace(): string | undefined {

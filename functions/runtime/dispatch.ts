@@ -142,6 +142,8 @@ export function dispatcher<F extends string>(
           now: rt.now,
           waitUntil,
           signal: rt.signal,
+          metrics: rt.metrics,
+          events: rt.events,
         };
         const outcome = await fn.run(ctx);
         if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);

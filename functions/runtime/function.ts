@@ -1,6 +1,8 @@
 import type { CloudEvent } from './cloudevents/event';
 import type { KubeVirt } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
+import type { Metrics } from './metrics';
+import type { EventSink } from './sink';
 
 // What a function sees and returns. A function is one small file that takes a
 // validated command for one VM and returns an outcome; HTTP, CloudEvents,
@@ -42,6 +44,9 @@ export interface VmContext<C extends VmCommand = VmCommand> {
   waitUntil?: number;
   /** Aborted when the server shuts down, so long waits give the event back to Knative. */
   signal: AbortSignal;
+  /** For the sleep ladder's wake accounting (contract §5): metrics and K_SINK events. */
+  metrics?: Metrics;
+  events?: EventSink;
 }
 
 export interface VmFunction<C extends VmCommand = VmCommand> {

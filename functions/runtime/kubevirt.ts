@@ -69,6 +69,8 @@ export interface KubeVirt {
   ): Promise<WatchResult<T | undefined>>;
   getVM(namespace: string, name: string): Promise<VirtualMachine | undefined>;
   getVMI(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
+  /** Users the guest agent reports logged in (GET …/virtualmachineinstances/{name}/userlist); KubeVirt answers 409 without a running VMI or a connected agent. */
+  userList?(namespace: string, name: string): Promise<{ userName: string; domain?: string; loginTime?: number }[]>;
   /** One page of a list across all namespaces (VIRTWAKE_NAMESPACES='*'; optional so test fakes need not grow it), e.g. GET /apis/kubevirt.io/v1/virtualmachines. */
   listAllNamespaces?<T>(resource: Resource, opts?: ListOptions): Promise<ObjectList<T>>;
 }
@@ -169,6 +171,15 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
     },
     getVM: (ns, name) => kv.get<VirtualMachine>('virtualmachines', ns, name),
     getVMI: (ns, name) => kv.get<VirtualMachineInstance>('virtualmachineinstances', ns, name),
+    async userList(ns, name) {
+      const path = `/apis/subresources.kubevirt.io/v1/namespaces/${pathSegment('namespace', ns)}/virtualmachineinstances/${pathSegment('name', name)}/userlist`;
+      const list = await call<{ items?: { userName: string; domain?: string; loginTime?: number }[] | null }>(
+        'get',
+        'virtualmachineinstances/userlist',
+        { method: 'GET', path },
+      );
+      return list.items ?? [];
+    },
     async listAllNamespaces<T>(resource: Resource, opts: ListOptions = {}) {
       try {
         return await call<ObjectList<T>>('list', resource, {

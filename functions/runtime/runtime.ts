@@ -4,6 +4,7 @@ import type { Config } from './config';
 import type { KubeVirt } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import type { Metrics } from './metrics';
+import type { EventSink } from './sink';
 
 /** What the runtime hands to functions that are not about one VM (reaper, dead-letter sink). */
 export interface Runtime {
@@ -16,6 +17,8 @@ export interface Runtime {
   signal: AbortSignal;
   /** contract §5: note that a VM was used; throttled, never fails the command. */
   recordActivity?(vm: VirtualMachine): Promise<void>;
+  /** Events sent on virtwake's own account (K_SINK): io.virtwake.vm.woke, io.virtwake.vm.slept. */
+  events?: EventSink;
 }
 
 export interface EventReply {

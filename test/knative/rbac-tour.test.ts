@@ -58,6 +58,20 @@ test('the Role grants exactly what the functions use', async () => {
   // Enough idle VMs that the reaper reads VMI start times page by page rather than one by one.
   for (const n of ['tour-idle-1', 'tour-idle-2', 'tour-idle-3'])
     vm(n, 'Always', true, { 'virtwake.io/idle-timeout': '1m' }, new Date(Date.now() - 3_600_000));
+  // One with its guest agent connected: the reaper asks it who is logged in (userlist) before stopping it.
+  h.sim.store.addVM(
+    {
+      metadata: {
+        name: 'tour-users',
+        namespace: 'default',
+        labels: OPT_IN,
+        annotations: { 'virtwake.io/idle-timeout': '1m' },
+      },
+      spec: { runStrategy: 'Always' },
+    },
+    { running: true, agentConnected: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) },
+  );
+  h.sim.store.setGuestUsers('default', 'tour-users', [{ userName: 'operator' }]);
   await h
     .send(
       'dev.knative.sources.ping',

@@ -27,6 +27,7 @@ const EXPECTED_CALLS: ApiCall[] = [
     resource: 'virtualmachineinstances',
     subresource,
   })),
+  { verb: 'get', group: SUB, resource: 'virtualmachineinstances', subresource: 'userlist' },
   ...['create', 'get', 'list', 'watch', 'delete'].map((verb) => ({
     verb,
     group: SNAP,
