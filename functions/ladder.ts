@@ -44,7 +44,7 @@ export function sleptAt(vm: VirtualMachine, tier: Tier): number | undefined {
 export interface LadderDeps {
   kubevirt: KubeVirt;
   now(): Date;
-  log: Logger;
+  log?: Logger;
   metrics?: Metrics;
   events?: EventSink;
 }
@@ -81,7 +81,7 @@ export async function reportWake(deps: LadderDeps, vm: VirtualMachine, wake: Wak
     ...(asleepSeconds === undefined ? {} : { asleepSeconds }),
     phases: wake.phases,
   };
-  deps.log.info(data, 'woke VM');
+  deps.log?.info(data, 'woke VM');
   void deps.events?.send({
     type: WOKE_TYPE,
     source: `/virtwake/${wake.trigger === 'proxy' ? 'wake-proxy' : wake.trigger === 'keepWarm' ? 'reaper' : 'vm'}`,
@@ -102,7 +102,7 @@ export async function forgetSleep(deps: Pick<LadderDeps, 'kubevirt' | 'log'>, vm
       metadata: { annotations: { [PAUSED_AT]: null, [STOPPED_AT]: null } },
     });
   } catch (e) {
-    deps.log.warn(
+    deps.log?.warn(
       { vm: `${vm.metadata.namespace}/${vm.metadata.name}`, err: (e as Error).message },
       'could not clear sleep annotations',
     );
@@ -136,4 +136,9 @@ export function reportSleep(
       thresholdSeconds: Math.round(s.thresholdMs / 1000),
     },
   });
+}
+
+/** Whether a start or activity wake should unpause this paused VM: virtwake paused it, or the command says so. */
+export function shouldUnpause(vm: VirtualMachine, commandSaysSo: boolean | undefined): boolean {
+  return vm.status?.printableStatus === 'Paused' && (pausedByVirtwake(vm) || commandSaysSo === true);
 }

@@ -40,6 +40,7 @@ export function forwardHttp(
   upstream: Upstream,
   path: string,
   agent: http.Agent,
+  onFirstByte?: () => void,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
@@ -66,6 +67,7 @@ export function forwardHttp(
       else go();
     });
     up.on('response', (answer) => {
+      onFirstByte?.();
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer.rawHeaders));
       answer.pipe(res);
       answer.on('error', () => res.destroy());
@@ -98,6 +100,7 @@ export function forwardUpgrade(
   head: Buffer,
   upstream: Upstream,
   path: string,
+  onFirstByte?: () => void,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
@@ -111,6 +114,7 @@ export function forwardUpgrade(
       for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
       sock.write(`${text}\r\n`);
       if (head.length) sock.write(head);
+      if (onFirstByte) sock.once('data', onFirstByte);
       sock.pipe(client);
       client.pipe(sock);
       resolve('done');

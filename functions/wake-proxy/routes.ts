@@ -10,6 +10,7 @@ import { isName, isNamespace } from '../runtime/names';
 //     - host: legacy-app.example.com        # optional; exact, case-insensitive, port ignored
 //       pathPrefix: /app                    # optional; longest prefix wins
 //       stripPrefix: false                  # optional; forward without the prefix
+//       unpause: false                      # optional; wake it even if someone else paused it
 //       vm: {namespace: vms, name: legacy-app}
 //       service: {name: legacy-app, port: 8080}   # port: number or port name
 //
@@ -19,6 +20,8 @@ export interface Route {
   host?: string;
   pathPrefix?: string;
   stripPrefix?: boolean;
+  /** Wake the VM even when someone other than virtwake paused it. */
+  unpause?: boolean;
   vm: { namespace: string; name: string };
   service: { name: string; port: number | string };
 }
@@ -57,7 +60,7 @@ export function parseRoutes(doc: unknown, defaultNamespace: string, where = 'rou
   return list.map((raw, i): Route => {
     const at = `routes[${i}]`;
     const r = (raw ?? {}) as Record<string, any>;
-    const known = new Set(['host', 'pathPrefix', 'stripPrefix', 'vm', 'service']);
+    const known = new Set(['host', 'pathPrefix', 'stripPrefix', 'unpause', 'vm', 'service']);
     for (const k of Object.keys(r)) if (!known.has(k)) fail(`${at}.${k}: unknown field`);
     if (r.host !== undefined && (typeof r.host !== 'string' || !/^[a-z0-9.-]+$/i.test(r.host)))
       fail(`${at}.host: must be a host name`);
@@ -65,6 +68,7 @@ export function parseRoutes(doc: unknown, defaultNamespace: string, where = 'rou
       fail(`${at}.pathPrefix: must start with /`);
     if (r.stripPrefix !== undefined && typeof r.stripPrefix !== 'boolean')
       fail(`${at}.stripPrefix: must be true or false`);
+    if (r.unpause !== undefined && typeof r.unpause !== 'boolean') fail(`${at}.unpause: must be true or false`);
     const namespace = r.vm?.namespace ?? defaultNamespace;
     if (!isNamespace(namespace)) fail(`${at}.vm.namespace: ${JSON.stringify(namespace)} is not a namespace name`);
     if (!isName(r.vm?.name)) fail(`${at}.vm.name: required, a VM name`);
@@ -78,6 +82,7 @@ export function parseRoutes(doc: unknown, defaultNamespace: string, where = 'rou
       host: r.host?.toLowerCase(),
       pathPrefix: r.pathPrefix,
       stripPrefix: r.stripPrefix,
+      ...(r.unpause ? { unpause: true } : {}),
       vm: { namespace, name: r.vm.name },
       service: { name: r.service.name, port },
     };

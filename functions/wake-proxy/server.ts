@@ -7,7 +7,9 @@ import { endpointSlices } from './endpoints';
 import { forwardHttp, forwardUpgrade, ForwardResult, upstreamAgent } from './forward';
 import { wakeQueue, WakeQueue } from './queue';
 import { Route, RouteTable, upstreamPath } from './routes';
-import { Resolved, waker, WakeError, Waker } from './wake';
+import { Resolved, waker, WakeError, Waker, WakeTrace } from './wake';
+import { openConnections } from './busy';
+import { reportWake } from '../ladder';
 import { serveOperations } from '../runtime/operations';
 import { drain } from '../runtime/drain';
 
@@ -52,6 +54,15 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     },
   });
   const tunnels = new Set<Duplex>();
+  const busy = openConnections((vm) => runtime.recordActivity?.(vm));
+
+  /** The first byte of an answer after a wake: the wake is complete; report it once (metrics, ledger, K_SINK). */
+  function wokeUp(w: WakeTrace): void {
+    if (w.reported) return;
+    w.reported = true;
+    if (w.since !== undefined) w.phases.first_byte = Number(process.hrtime.bigint() - w.since) / 1e9;
+    void reportWake(runtime, w.vm, { tier: w.tier, trigger: 'proxy', phases: w.phases });
+  }
   /** Keep-alive connections to upstreams, this proxy's own: closed on shutdown. */
   const agent = upstreamAgent();
 
@@ -97,14 +108,24 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
       runtime.recordActivity?.(resolved.vm).catch(() => {});
-      const result: ForwardResult =
-        sink.kind === 'http'
-          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent)
-          : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path);
+      const firstByte = resolved.wake && !resolved.wake.reported ? () => wokeUp(resolved.wake as WakeTrace) : undefined;
+      const open = busy.open(resolved.vm);
+      let result: ForwardResult;
+      try {
+        result =
+          sink.kind === 'http'
+            ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent, firstByte)
+            : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path, firstByte);
+      } finally {
+        if (sink.kind === 'http' || result! !== 'done') open.close();
+      }
       if (result === 'done' && sink.kind === 'upgrade') {
-        // Tunnels outlive the request; shutdown has to end them itself.
+        // Tunnels outlive the request; shutdown has to end them itself. They keep their VM awake while open.
         tunnels.add(sink.socket);
-        sink.socket.once('close', () => tunnels.delete(sink.socket));
+        sink.socket.once('close', () => {
+          tunnels.delete(sink.socket);
+          open.close();
+        });
       }
       if (result === 'done') return;
       // The cached upstream refused: the VM was probably stopped since. Look again (and wake it) once.
@@ -177,12 +198,14 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     queue,
     inFlight: drainer.inFlight,
     shutdown: () =>
-      drainer.shutdown({
-        leftover() {
-          for (const t of tunnels) t.destroy();
-          agent.destroy();
-        },
-      }),
+      drainer
+        .shutdown({
+          leftover() {
+            for (const t of tunnels) t.destroy();
+            agent.destroy();
+          },
+        })
+        .finally(() => busy.stop()),
   };
 }
 

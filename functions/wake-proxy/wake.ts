@@ -9,6 +9,9 @@ import { isRunning } from '../runtime/vm-state';
 import { startUnderway } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
 import type { Route } from './routes';
+import type { Tier, WakePhase } from '../runtime/metrics';
+import { pausedByVirtwake } from '../ladder';
+import net from 'node:net';
 
 // Getting a route's upstream: if it is known and was checked recently, at
 // once; otherwise read the VM and its Service's endpoints, and if the VM is
@@ -39,6 +42,27 @@ export interface Resolved {
   vm: VirtualMachine;
   /** True when this request had to wait for the VM (for the log). */
   woke: boolean;
+  /**
+   * Set when this proxy woke the VM from a sleeping tier (its unpause or start
+   * was accepted): the phases so far, for the requests held during that wake.
+   * The first of them to see a byte of answer completes and reports it.
+   */
+  wake?: WakeTrace;
+}
+
+export interface WakeTrace {
+  tier: Tier;
+  /** The VM as read before the wake (its sleep annotations date the sleep). */
+  vm: VirtualMachine;
+  phases: Partial<Record<WakePhase, number>>;
+  /** hrtime when the first request began to wait. */
+  since?: bigint;
+  reported?: boolean;
+}
+
+interface Trace {
+  seconds(): number;
+  wake?: WakeTrace;
 }
 
 export interface Waker {
@@ -49,6 +73,8 @@ export interface Waker {
   forget(route: Route): void;
   /** start PUTs sent (for tests and metrics). */
   starts(): number;
+  /** unpause PUTs KubeVirt accepted. */
+  unpauses(): number;
 }
 
 export interface WakerDeps {
@@ -71,6 +97,7 @@ export function waker(deps: WakerDeps): Waker {
   const targets = new Map<string, TargetState>();
   const vmWakes = new Map<string, Promise<{ vm: VirtualMachine; waited: boolean }>>();
   let starts = 0;
+  let unpauses = 0;
 
   const targetKey = (r: Route) => `${r.vm.namespace}/${r.vm.name}|${r.service.name}:${r.service.port}`;
   const vmKey = (r: Route) => `${r.vm.namespace}/${r.vm.name}`;
@@ -82,21 +109,26 @@ export function waker(deps: WakerDeps): Waker {
   const fresh = (t: TargetState) => !!t.upstream && Date.now() - t.checkedAt < UPSTREAM_TTL_MS;
 
   /** Read the VM, check policy, start it if stopped, wait until it runs. One at a time per VM. */
-  function vmUp(route: Route, deadline: number): Promise<{ vm: VirtualMachine; waited: boolean }> {
+  function vmUp(route: Route, deadline: number, trace: Trace): Promise<{ vm: VirtualMachine; waited: boolean }> {
     const key = vmKey(route);
     let p = vmWakes.get(key);
     if (!p) {
-      p = bringUp(route, deadline).finally(() => vmWakes.delete(key));
+      p = bringUp(route, deadline, trace).finally(() => vmWakes.delete(key));
       vmWakes.set(key, p);
     }
     return p;
   }
 
-  async function bringUp(route: Route, deadline: number): Promise<{ vm: VirtualMachine; waited: boolean }> {
+  async function bringUp(
+    route: Route,
+    deadline: number,
+    trace: Trace,
+  ): Promise<{ vm: VirtualMachine; waited: boolean }> {
     const { namespace, name } = route.vm;
     const what = `VM ${namespace}/${name}`;
     let vm = await withRetries(config.retry, `read ${what}`, () => kubevirt.getVM(namespace, name));
     let started = false;
+    let unpaused = false;
     for (let waited = false; ; waited = true) {
       if (!vm) throw new WakeError(502, `${what} does not exist (check VIRTWAKE_PROXY_ROUTES)`);
       try {
@@ -106,14 +138,30 @@ export function waker(deps: WakerDeps): Waker {
         if (e instanceof Denied) throw new WakeError(403, e.message);
         throw e;
       }
-      if (isRunning(vm)) return { vm, waited };
+      if (isRunning(vm)) {
+        if (trace.wake) trace.wake.phases.running = trace.seconds();
+        return { vm, waited };
+      }
       const status = vm.status?.printableStatus ?? '';
-      if (status === 'Paused')
-        throw new WakeError(
-          503,
-          `${what} is paused; the proxy starts stopped VMs but does not unpause them`,
-          config.proxyRetryAfterSeconds,
+      if (status === 'Paused' && !unpaused) {
+        // contract §5: the proxy wakes what virtwake put to sleep; a VM someone else paused stays paused unless the route says otherwise.
+        if (!pausedByVirtwake(vm) && !route.unpause)
+          throw new WakeError(
+            503,
+            `${what} was paused by someone other than virtwake; the proxy leaves it paused (set unpause: true on its route to wake it anyway)`,
+            config.proxyRetryAfterSeconds,
+          );
+        unpaused = true;
+        const answer = await withRetries(config.retry, `unpause ${what}`, () =>
+          kubevirt.lifecycle('unpause', namespace, name, {}),
         );
+        if (answer !== 'ok' && answer.outcome === 'failed')
+          throw new WakeError(502, `KubeVirt refused to unpause ${what}: ${answer.message}`);
+        if (answer === 'ok') {
+          unpauses++;
+          trace.wake = { tier: 'paused', vm, phases: { accepted: trace.seconds() } };
+        }
+      }
       if (STOPPED.has(status) && !started && !startUnderway(vm)) {
         started = true;
         starts++;
@@ -122,8 +170,9 @@ export function waker(deps: WakerDeps): Waker {
         );
         if (answer !== 'ok' && answer.outcome === 'failed')
           throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
+        if (answer === 'ok') trace.wake = { tier: 'stopped', vm, phases: { accepted: trace.seconds() } };
       }
-      // Stopping VMs are waited out and then started; starting ones are waited for.
+      // Stopping VMs are waited out and then started; starting and unpausing ones are waited for.
       const seen = await kubevirt.waitFor<VirtualMachine>(
         'virtualmachines',
         namespace,
@@ -131,13 +180,23 @@ export function waker(deps: WakerDeps): Waker {
         (v) =>
           !v ||
           isRunning(v) ||
-          v.status?.printableStatus === 'Paused' ||
+          (!unpaused && v.status?.printableStatus === 'Paused') ||
           (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
         deadline,
         signal,
       );
       if (!seen.done) throw timeout(route, 'to run');
       vm = seen.object;
+    }
+  }
+
+  /** Hold until the upstream accepts a connection: a guest listens some time after its VM is ready. */
+  async function accepting(route: Route, upstream: Upstream, deadline: number): Promise<void> {
+    for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 250)) {
+      if (await connects(upstream, Math.max(1, deadline - Date.now()))) return;
+      if (Date.now() + pauseMs >= deadline || signal.aborted)
+        throw timeout(route, `with its service accepting connections at ${upstream.host}:${upstream.port}`);
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
   }
 
@@ -154,8 +213,10 @@ export function waker(deps: WakerDeps): Waker {
     const deadline = began + config.proxyWakeTimeoutMs;
     const { service } = route;
     const { namespace } = route.vm;
+    const t0 = process.hrtime.bigint();
+    const trace: Trace = { seconds: () => Number(process.hrtime.bigint() - t0) / 1e9 };
     try {
-      const { vm, waited } = await vmUp(route, deadline);
+      const { vm, waited } = await vmUp(route, deadline, trace);
       let woke = waited;
       let upstream = await withRetries(config.retry, `read endpoints of ${namespace}/${service.name}`, async () => {
         try {
@@ -174,9 +235,14 @@ export function waker(deps: WakerDeps): Waker {
         upstream = await endpoints.waitReady(namespace, service.name, service.port, deadline, signal);
         if (!upstream) throw timeout(route, `with a ready endpoint on Service ${namespace}/${service.name}`);
       }
+      if (trace.wake) {
+        trace.wake.phases.endpoint = trace.seconds();
+        await accepting(route, upstream, deadline);
+        trace.wake.phases.upstream = trace.seconds();
+      }
       Object.assign(t, { upstream, vm, checkedAt: Date.now() });
       if (woke) deps.onWake?.(vmKey(route), 'ready', Date.now() - began);
-      return { upstream, vm, woke };
+      return { upstream, vm, woke, wake: trace.wake && { ...trace.wake, since: t0 } };
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
       const err =
@@ -202,5 +268,21 @@ export function waker(deps: WakerDeps): Waker {
       t.checkedAt = 0;
     },
     starts: () => starts,
+    unpauses: () => unpauses,
   };
+}
+
+/** Whether a TCP connection to `u` opens within `timeoutMs`. */
+function connects(u: Upstream, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: u.host, port: u.port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), Math.min(timeoutMs, 2_000));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
 }

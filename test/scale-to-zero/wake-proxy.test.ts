@@ -263,13 +263,18 @@ test('an upstream that refuses the connection is looked up again once, then answ
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
   const deadPort = (closed.address() as net.AddressInfo).port;
   await new Promise((r) => closed.close(r));
-  addVM('deaf', OPT_IN, deadPort);
+  // Already running: a VM the proxy wakes is held until its upstream accepts (sleep-ladder.test.ts).
+  h.sim.store.addVM(
+    { metadata: { name: 'deaf', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
+    { running: true },
+  );
+  h.sim.store.addService('default', 'deaf', { vmName: 'deaf', port: 80, upstreamPort: deadPort });
   const p = await proxy({}, [route('deaf.example', 'deaf')]);
   h.sim.resetCalls();
   const a = await get(p, 'deaf.example', '/');
   expect(a.status).toBe(502);
   expect(a.body.toString()).toMatch(/refused the connection after the VM was reported up/);
-  expect(starts('deaf')).toHaveLength(1);
+  expect(starts('deaf')).toHaveLength(0);
   // Looked up twice (the second time without starting again): two reads of the VM's endpoints.
   expect(h.sim.calls.filter((c) => c.resource === 'endpointslices' && c.verb === 'list').length).toBeGreaterThanOrEqual(
     2,
