@@ -9,7 +9,7 @@ import { CORE_SCHEMA, load } from 'js-yaml';
 import Ajv from 'ajv';
 import { ROOT, isObj, schemaFileFor, str, validate, validatorFor } from './manifests';
 
-const SCRIPTS = ['scripts/cluster-up.sh', 'scripts/e2e.sh'];
+const SCRIPTS = ['scripts/cluster-up.sh', 'scripts/e2e.sh', 'scripts/send-event.sh'];
 const read = (rel: string) => readFileSync(path.join(ROOT, rel), 'utf8');
 
 /** The body of the heredoc `<<'TAG'` / `<<TAG` in a script. */
