@@ -160,7 +160,6 @@ const SCENARIOS: Scenario[] = [
 const typeOf = (fn: FunctionName) => `io.virtwake.vm.${fn}`;
 /** Run a command type's cases only when its handler is registered (functions/index.ts). */
 const served = SCENARIOS.filter((s) => HANDLERS[s.fn]);
-const cases = served.flatMap((s) => Array.from({ length: 10 }, (_, i) => ({ s, fn: s.fn, times: i + 1 })));
 
 /** One delivery's answer: a result event, or a 503 that Knative redelivers; never another status. */
 function answerOf(res: request.Response): string {
