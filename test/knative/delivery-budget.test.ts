@@ -7,6 +7,7 @@
 // cap them. The table in knative/README.md is checked against the same numbers.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import { MAX_WAIT_SECONDS } from '../../functions/commands';
 import { Json, ROOT, at, isObj, isoDurationSeconds, kindOf, loadManifests, nameOf, str } from './manifests';
 
@@ -69,4 +70,19 @@ test('knative/README.md has the table of these numbers', () => {
     );
   }
   for (const row of rows) expect(readme).toContain(row);
+});
+
+test('every result Trigger in knative/README.md carries its own dead-letter sink', () => {
+  const readme = readFileSync(path.join(ROOT, 'knative/README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1])
+    .filter((b) => /^kind: Trigger$/m.test(b));
+  expect(blocks.length).toBeGreaterThan(0);
+  for (const b of blocks) {
+    const t = loadAll(b, { schema: CORE_SCHEMA }).filter(isObj)[0];
+    expect([nameOf(t), at(t, 'spec', 'delivery', 'deadLetterSink', 'ref', 'name')]).toEqual([
+      nameOf(t),
+      'virtwake-deadletter',
+    ]);
+  }
 });
