@@ -3,8 +3,11 @@
 // the example overlay examples/overlay into `other`. The RBAC must follow
 // the namespace, or every KubeVirt call from the pods is 403.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
+import { loadSourcePolicy } from '../../functions/runtime/source-policy';
 import { at, isObj, kindOf, nameOf, Obj, ROOT, str } from './manifests';
 
 /** The kinds that have no namespace (everything else in knative/ is namespaced). */
@@ -102,4 +105,41 @@ test('the overlay sets the image of every Service', () => {
     .map((d) => str(at(d, 'spec', 'template', 'spec', 'containers', 0, 'image')));
   expect(images.length).toBe(5);
   expect(new Set(images)).toEqual(new Set(['registry.example.com/virtwake:v0.1.0']));
+});
+
+describe('knative/README.md: exposing a function deliberately', () => {
+  const readme = readFileSync(path.join(ROOT, 'knative/README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('**To expose a function deliberately**'));
+  const overlay = /```yaml\n(# overlay\/kustomization\.yaml[\s\S]*?)```/.exec(section)![1];
+  const policy = /```json\n([\s\S]*?)```/.exec(section)![1];
+
+  test('its policy file is one virtwake accepts', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'virtwake-expose-'));
+    writeFileSync(path.join(dir, 'policy.json'), policy);
+    expect(() => loadSourcePolicy(path.join(dir, 'policy.json'))).not.toThrow();
+  });
+
+  test('its overlay makes virtwake-vm public, keeps the rest cluster-local, and mounts that policy', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'virtwake-expose-'));
+    writeFileSync(path.join(dir, 'policy.json'), policy);
+    writeFileSync(
+      path.join(dir, 'kustomization.yaml'),
+      overlay.replace('../../knative', path.relative(dir, path.join(ROOT, 'knative'))),
+    );
+    const docs = render(path.relative(ROOT, dir));
+    const visibility = Object.fromEntries(
+      docs
+        .filter((d) => kindOf(d) === 'serving.knative.dev/v1 Service')
+        .map((d) => [nameOf(d), at(d, 'metadata', 'labels', 'networking.knative.dev/visibility') ?? 'public']),
+    );
+    expect(visibility).toEqual({
+      'virtwake-vm': 'public',
+      'virtwake-snapshot': 'cluster-local',
+      'virtwake-reaper': 'cluster-local',
+      'virtwake-deadletter': 'cluster-local',
+      'virtwake-wake-proxy': 'public',
+    });
+    const cm = docs.find((d) => id(d) === 'v1 ConfigMap/virtwake-policy');
+    expect(str(at(cm, 'data', 'policy.json'))).toBe(policy);
+  });
 });
