@@ -19,13 +19,15 @@ function kustomizeCommand(): [string, string[]] {
   const probe = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
     throw new Error(
-      'neither kustomize nor kubectl is installed: run `apt-get update && apt-get install -y kubernetes-client` (CI does it in .ci/run)',
+      'neither kustomize nor kubectl is installed: run `apt-get update && apt-get install -y kubernetes-client` (.ci/run does it)',
     );
   }
   const version = /Kustomize Version: v(\d+)/.exec(probe.stdout);
   // `labels:` and the rewriting of `default` subjects need kustomize v5 (kubectl 1.27 and later).
   if (!version || Number(version[1]) < 5) {
-    throw new Error(`kubectl's kustomize is too old for knative/ (need v5, kubectl >= 1.27):\n${probe.stdout}`);
+    throw new Error(
+      `kubectl's kustomize is too old for knative/ (need v5, kubectl >= 1.27); put kustomize v5 on PATH: go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0 (.ci/run does it)\n${probe.stdout}`,
+    );
   }
   return ['kubectl', ['kustomize']];
 }
