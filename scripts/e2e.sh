@@ -334,7 +334,8 @@ DEMO_VM
 
 # --- helpers -------------------------------------------------------------------
 # send TYPE ID DATA [SOURCE]: POST a binary-mode CloudEvent to the Broker from
-# the client pod; the Broker answers 202 once it has the event.
+# the client pod. On InMemoryChannel the Broker answers 202 only when every
+# Trigger's delivery has ended (a `wait` included), so curl has no --max-time.
 send() {
   local type="$1" id="$2" data="$3" source="${4:-${SOURCE}}" code
   code="$(kubectl -n "${NS}" exec "${CLIENT_POD}" -- curl -sS -o /dev/null -w '%{http_code}' \
