@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import request from 'supertest';
-import type { App } from '../../functions/runtime/app';
+import type { App } from '../../functions/app';
 import { MAX_ERROR_BODY_BYTES, Problem, problemBody } from '../../functions/runtime/problems';
 import { startHarness, type Harness } from '../helpers/harness';
 
