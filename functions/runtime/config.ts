@@ -109,7 +109,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const proxyTcpActivityIntervalMs = parseDuration(env.VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL || '30s');
-  if (proxyTcpActivityIntervalMs === undefined || proxyTcpActivityIntervalMs < 10 || proxyTcpActivityIntervalMs > 3_600_000) {
+  if (
+    proxyTcpActivityIntervalMs === undefined ||
+    proxyTcpActivityIntervalMs < 10 ||
+    proxyTcpActivityIntervalMs > 3_600_000
+  ) {
     throw new ConfigError(
       `VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL ${JSON.stringify(env.VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL)} is not a duration from 10ms to 1h such as 30s`,
     );

@@ -81,6 +81,16 @@ export function parseRoutes(doc: unknown, defaultNamespace: string, where = 'rou
 
 let validator: ValidateFunction | undefined;
 
+/** A route as the file has it, once it matched the schema. */
+interface RawRoute {
+  host?: string;
+  pathPrefix?: string;
+  stripPrefix?: boolean;
+  listen?: { tcp: number };
+  vm: { namespace?: string; name: string };
+  service: { name: string; port: number | string };
+}
+
 export function parseAllRoutes(
   doc: unknown,
   defaultNamespace: string,
@@ -94,17 +104,18 @@ export function parseAllRoutes(
   if (doc === undefined || doc === null) return { http: [], tcp: [] };
   validator ??= compileValidator(routesSchema);
   if (!validator(doc)) fail(describe(validator.errors ?? [], doc).join('; '));
-  const list = ((doc as { routes?: unknown[] | null }).routes ?? []) as Record<string, any>[];
+  // The schema has checked the shape.
+  const list = (doc as { routes?: RawRoute[] | null }).routes ?? [];
   const http: Route[] = [];
   const tcp: TcpRoute[] = [];
   const seenHttp = new Set<string>();
   const seenPorts = new Map<number, string>();
   list.forEach((r, i) => {
     const at = `routes[${i}]`;
-    const vm = { namespace: (r.vm.namespace as string | undefined) ?? defaultNamespace, name: r.vm.name as string };
-    const service = { name: r.service.name as string, port: r.service.port as number | string };
+    const vm = { namespace: r.vm.namespace ?? defaultNamespace, name: r.vm.name };
+    const service = { name: r.service.name, port: r.service.port };
     if (r.listen) {
-      const port = r.listen.tcp as number;
+      const port = r.listen.tcp;
       const label = `${at} (listen tcp ${port} → VM ${vm.namespace}/${vm.name})`;
       const other = seenPorts.get(port);
       if (other) fail(`${label}: port ${port} is already taken by ${other}`);
@@ -175,7 +186,7 @@ function dotted(parts: string[]): string {
 /** A TCP route is named by its port too, so the operator finds it. */
 function routeLabel(parts: string[], doc: unknown): string {
   if (parts[0] !== 'routes' || parts[1] === undefined) return '';
-  const r = (doc as { routes: Record<string, any>[] }).routes[Number(parts[1])];
+  const r = (doc as { routes: Partial<RawRoute>[] }).routes[Number(parts[1])];
   const port = r?.listen?.tcp;
   return typeof port === 'number' ? ` (the TCP route listening on ${port})` : '';
 }

@@ -122,7 +122,10 @@ test('100 concurrent connections to a stopped VM: one start, every client gets i
   expect(h.sim.store.getVM('default', 'erp')!.status?.printableStatus).toBe('Running');
   expect(await metric(app, 'virtwake_proxy_tcp_connections_total', { result: 'forwarded' })).toBe(100);
   expect(await metric(app, 'virtwake_proxy_wake_duration_seconds_count', { outcome: 'ready' })).toBe(1);
-  await until('byte counters', async () => (await metric(app, 'virtwake_proxy_tcp_bytes_total', { direction: 'in' })) > 0);
+  await until(
+    'byte counters',
+    async () => (await metric(app, 'virtwake_proxy_tcp_bytes_total', { direction: 'in' })) > 0,
+  );
   const sent = answers.reduce((n, a) => n + a.length, 0);
   expect(await metric(app, 'virtwake_proxy_tcp_bytes_total', { direction: 'in' })).toBe(sent);
   expect(await metric(app, 'virtwake_proxy_tcp_bytes_total', { direction: 'out' })).toBe(sent);
@@ -223,9 +226,9 @@ test('a full queue closes the extra connections at once and counts them; the hel
   addVM('busy', await guest(echo));
   const { app, port } = await tcpProxy('busy', { VIRTWAKE_PROXY_QUEUE_SIZE: '2' });
   h.sim.pauseControllers();
-  let talks: Conversation[] = [];
+  const talks: Conversation[] = [];
   try {
-    talks = Array.from({ length: 5 }, (_, i) => connect(port, { send: `c${i}`, end: true }));
+    for (let i = 0; i < 5; i++) talks.push(connect(port, { send: `c${i}`, end: true }));
     await until(
       'three closed for a full queue',
       async () => (await metric(app, 'virtwake_proxy_tcp_connections_total', { result: 'queue_full' })) === 3,
@@ -305,7 +308,10 @@ test('shutdown closes held connections at once', async () => {
   h.sim.pauseControllers();
   try {
     const t = connect(port, { send: 'waiting' });
-    await until('held', async () => (await metric(app, 'virtwake_proxy_tcp_held_connections', { port: String(port) })) === 1);
+    await until(
+      'held',
+      async () => (await metric(app, 'virtwake_proxy_tcp_held_connections', { port: String(port) })) === 1,
+    );
     await (app as unknown as WakeProxy).shutdown();
     await closed(t.socket);
     expect(await metric(app, 'virtwake_proxy_tcp_connections_total', { result: 'shutting_down' })).toBe(1);
