@@ -8,6 +8,7 @@ import { LAST_ACTIVITY } from '../../functions/runtime/activity';
 import type { App } from '../../functions/runtime/app';
 import type { WakeProxy } from '../../functions/wake-proxy/server';
 import { startHarness, type Harness } from '../helpers/harness';
+import { compareRoleWithCalls } from '../knative/rbac';
 
 // TCP routes of the wake proxy with real TCP clients on loopback: the
 // simulator decides when the VM is up, small servers run here play the guest.
@@ -318,4 +319,23 @@ test('shutdown closes held connections at once', async () => {
   } finally {
     h.sim.resumeControllers();
   }
+});
+
+test('the calls of a wake are exactly what knative/tcp-proxy/rbac.yaml grants', async () => {
+  addVM('rbac', await guest(echo));
+  const { port } = await tcpProxy('rbac');
+  h.sim.pauseControllers();
+  h.sim.resetCalls();
+  const t = connect(port, { send: 'hi', end: true });
+  // Held while the VM cannot come up: the proxy watches the VM and the Service's endpoints.
+  await until('watching', () => h.sim.calls.some((c) => c.verb === 'watch'));
+  h.sim.resumeControllers();
+  expect((await t.received).toString()).toBe('hi');
+  const calls = h.sim.calls.filter((c) => c.status !== 401);
+  // The simulator readies the endpoint with the VM's Running, so the endpoint watch (for a lagging
+  // EndpointSlice on a real cluster) is the one grant this wake does not use.
+  expect(compareRoleWithCalls(path.join(__dirname, '../../knative/tcp-proxy/rbac.yaml'), calls)).toEqual({
+    missing: [],
+    unused: ['watch discovery.k8s.io/endpointslices'],
+  });
 });
