@@ -30,5 +30,5 @@ export const COMMANDS: readonly CommandSpec[] = [
 export const REPLY_SUFFIXES = ['accepted', 'completed', 'failed'] as const;
 export const REAPER_REPLY_TYPE = 'io.virtwake.reaper.completed';
 
-/** The longest `wait` a command may ask for (SPEC §1); Knative timeouts sit above it. */
+/** The longest `wait` a command may ask for (contract §1); Knative timeouts sit above it. */
 export const MAX_WAIT_SECONDS = 270;

@@ -11,7 +11,7 @@ import { Transient, withRetries } from './runtime/retry';
 import type { EventFunction, Runtime } from './runtime/runtime';
 import { inPool } from './runtime/async';
 
-// The reaper (SPEC §5): on each PingSource tick, list the opted-in VMs page by
+// The reaper (contract §5): on each PingSource tick, list the opted-in VMs page by
 // page and stop every running one that has been idle longer than its
 // virtwake.io/idle-timeout, counting from the later of its last activity and
 // its VMI's start. Protected VMs are excluded by the list's label selector.

@@ -6,7 +6,7 @@ import { Transient } from './runtime/retry';
 // io.virtwake.vm.restart: PUT …/virtualmachines/{name}/restart; wait for a new
 // VMI (another uid) Running.
 //
-// A redelivered restart must not restart twice, on any replica (SPEC §6). Before
+// A redelivered restart must not restart twice, on any replica (contract §6). Before
 // the PUT the request claims the restart on the VM itself, an annotation holding
 // the request key and the VMI uid it saw, written with a resourceVersion
 // precondition. A later delivery that finds its own claim restarts only if that

@@ -25,7 +25,7 @@ import {
 // VirtualMachineSnapshot of the VM; `wait` holds the reply until readyToUse
 // (phase Succeeded can come earlier, reference kubevirt-api.md §4.2) or Failed.
 //
-// Without snapshotName the name derives from the request (SPEC §6), so every
+// Without snapshotName the name derives from the request (contract §6), so every
 // delivery of one event finds the one snapshot the first delivery created.
 // `keep: N` keeps the N newest *ready* snapshots virtwake made of the VM and
 // deletes its older (and failed) ones: a good snapshot is never deleted before

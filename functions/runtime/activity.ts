@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { KubeVirt } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 
-// SPEC §5: activity (io.virtwake.vm.activity, every command, every proxied
+// contract §5: activity (io.virtwake.vm.activity, every command, every proxied
 // request) is stamped on the VM as virtwake.io/last-activity, at most once per
 // VM per minute whatever the event rate.
 //

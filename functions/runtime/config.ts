@@ -5,7 +5,7 @@ import { DEFAULT_RETRY, RetryPolicy } from './retry';
 import { parseDuration } from './duration';
 import { loadSourcePolicy, PolicyFileError, SourcePolicy } from './source-policy';
 
-// SPEC §7: configuration comes from the environment, is checked once at start,
+// contract §7: configuration comes from the environment, is checked once at start,
 // and a bad value stops the process with a message that names the variable.
 
 export interface Config {
@@ -27,7 +27,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   kubeTimeoutMs: number;
   policyFile?: string;
-  /** Per-source policy read from policyFile (docs/policy.md); undefined = SPEC §4 limits only. */
+  /** Per-source policy read from policyFile (docs/policy.md); undefined = contract §4 limits only. */
   policy?: SourcePolicy;
   /** Scale to zero (docs/scale-to-zero.md). Only pings from this source are reaped; undefined = every ping. */
   reaperSource?: string;

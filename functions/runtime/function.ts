@@ -6,7 +6,7 @@ import type { VirtualMachine } from './kubevirt-types';
 // validated command for one VM and returns an outcome; HTTP, CloudEvents,
 // validation, policy, retries and replies are the runtime's business.
 
-/** Fields every VM command shares (SPEC §1); each function adds its own. */
+/** Fields every VM command shares (contract §1); each function adds its own. */
 export interface VmCommand {
   name?: string;
   selector?: { matchLabels: Record<string, string> };

@@ -4,7 +4,7 @@ import { explainMismatch, matches } from './labels';
 import { Problem } from './problems';
 import { checkRequest, checkVm, SourceRequest } from './source-policy';
 
-// SPEC §4: which namespaces and which VMs virtwake may touch, and per source
+// contract §4: which namespaces and which VMs virtwake may touch, and per source
 // when a policy file is configured. Checked before any write; a denial is a
 // 403 that says what to change.
 

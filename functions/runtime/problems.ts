@@ -1,6 +1,6 @@
 // Every way a request can fail before or instead of a result event, with its
 // HTTP status. The server turns these into application/problem+json; this file
-// is the single table of status codes (SPEC §3).
+// is the single table of status codes (contract §3).
 
 export type ProblemKind =
   | 'not-a-cloudevent' // 415

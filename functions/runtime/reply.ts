@@ -3,7 +3,7 @@ import type { CloudEvent } from './cloudevents/event';
 import type { Outcome } from './function';
 import { statusOf } from './vm-state';
 
-// Result events (SPEC §2). Ids are derived from the request and the outcome so
+// Result events (contract §2). Ids are derived from the request and the outcome so
 // a redelivered request that ends the same way yields the same reply id.
 
 export function hash(...parts: string[]): string {

@@ -14,7 +14,7 @@ export interface Runtime {
   now(): Date;
   /** Aborted when the server begins to shut down. */
   signal: AbortSignal;
-  /** SPEC §5: note that a VM was used; throttled, never fails the command. */
+  /** contract §5: note that a VM was used; throttled, never fails the command. */
   recordActivity?(vm: VirtualMachine): Promise<void>;
 }
 

@@ -10,7 +10,7 @@ import type { Metrics } from './metrics';
 import { Problem } from './problems';
 import { serveOperations } from './operations';
 
-// The HTTP side (SPEC §3): POST / takes CloudEvents in binary, structured or
+// The HTTP side (contract §3): POST / takes CloudEvents in binary, structured or
 // batched mode; health and metrics endpoints; graceful shutdown. Everything
 // about what an event means is in dispatch.ts.
 
@@ -187,7 +187,7 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
 
   /**
    * Out of shutdown time: every event still in flight is answered 503 so Knative
-   * redelivers it (every command is idempotent, SPEC §6) instead of seeing the
+   * redelivers it (every command is idempotent, contract §6) instead of seeing the
    * connection drop. Waits (briefly) until those answers are written.
    */
   function answerStragglers(): Promise<void> {

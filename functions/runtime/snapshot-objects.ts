@@ -10,7 +10,7 @@ import { Transient } from './retry';
 // The objects virtwake creates in snapshot.kubevirt.io (reference
 // kubevirt-api.md §4): names derived from the request, labels to find them
 // again, and the one way to create them so a redelivery adopts its own object
-// instead of making a second one (SPEC §6).
+// instead of making a second one (contract §6).
 
 export const API_VERSION = 'snapshot.kubevirt.io/v1beta1';
 export const LABEL_VM = 'virtwake.io/vm';

@@ -13,7 +13,7 @@ import { tcpProxy, TcpProxy } from './tcp';
 import { Resolved, waker, WakeError, Waker } from './wake';
 import { serveOperations } from '../runtime/operations';
 
-// The wake proxy (SPEC §5): an HTTP reverse proxy in front of VMs' Services.
+// The wake proxy (contract §5): an HTTP reverse proxy in front of VMs' Services.
 // A request is routed to its VM by host or path prefix; if the VM is up it is
 // forwarded at once, otherwise it takes a place in the VM's bounded queue
 // while the VM is started, and is forwarded once the VM's Service has a ready

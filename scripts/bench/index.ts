@@ -5,12 +5,12 @@
 // --only=cold,throughput,memory,reaper, --no-build (measure dist/ as it is).
 
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { coldStartBench } from './coldstart';
 import { memoryBench } from './memory';
 import { throughputBench } from './throughput';
+import { runReaperBench } from './reaper';
 import { startSim, type SimHandle } from './lib/sim';
 import { ms, ratio } from './lib/stats';
 import { renderTable, type Row } from './lib/table';
@@ -26,23 +26,9 @@ const PLAN = quick
   ? { coldRuns: 5, tpSlices: 4, tpSliceMs: 300, warmupMs: 1000, memEvents: 20_000, memWarmup: 10_000 }
   : { coldRuns: 11, tpSlices: 12, tpSliceMs: 500, warmupMs: 2000, memEvents: 100_000, memWarmup: 50_000 };
 
-interface ReaperBenchResult {
-  medianMs: number;
-  calls: number;
-  pages: number;
-  stopped: number;
-}
-
 async function reaperRows(): Promise<Row[]> {
-  const file = path.join(__dirname, 'reaper.ts');
   const head: Row = { section: '4. Reaper: one pass over 10,000 VMs (scripts/bench/reaper.ts)' };
-  if (!fs.existsSync(file)) {
-    console.log('note: scripts/bench/reaper.ts is absent, the reaper is not measured');
-    return [head, { measure: 'not measured: scripts/bench/reaper.ts is absent' }];
-  }
-  // Loaded by path, so this file type-checks and runs whether or not reaper.ts exists.
-  const mod = require(file) as { runReaperBench(): Promise<ReaperBenchResult> };
-  const r = await mod.runReaperBench();
+  const r = await runReaperBench();
   // Baseline: one list call per page plus one stop call per VM it stops.
   const floor = r.pages + r.stopped;
   return [

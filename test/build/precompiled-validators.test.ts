@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { compileValidator, createAjv } from '../../functions/runtime/validate-compile';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS build script without type declarations
 const { precompiledValidators } = require('../../scripts/precompile-validators.cjs');
 
 const dir = path.join(__dirname, '../../schemas');

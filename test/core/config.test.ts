@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../../functions/runtime/config';
 import { parseDuration } from '../../functions/runtime/duration';
 import { explainMismatch, matches, parseSelector } from '../../functions/runtime/labels';
 
-describe('configuration from the environment (SPEC §7)', () => {
+describe('configuration from the environment (contract §7)', () => {
   test('defaults', () => {
     const c = loadConfig({ VIRTWAKE_NAMESPACE: 'vms' });
     expect(c.port).toBe(8080);

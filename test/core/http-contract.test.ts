@@ -4,7 +4,7 @@ import pino from 'pino';
 import { createApp } from '../../functions/runtime/app';
 import { baseEnv, Harness, replyData, startHarness } from '../helpers/harness';
 
-// SPEC §3: every answer of the event endpoint, health, metrics and the log line.
+// contract §3: every answer of the event endpoint, health, metrics and the log line.
 
 const OPT_IN = { 'virtwake.io/enabled': 'true' };
 let h: Harness;

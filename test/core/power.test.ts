@@ -256,7 +256,7 @@ describe('replies', () => {
   });
 });
 
-describe('idempotency (SPEC §6)', () => {
+describe('idempotency (contract §6)', () => {
   test('a restart redelivered to two instances at once restarts once', async () => {
     const name = addVM('Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) });
     const before = h.sim.store.getVMI('default', name)?.metadata.uid;

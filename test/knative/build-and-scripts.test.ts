@@ -255,8 +255,8 @@ describe('Containerfile', () => {
 
   test('installs the locked dependencies, runs npm run build, ships production dependencies only', () => {
     const build = stages.find((s) => s.some((i) => /^RUN npm run build\b/.test(i)));
-    expect(build?.some((i) => /^RUN npm install\b/.test(i))).toBe(true);
-    expect(instructions.some((i) => /^RUN npm install\b.*--omit=dev/.test(i))).toBe(true);
+    expect(build?.some((i) => /^RUN npm ci\b/.test(i))).toBe(true);
+    expect(instructions.some((i) => /^RUN npm ci\b.*--omit=dev/.test(i))).toBe(true);
     const copies = final.filter((i) => /^COPY --from=/.test(i)).join('\n');
     expect(copies).toMatch(/\bnode_modules\b/);
     expect(copies).toMatch(/\/dist\b/);

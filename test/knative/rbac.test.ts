@@ -7,7 +7,7 @@ import { ApiCall, callKey, compareRoleWithCalls } from './rbac';
 
 const ROLE_FILE = path.join(KNATIVE_DIR, 'rbac.yaml');
 
-// What the functions are expected to call (SPEC §1, §5): a hand-made stand-in
+// What the functions are expected to call (contract §1, §5): a hand-made stand-in
 // for the simulator's recording. The lead wires the real recording in.
 const KV = 'kubevirt.io';
 const SUB = 'subresources.kubevirt.io';

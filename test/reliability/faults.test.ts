@@ -225,7 +225,7 @@ describe('the watch behind `wait`', () => {
   });
 });
 
-describe('restart claim (SPEC §6) under conflicts', () => {
+describe('restart claim (contract §6) under conflicts', () => {
   const claimPatch = (name: string) => ({
     method: 'PATCH',
     path: vmPath(name),

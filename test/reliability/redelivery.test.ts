@@ -5,7 +5,7 @@ import type { FunctionName } from '../../functions/commands';
 import type { App } from '../../functions/runtime/app';
 import { Harness, replyData, startHarness } from '../helpers/harness';
 
-// SPEC §6: Knative delivers at least once, to any replica. Every command type,
+// contract §6: Knative delivers at least once, to any replica. Every command type,
 // delivered 1 to 10 times (same source and id) to two server instances at
 // once, has one effect. Effects are counted on the simulator's object store
 // (every write any controller or API call made), not on virtwake's answers:
@@ -34,7 +34,7 @@ interface Scenario {
   fn: FunctionName;
   /** Shown in the test name when one type has several scenarios. */
   label?: string;
-  /** Send ce-time (default): restart uses it as a second guard (SPEC §6), so it runs both ways. */
+  /** Send ce-time (default): restart uses it as a second guard (contract §6), so it runs both ways. */
   withTime?: boolean;
   /** Seed the VM (and whatever it needs); returns the command data. */
   setup(name: string): Promise<Record<string, unknown>>;
@@ -160,7 +160,6 @@ const SCENARIOS: Scenario[] = [
 const typeOf = (fn: FunctionName) => `io.virtwake.vm.${fn}`;
 /** Run a command type's cases only when its handler is registered (functions/index.ts). */
 const served = SCENARIOS.filter((s) => HANDLERS[s.fn]);
-const cases = served.flatMap((s) => Array.from({ length: 10 }, (_, i) => ({ s, fn: s.fn, times: i + 1 })));
 
 /** One delivery's answer: a result event, or a 503 that Knative redelivers; never another status. */
 function answerOf(res: request.Response): string {
@@ -206,10 +205,10 @@ describe.each(served.map((s) => [s.label ?? s.fn, s] as const))('%s', (_label, s
       expect(late).not.toBe('503');
       await h.sim.settle();
       expect(scenario.effects(name, since)).toEqual(scenario.expected);
-      // SPEC §6: a repeat is answered as done (completed/accepted), never as a failure.
+      // contract §6: a repeat is answered as done (completed/accepted), never as a failure.
       // Known gap for start (and activity with wake): a delivery that reads the VM
       // after the controller already shows it Starting gets KubeVirt's "Always does
-      // not support manual start requests", which SPEC §2 reads as Refused; nothing
+      // not support manual start requests", which contract §2 reads as Refused; nothing
       // on the VM says which request started it. The effect is still one (above).
       if (scenario.fn !== 'start' && scenario.fn !== 'activity')
         expect(answers.filter((a) => a.startsWith('failed'))).toEqual([]);

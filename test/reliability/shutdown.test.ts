@@ -6,7 +6,7 @@ import path from 'node:path';
 import { loadConfig } from '../../functions/runtime/config';
 import { startSimulator, Simulator } from '../../simulator';
 
-// SPEC §3 "SIGTERM: stop taking new events, finish those in flight, exit 0",
+// contract §3 "SIGTERM: stop taking new events, finish those in flight, exit 0",
 // on the real production entry point (functions/main.ts, what dist/virtwake.js
 // bundles) run as its own process against the simulator. In flight at SIGTERM:
 //  - a start with a long `wait`: answered 503 at once, Knative redelivers it;

@@ -28,7 +28,7 @@ const vm = (name: string, annotations: Record<string, string> = {}): VirtualMach
   metadata: { name, namespace: 'vms', annotations },
 });
 
-describe('activity throttle (SPEC §5)', () => {
+describe('activity throttle (contract §5)', () => {
   let t = Date.parse('2030-01-01T00:00:00Z');
   const now = () => new Date(t);
   const log = pino({ level: 'silent' });

@@ -193,7 +193,7 @@ test('the policy only narrows: the environment limits still apply to a source al
   expect(replyData(ok).outcome).toBe('accepted');
 });
 
-test('without a policy file any source may act (SPEC §4 only)', async () => {
+test('without a policy file any source may act (contract §4 only)', async () => {
   const open = await h.replica({ VIRTWAKE_POLICY_FILE: '' });
   const name = addVM({}, 'default', 'Always', true);
   const res = await h.send('io.virtwake.vm.stop', { name }, { source: '/someone-else', to: open }).expect(200);

@@ -3,7 +3,7 @@ import { isName, isNamespace } from '../../functions/runtime/names';
 import { derivedName, ownedBySelector, vmLabelValue } from '../../functions/runtime/snapshot-objects';
 import { requestKey } from '../../functions/runtime/reply';
 
-// Derived names and labels (SPEC §6): deterministic per request, distinct per
+// Derived names and labels (contract §6): deterministic per request, distinct per
 // VM and kind, always valid names and label values whatever the VM is called.
 
 const key = requestKey({ source: '/ops/backup', id: 'nightly-1' });

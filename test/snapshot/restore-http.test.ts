@@ -227,7 +227,6 @@ describe('every failure has its reason', () => {
   test('KubeVirt fails the restore (the VM was started meanwhile): RestoreFailed', async () => {
     const { vm, snap } = await vmWithSnapshot();
     h.sim.pauseControllers();
-    let res;
     try {
       const first = await h.send(TYPE, { name: vm, snapshotName: snap }, { id: 'raced' }).expect(200);
       expect(replyData(first).outcome).toBe('accepted');
@@ -241,7 +240,7 @@ describe('every failure has its reason', () => {
       h.sim.resumeControllers();
     }
     // Sent again (same id), the request waits on the restore it made.
-    res = await h.send(TYPE, { name: vm, snapshotName: snap, wait: WAIT }, { id: 'raced' }).expect(200);
+    const res = await h.send(TYPE, { name: vm, snapshotName: snap, wait: WAIT }, { id: 'raced' }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.restore.failed');
     expect(replyData(res)).toMatchObject({
       reason: 'RestoreFailed',

@@ -35,7 +35,7 @@ const snapshotsOf = (vm: string) => h.sim.store.listSnapshots('default').filter(
 const creates = (resource: string) =>
   h.sim.calls.filter((c) => c.verb === 'create' && c.resource === resource && !c.dryRun);
 
-describe('idempotency (SPEC §6)', () => {
+describe('idempotency (contract §6)', () => {
   test('one event delivered three times creates exactly one snapshot', async () => {
     const vm = addVM();
     h.sim.resetCalls();

@@ -1,6 +1,6 @@
 /**
  * The one error type of the CloudEvents layer. `status` is the HTTP answer the
- * transport should give (SPEC.md §3): 415 when the message is not a CloudEvent or
+ * transport should give (contract §3): 415 when the message is not a CloudEvent or
  * uses a format we do not support, 400 when it is a CloudEvent that breaks a rule.
  * `errors` lists every problem found, each naming the attribute or header at fault.
  */

@@ -56,6 +56,7 @@ const NAME = /^[a-z0-9]+$/;
  * compile on first use (cold start).
  */
 const FORBIDDEN_CHAR =
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this pattern refuses
   /[\u0000-\u001F\u007F-\u009F\uFDD0-\uFDEF\uFFFE\uFFFF]|[\uD83F\uD87F\uD8BF\uD8FF\uD93F\uD97F\uD9BF\uD9FF\uDA3F\uDA7F\uDABF\uDAFF\uDB3F\uDB7F\uDBBF\uDBFF][\uDFFE\uDFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;

@@ -2,6 +2,6 @@
 // serves: it receives the parsed CloudEvent and answers 202 with nothing to say.
 'use strict';
 
-module.exports = function handle(context, event) {
+module.exports = function handle(_context, _event) {
   return { statusCode: 202, body: '' };
 };
