@@ -41,7 +41,7 @@ export interface Config {
   proxyWakeTimeoutMs: number;
   proxyRetryAfterSeconds: number;
   /** How often an open TCP connection stamps its VM's activity (the stamp itself is throttled to once a minute). */
-  proxyTcpActivityIntervalMs: number;
+  proxyActivityIntervalMs: number;
 }
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -108,14 +108,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `VIRTWAKE_PROXY_WAKE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_PROXY_WAKE_TIMEOUT)} is not a duration from 1ms to 1h such as 90s or 3m`,
     );
   }
-  const proxyTcpActivityIntervalMs = parseDuration(env.VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL || '30s');
-  if (
-    proxyTcpActivityIntervalMs === undefined ||
-    proxyTcpActivityIntervalMs < 10 ||
-    proxyTcpActivityIntervalMs > 3_600_000
-  ) {
+  const proxyActivityIntervalMs = parseDuration(env.VIRTWAKE_PROXY_ACTIVITY_INTERVAL || '30s');
+  if (proxyActivityIntervalMs === undefined || proxyActivityIntervalMs < 10 || proxyActivityIntervalMs > 3_600_000) {
     throw new ConfigError(
-      `VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL ${JSON.stringify(env.VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL)} is not a duration from 10ms to 1h such as 30s`,
+      `VIRTWAKE_PROXY_ACTIVITY_INTERVAL ${JSON.stringify(env.VIRTWAKE_PROXY_ACTIVITY_INTERVAL)} is not a duration from 10ms to 1h such as 30s`,
     );
   }
   // The proxy owns the HTTP port (it forwards every path), so it cannot share an instance with the event handlers.
@@ -165,7 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     proxyQueueSize: int(env, 'VIRTWAKE_PROXY_QUEUE_SIZE', 100, 1, 100_000),
     proxyWakeTimeoutMs,
     proxyRetryAfterSeconds: int(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
-    proxyTcpActivityIntervalMs,
+    proxyActivityIntervalMs,
   };
 }
 

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { KubeConnection } from '../runtime/kube/connection';
 import type { Runtime } from '../runtime/runtime';
 import type { VirtwakeServer } from '../runtime/server';
+import { keepAwake } from './awake';
 import { endpointSlices } from './endpoints';
 import { forwardHttp, forwardUpgrade, ForwardResult } from './forward';
 import { wakeQueue, WakeQueue } from './queue';
@@ -66,6 +67,8 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   let drained: (() => void) | undefined;
   const tunnels = new Set<Duplex>();
 
+  // Long downloads, websockets and TCP sessions keep their VM awake for as long as they last.
+  const awake = keepAwake(runtime.recordActivity, config.proxyActivityIntervalMs);
   const tcp = tcpProxy({
     config,
     log,
@@ -73,6 +76,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     waker: wake,
     queue,
     metrics: proxied,
+    awake,
     recordActivity: runtime.recordActivity,
   });
 
@@ -125,14 +129,20 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
       runtime.recordActivity?.(resolved.vm).catch(() => {});
+      const release = awake.hold(vm, resolved.vm);
       const result: ForwardResult =
         sink.kind === 'http'
           ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, host)
           : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path, host);
-      if (result === 'done' && sink.kind === 'upgrade') {
+      if (result === 'done' && sink.kind === 'upgrade' && !sink.socket.destroyed) {
         // Tunnels outlive the request; shutdown has to end them itself.
         tunnels.add(sink.socket);
-        sink.socket.once('close', () => tunnels.delete(sink.socket));
+        sink.socket.once('close', () => {
+          tunnels.delete(sink.socket);
+          release();
+        });
+      } else {
+        release();
       }
       if (result === 'done') return;
       // The cached upstream refused: the VM was probably stopped since. Look again (and wake it) once.
@@ -217,6 +227,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
         server.closeAllConnections();
         for (const t of tunnels) t.destroy();
         await tcpDone;
+        awake.stop();
         return closed;
       });
     },

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../runtime/config';
 import { ConfigError } from '../runtime/config';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
+import type { KeepAwake } from './awake';
 import type { Upstream } from './endpoints';
 import type { ProxyMetrics } from './metrics';
 import type { WakeQueue } from './queue';
@@ -20,9 +21,7 @@ import { WakeError, Waker } from './wake';
 //
 // A connection holds a place in the VM's queue (shared with held HTTP
 // requests) while it waits; a full queue or a timeout closes it. While a
-// spliced connection is open its VM's activity is stamped every
-// VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL, so the reaper (in whatever replica)
-// sees it in use for as long as it is open.
+// spliced connection is open its VM stays awake (awake.ts).
 
 /** What the proxy keeps of a held client's first bytes; beyond it the client is not read (TCP flow control). */
 export const FIRST_BYTES_LIMIT = 64 * 1024;
@@ -37,6 +36,7 @@ export interface TcpProxyDeps {
   waker: Waker;
   queue: WakeQueue;
   metrics: ProxyMetrics;
+  awake: KeepAwake;
   recordActivity?(vm: VirtualMachine): Promise<void>;
 }
 
@@ -52,15 +52,10 @@ export interface TcpProxy {
 }
 
 interface Open {
+  route: TcpRoute;
   client: net.Socket;
   upstream: net.Socket;
   counted: { in: number; out: number };
-}
-
-interface VmActivity {
-  open: Set<Open>;
-  vm: VirtualMachine;
-  timer: NodeJS.Timeout;
 }
 
 export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
@@ -68,7 +63,6 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
   const servers = new Map<number, net.Server>();
   const held = new Set<AbortController>();
   const spliced = new Set<Open>();
-  const awake = new Map<string, VmActivity>();
   let closing = false;
   let idle: (() => void) | undefined;
 
@@ -77,44 +71,14 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
     if (closing && held.size === 0 && spliced.size === 0) idle?.();
   };
 
-  function countBytes(route: TcpRoute, o: Open): void {
+  function countBytes(o: Open): void {
+    const { route } = o;
     const vm = vmKey(route);
     const inNow = o.client.bytesRead;
     const outNow = o.client.bytesWritten;
     metrics.tcpBytes(route.listen.tcp, vm, 'in', inNow - o.counted.in);
     metrics.tcpBytes(route.listen.tcp, vm, 'out', outNow - o.counted.out);
     o.counted = { in: inNow, out: outNow };
-  }
-
-  /** Keep stamping the VM's activity while any connection to it is open. */
-  function keepAwake(route: TcpRoute, vm: VirtualMachine, o: Open): void {
-    const key = vmKey(route);
-    let a = awake.get(key);
-    if (!a) {
-      const entry: VmActivity = {
-        open: new Set(),
-        vm,
-        timer: setInterval(() => {
-          deps.recordActivity?.(entry.vm).catch(() => {});
-          for (const c of entry.open) countBytes(route, c);
-        }, config.proxyTcpActivityIntervalMs),
-      };
-      entry.timer.unref();
-      awake.set(key, (a = entry));
-    }
-    a.vm = vm;
-    a.open.add(o);
-  }
-
-  function release(route: TcpRoute, o: Open): void {
-    const key = vmKey(route);
-    const a = awake.get(key);
-    if (!a) return;
-    a.open.delete(o);
-    if (a.open.size === 0) {
-      clearInterval(a.timer);
-      awake.delete(key);
-    }
   }
 
   async function onConnection(route: TcpRoute, client: net.Socket): Promise<void> {
@@ -226,11 +190,12 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
   ): void {
     const port = route.listen.tcp;
     const key = vmKey(route);
-    const o: Open = { client, upstream, counted: { in: 0, out: 0 } };
+    const o: Open = { route, client, upstream, counted: { in: 0, out: 0 } };
     spliced.add(o);
     metrics.tcpOpen(port, key, 1);
     deps.recordActivity?.(vm).catch(() => {});
-    keepAwake(route, vm, o);
+    // Stamped while open; the byte counters catch up on the same beat.
+    const release = deps.awake.hold(key, vm, () => countBytes(o));
     upstream.setNoDelay(true);
     upstream.setKeepAlive(true, 60_000);
 
@@ -263,10 +228,10 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
     let done = 0;
     const closed = () => {
       if (++done < 2) return;
-      countBytes(route, o);
+      countBytes(o);
       spliced.delete(o);
       metrics.tcpOpen(port, key, -1);
-      release(route, o);
+      release();
       settle();
     };
     client.once('close', closed);
@@ -319,7 +284,6 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
       for (const s of servers.values()) s.close();
       // A held client is better off retrying against another replica at once.
       for (const a of held) a.abort();
-      for (const a of awake.values()) clearInterval(a.timer);
       if (held.size || spliced.size) {
         await Promise.race([
           new Promise<void>((r) => (idle = r)),

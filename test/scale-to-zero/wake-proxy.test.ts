@@ -342,3 +342,37 @@ describe('routing on what the upstream will see', () => {
     expect(b.body.toString()).toBe('hello from the VM: /reports/1');
   });
 });
+
+test('an open websocket keeps stamping its VM awake while it lasts, and stops when it closes', async () => {
+  addVM('ws-awake');
+  const p = await proxy({ VIRTWAKE_PROXY_ACTIVITY_INTERVAL: '20ms' }, [route('ws.example', 'ws-awake')]);
+  const { port } = p.server.address() as net.AddressInfo;
+  const tunnel = await new Promise<net.Socket>((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/ws',
+      headers: { host: 'ws.example', connection: 'Upgrade', upgrade: 'websocket' },
+      agent,
+    });
+    req.on('upgrade', (_res, socket: net.Socket) => resolve(socket));
+    req.on('error', reject);
+    req.end();
+  });
+  const stamp = () => h.sim.store.getVM('default', 'ws-awake')?.metadata.annotations?.[LAST_ACTIVITY];
+  const until = async (what: string, cond: () => boolean) => {
+    for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    if (!cond()) throw new Error(`never happened: ${what}`);
+  };
+  for (let i = 0; i < 2; i++) {
+    clock.advance(11 * 60_000);
+    const now = clock.now().toISOString().replace('.000Z', 'Z');
+    await until(`stamped at ${now}`, () => stamp() === now);
+  }
+  tunnel.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  const last = stamp();
+  clock.advance(11 * 60_000);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(stamp()).toBe(last);
+});

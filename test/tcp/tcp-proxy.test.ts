@@ -278,7 +278,7 @@ test('a guest service that listens late: the proxy dials again until it accepts'
 
 test('an open connection keeps its VM awake across reaper ticks; once closed the VM is reaped', async () => {
   addVM('desk', await guest(echo), { 'virtwake.io/idle-timeout': '10m' });
-  const { port } = await tcpProxy('desk', { VIRTWAKE_PROXY_TCP_ACTIVITY_INTERVAL: '20ms' });
+  const { port } = await tcpProxy('desk', { VIRTWAKE_PROXY_ACTIVITY_INTERVAL: '20ms' });
   const reaper = await h.replica({ VIRTWAKE_FUNCTIONS: 'reaper' });
   const t = connect(port, { send: 'login' });
   await new Promise<void>((r) => t.socket.once('data', () => r()));
