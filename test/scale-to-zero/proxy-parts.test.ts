@@ -143,7 +143,13 @@ test('configuration', () => {
     reaperSource: undefined,
     proxyQueueSize: 100,
     proxyWakeTimeoutMs: 120_000,
+    proxyActivityIntervalMs: 30_000,
   });
+  expect(loadConfig({ VIRTWAKE_PROXY_ACTIVITY_INTERVAL: '1m' }).proxyActivityIntervalMs).toBe(60_000);
+  for (const bad of ['soon', '0s', '2h'])
+    expect(() => loadConfig({ VIRTWAKE_PROXY_ACTIVITY_INTERVAL: bad })).toThrow(
+      /VIRTWAKE_PROXY_ACTIVITY_INTERVAL .* is not a duration from 10ms to 1h/,
+    );
   expect(loadConfig({ VIRTWAKE_NAMESPACE: 'vms', VIRTWAKE_PROXY_WAKE_TIMEOUT: '3m' }).proxyWakeTimeoutMs).toBe(180_000);
   expect(() => loadConfig({ VIRTWAKE_PROXY_WAKE_TIMEOUT: 'later' })).toThrow(/VIRTWAKE_PROXY_WAKE_TIMEOUT/);
   expect(() => loadConfig({ VIRTWAKE_FUNCTIONS: 'wake-proxy,start', VIRTWAKE_PROXY_ROUTES: '/r' })).toThrow(
