@@ -53,7 +53,8 @@ function run(routes: string, env: Record<string, string> = {}): Promise<{ code: 
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   // A good file would leave it serving: stop it so the test sees the difference as a wrong code, not a hang.
-  const guard = setTimeout(() => proc.kill('SIGTERM'), 15_000);
+  // Generous: under a full parallel test run, tsx alone can take many seconds to start.
+  const guard = setTimeout(() => proc.kill('SIGTERM'), 50_000);
   return new Promise((resolve) =>
     proc.on('exit', (code) => {
       clearTimeout(guard);
@@ -81,13 +82,17 @@ test.each([
     () => `routes:\n${tcp(busyPort, 'pg')}`,
     () => new RegExp(`routes\\[0\\] \\(listen tcp ${busyPort} → VM default/pg\\): port ${busyPort} is already in use`),
   ],
-])('%s: exit 2 naming the route', async (_what, routes, message) => {
-  const { code, stderr } = await run(routes());
-  expect(stderr).toMatch(/^virtwake: configuration error: VIRTWAKE_PROXY_ROUTES: /);
-  expect(stderr).toMatch(message());
-  expect(stderr).not.toMatch(/\n\s+at /);
-  expect(code).toBe(2);
-});
+])(
+  '%s: exit 2 naming the route',
+  async (_what, routes, message) => {
+    const { code, stderr } = await run(routes());
+    expect(stderr).toMatch(/^virtwake: configuration error: VIRTWAKE_PROXY_ROUTES: /);
+    expect(stderr).toMatch(message());
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(code).toBe(2);
+  },
+  60_000,
+);
 
 async function refusal(routes: string, env: Record<string, string> = {}): Promise<string> {
   try {

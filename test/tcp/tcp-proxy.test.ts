@@ -263,6 +263,22 @@ test('a wake past its timeout closes the connection and counts it; the VM keeps 
   expect(starts('stuck')).toHaveLength(1);
 });
 
+test('a VM that does not exist or is not opted in: the connection is closed and counted, nothing is started', async () => {
+  const { app, port } = await tcpProxy('nowhere');
+  h.sim.resetCalls();
+  const t = connect(port, { send: 'hello?' });
+  expect((await t.received).length).toBe(0);
+  h.sim.store.addVM(
+    { metadata: { name: 'private', namespace: 'default', labels: { app: 'x' } }, spec: { runStrategy: 'Halted' } },
+    { running: false },
+  );
+  const other = await tcpProxy('private');
+  expect((await connect(other.port, { send: 'hello?' }).received).length).toBe(0);
+  expect(await metric(app, 'virtwake_proxy_tcp_connections_total', { result: 'wake_failed' })).toBe(1);
+  expect(await metric(other.app, 'virtwake_proxy_tcp_connections_total', { result: 'wake_failed' })).toBe(1);
+  expect(h.sim.calls.filter((c) => c.subresource === 'start')).toEqual([]);
+});
+
 test('a guest service that listens late: the proxy dials again until it accepts', async () => {
   const late = await freePort();
   addVM('slowboot', late);
