@@ -1,5 +1,5 @@
 import pino, { Logger } from 'pino';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Config, loadConfig } from './config';
 import { connect, KubeConnection } from './kube/connection';
 import { kubevirtClient } from './kubevirt';
@@ -41,7 +41,8 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
     );
   const metrics = createMetrics();
   const connection = await connect({
-    kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env),
+    kubeConfig: opts.kubeConfig,
+    env: opts.env ?? process.env,
     timeoutMs: config.kubeTimeoutMs,
   });
   const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });
@@ -93,12 +94,4 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
       connection.close();
     },
   };
-}
-
-/** KUBECONFIG from the environment the app was given (tests pass their own); none = client-node's default search. */
-function kubeConfigFrom(env: NodeJS.ProcessEnv | undefined): KubeConfig | undefined {
-  if (!env?.KUBECONFIG) return undefined;
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.KUBECONFIG);
-  return kc;
 }
