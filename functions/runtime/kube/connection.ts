@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { apiErrorFrom, KubeTransportError } from './errors';
@@ -174,7 +175,7 @@ async function resolveOptions(kc: KubeConfig): Promise<ResolvedOptions> {
  */
 function tlsFields(o: ResolvedOptions): https.AgentOptions {
   const material: tls.SecureContextOptions = {};
-  if (o.ca) material.ca = o.ca;
+  if (o.ca) material.ca = certificates(o.ca);
   if (o.cert) material.cert = o.cert;
   if (o.key) material.key = o.key;
   if (o.pfx) material.pfx = o.pfx;
@@ -183,6 +184,15 @@ function tlsFields(o: ResolvedOptions): https.AgentOptions {
   if (o.servername) out.servername = o.servername;
   if (o.rejectUnauthorized !== undefined) out.rejectUnauthorized = o.rejectUnauthorized;
   return out;
+}
+
+/** Node takes a CA that holds no certificate without a word, then fails every handshake: refuse it at start. */
+function certificates(ca: NonNullable<https.AgentOptions['ca']>): typeof ca {
+  const text = (Array.isArray(ca) ? ca : [ca]).map((c) => c.toString()).join('\n');
+  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0) throw new Error('the certificate authority holds no PEM certificate');
+  for (const pem of pems) new X509Certificate(pem);
+  return ca;
 }
 
 function queryString(q: KubeRequest['query']): string {
