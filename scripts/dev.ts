@@ -11,9 +11,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Watch } from '@kubernetes/client-node';
-import { seedDemo, startSimulator, type Simulator } from '../simulator';
-import { seedDemoWeb, type DemoWeb } from '../simulator/demo';
-import { createApp, type App } from '../functions/runtime/app';
+import { seedDemo, seedDemoGuest, startSimulator, type Simulator } from '../simulator';
+import { seedDemoWeb } from '../simulator/demo';
+import { createApp, type App } from '../functions/app';
 import { loadKubeConfig } from '../functions/runtime/kube/kubeconfig';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'virtwake-dev-'));
@@ -35,10 +35,9 @@ async function main(): Promise<void> {
   });
   closers.unshift(() => sim.close());
   seedDemo(sim.store);
-  const web: DemoWeb = await seedDemoWeb(sim.store);
-  closers.unshift(() => web.close());
+  const guestPort = await seedDemoGuest(sim.store);
   const routesFile = path.join(tmp, 'routes.yaml');
-  fs.writeFileSync(routesFile, web.routes);
+  fs.writeFileSync(routesFile, await seedDemoWeb(sim.store));
 
   const env = { VIRTWAKE_NAMESPACE: 'default', LOG_LEVEL: 'info', ...process.env, KUBECONFIG: sim.kubeconfigPath };
   const events = await createApp({ env });
@@ -56,7 +55,8 @@ async function main(): Promise<void> {
   console.log(`
 virtwake dev
   functions:          ${eventsUrl}   (POST CloudEvents here)
-  wake proxy:         ${proxyUrl}   (/web-shop/… and /wiki/… go to those VMs' web servers)
+  wake proxy:         ${proxyUrl}   (/web-shop/…, /wiki/…, /reporting/… go to those VMs' web servers)
+  guest of reporting: 127.0.0.1:${guestPort}   (listens 10 s after the VM runs, like a guest without readinessProbe)
   KubeVirt simulator: ${sim.url}   (kubeconfig: ${sim.kubeconfigPath})
   health and metrics: /health/readiness, /health/liveness, /metrics on the functions port
   demo VMs (namespace default):

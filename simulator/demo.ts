@@ -1,8 +1,9 @@
 // Demo VMs for `--demo` and `npm run dev`: one per runStrategy, all opted in to virtwake
-// in namespace default, plus one VM that is not.
+// in namespace default, plus one VM that is not. `reporting` sits behind a Service whose guest
+// the simulator runs: it listens 10 s (simulator clock) after its VMI runs, as a guest without
+// a readinessProbe does on a real cluster, and it takes 10 s to shut down.
 
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { GUEST_LISTEN_DELAY_ANNOTATION } from './services';
 import type { SimStore, VMInput } from './sim-store';
 
 const OPT_IN = { 'virtwake.io/enabled': 'true' };
@@ -36,7 +37,20 @@ export function seedDemo(store: SimStore): void {
   // A Once VM runs a single time; this one is mid-run, so stop/restart/start answers are all visible.
   store.addVM(vm('batch-once', 'Once'), { running: true });
   store.addVM(vm('flaky-app', 'RerunOnFailure'), { running: false });
-  store.addVM(vm('reporting', 'Halted', { annotations: { 'virtwake.io/idle-timeout': '30m' } }), { running: false });
+  const reporting = vm('reporting', 'Halted', {
+    annotations: { 'virtwake.io/idle-timeout': '30m', [GUEST_LISTEN_DELAY_ANNOTATION]: '10' },
+  });
+  reporting.spec = {
+    ...reporting.spec,
+    template: {
+      metadata: { labels: { 'kubevirt.io/vm': 'reporting' } },
+      spec: {
+        terminationGracePeriodSeconds: 10,
+        domain: { devices: {}, resources: { requests: { memory: '128Mi' } } },
+      },
+    },
+  };
+  store.addVM(reporting, { running: false });
   store.addVM(
     {
       metadata: { name: 'unmanaged', namespace: 'default', labels: { app: 'unmanaged' } },
@@ -46,52 +60,34 @@ export function seedDemo(store: SimStore): void {
   );
 }
 
+/** The demo's guest Service for `reporting`; resolves to the port the guest listens on once up. */
+export async function seedDemoGuest(store: SimStore): Promise<number | undefined> {
+  await store.addGuestService('default', 'reporting', { vmName: 'reporting', port: 80, guest: true });
+  return store.guestPort('default', 'reporting');
+}
+
 /** Demo VMs with a web server in the guest, fronted by a Service, for the wake proxy. */
 export const DEMO_WEB_VMS = ['web-shop', 'wiki'];
 
-export interface DemoWeb {
-  /** The wake proxy's routes file content: /<vm>/… goes to that VM's Service, prefix stripped. */
-  routes: string;
-  close(): Promise<void>;
-}
-
 /**
- * Stopped, opted-in VMs with a 1m idle timeout (so the reaper puts them to sleep a minute
- * after their last use) and a Service each. Their "guest" is a tiny web server on loopback:
- * the simulator's EndpointSlice points at 127.0.0.1 and the Service's targetPort, and is ready
- * only while the VM runs, so the wake proxy reaches it only after waking the VM.
+ * Stopped, opted-in VMs with a 1m idle timeout (the reaper puts them to sleep a minute after
+ * their last use), each behind a Service whose guest web server the simulator runs: it
+ * listens only while the VM runs, so the wake proxy reaches it only after waking the VM.
+ * Returns the wake proxy's routes file: /<vm>/… goes to that VM's Service, prefix stripped
+ * (`reporting`, whose guest listens 10 s late, included).
  */
-export async function seedDemoWeb(store: SimStore): Promise<DemoWeb> {
-  const guests: Server[] = [];
+export async function seedDemoWeb(store: SimStore): Promise<string> {
   const routes: string[] = ['routes:'];
   for (const name of DEMO_WEB_VMS) {
-    const guest = createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`hello from ${name}, a web server inside the VM (you asked for ${req.url})\n`);
-    });
-    await new Promise<void>((resolve) => guest.listen(0, '127.0.0.1', resolve));
-    guests.push(guest);
     store.addVM(vm(name, 'Halted', { annotations: { 'virtwake.io/idle-timeout': '1m' } }), { running: false });
-    store.addService('default', name, { vmName: name, port: 80, upstreamPort: (guest.address() as AddressInfo).port });
+    await store.addGuestService('default', name, { vmName: name, port: 80, guest: true });
+  }
+  for (const name of [...DEMO_WEB_VMS, 'reporting'])
     routes.push(
       `  - pathPrefix: /${name}`,
       '    stripPrefix: true',
       `    vm: {namespace: default, name: ${name}}`,
       `    service: {name: ${name}, port: 80}`,
     );
-  }
-  return {
-    routes: routes.join('\n') + '\n',
-    close: async () => {
-      await Promise.all(
-        guests.map(
-          (g) =>
-            new Promise<void>((resolve) => {
-              g.close(() => resolve());
-              g.closeAllConnections();
-            }),
-        ),
-      );
-    },
-  };
+  return routes.join('\n') + '\n';
 }

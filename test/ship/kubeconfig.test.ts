@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { load } from 'js-yaml';
 import { startSimulator, type Simulator, type SimOptions } from '../../simulator';
-import { createApp, type App } from '../../functions/runtime/app';
+import { createApp, type App } from '../../functions/app';
 import { ensureBundle, kubeconfigFile, startProgram } from './program';
 
 // Every kind of kubeconfig kubectl accepts works for every function (commands and their
