@@ -70,7 +70,12 @@ export async function connect(
 
   async function authHeaders(): Promise<Record<string, string>> {
     if (Date.now() - resolvedAt > AUTH_REFRESH_MS) {
-      resolved = await resolveOptions(kc);
+      try {
+        resolved = await resolveOptions(kc);
+      } catch (e) {
+        // An exec plugin or token file that fails later is a failed call (retried, then 503), not a crash.
+        throw new KubeTransportError(`${credentialsOf(kc)}: ${(e as Error).message?.trim() || 'no message'}`);
+      }
       resolvedAt = Date.now();
     }
     return (resolved.headers ?? {}) as Record<string, string>;
