@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   console.log(`
 virtwake dev
   functions:          ${eventsUrl}   (POST CloudEvents here)
-  wake proxy:         ${proxyUrl}   (/web-shop/…, /wiki/…, /reporting/… go to those VMs' web servers)
+  wake proxy:         ${proxyUrl}   (/web-shop/… and /wiki/… go to those VMs' web servers)
   guest of reporting: 127.0.0.1:${guestPort}   (listens 10 s after the VM runs, like a guest without readinessProbe)
   KubeVirt simulator: ${sim.url}   (kubeconfig: ${sim.kubeconfigPath})
   health and metrics: /health/readiness, /health/liveness, /metrics on the functions port

@@ -73,8 +73,7 @@ export const DEMO_WEB_VMS = ['web-shop', 'wiki'];
  * Stopped, opted-in VMs with a 1m idle timeout (the reaper puts them to sleep a minute after
  * their last use), each behind a Service whose guest web server the simulator runs: it
  * listens only while the VM runs, so the wake proxy reaches it only after waking the VM.
- * Returns the wake proxy's routes file: /<vm>/… goes to that VM's Service, prefix stripped
- * (`reporting`, whose guest listens 10 s late, included).
+ * Returns the wake proxy's routes file: /<vm>/… goes to that VM's Service, prefix stripped.
  */
 export async function seedDemoWeb(store: SimStore): Promise<string> {
   const routes: string[] = ['routes:'];
@@ -82,7 +81,7 @@ export async function seedDemoWeb(store: SimStore): Promise<string> {
     store.addVM(vm(name, 'Halted', { annotations: { 'virtwake.io/idle-timeout': '1m' } }), { running: false });
     await store.addGuestService('default', name, { vmName: name, port: 80, guest: true });
   }
-  for (const name of [...DEMO_WEB_VMS, 'reporting'])
+  for (const name of DEMO_WEB_VMS)
     routes.push(
       `  - pathPrefix: /${name}`,
       '    stripPrefix: true',
