@@ -45,7 +45,9 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): LoadedKube
     return { kubeConfig: checked(kc, 'in-cluster service account'), source: 'in-cluster service account' };
   }
   throw new KubeconfigError(
-    `none found: set KUBECONFIG, create ${home}, or run in a pod with a service account (KUBERNETES_SERVICE_HOST unset)`,
+    `none found: set KUBECONFIG, create ${home}, or run in a pod with a service account (${
+      env.KUBERNETES_SERVICE_HOST ? `no token at ${SA_DIR}/token` : 'KUBERNETES_SERVICE_HOST is unset'
+    })`,
   );
 }
 
