@@ -8,7 +8,7 @@ import { Transient, withRetries } from '../runtime/retry';
 import { isRunning } from '../runtime/vm-state';
 import { startUnderway } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
-import type { Route } from './routes';
+import type { Target as Route } from './routes';
 import type { Tier, WakePhase } from '../runtime/metrics';
 import { pausedByVirtwake } from '../ladder';
 import net from 'node:net';

@@ -78,7 +78,11 @@ beforeAll(async () => {
       ],
     }),
   );
-  proxy = await h.replica({ VIRTWAKE_FUNCTIONS: 'wake-proxy', VIRTWAKE_PROXY_ROUTES: routes });
+  proxy = await h.replica({
+    VIRTWAKE_FUNCTIONS: 'wake-proxy',
+    VIRTWAKE_PROXY_ROUTES: routes,
+    VIRTWAKE_PROXY_ACTIVITY_INTERVAL: '200ms',
+  });
 });
 
 afterAll(async () => {
@@ -162,11 +166,11 @@ test('a VM idle past pause-after is paused, past idle-timeout stopped, each once
   h.sim.resetCalls();
 
   clock.advance(4 * MIN);
-  let s = await tickBoth();
+  await tickBoth();
   expect(calls('ladder-a', 'pause')).toHaveLength(0);
 
   clock.advance(2 * MIN);
-  s = await tickBoth();
+  let s = await tickBoth();
   expect(calls('ladder-a', 'pause').filter((c) => c.status === 200)).toHaveLength(1);
   expect(calls('ladder-a', 'stop')).toHaveLength(0);
   expect(sum(s, 'pausedCount')).toBe(1);
@@ -187,7 +191,7 @@ test('a VM idle past pause-after is paused, past idle-timeout stopped, each once
 
   // Still paused and under its idle timeout: left alone.
   clock.advance(60 * MIN);
-  s = await tickBoth();
+  await tickBoth();
   expect(calls('ladder-a', 'stop')).toHaveLength(0);
 
   clock.advance(61 * MIN);
