@@ -2,7 +2,7 @@
 // start, a burst on few pods, memory over time, the reaper), each figure next
 // to a baseline measured in the same run. Separate processes, loopback only,
 // never part of `npm test`. Flags: --quick (fewer, shorter runs),
-// --only=cold,throughput,memory,reaper,activity,tcp, --no-build (measure dist/ as it is).
+// --only=cold,throughput,memory,reaper,activity,tcp,ladder, --no-build (measure dist/ as it is).
 
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import { throughputBench } from './throughput';
 import { runActivityBench } from './activity';
 import { runReaperBench } from './reaper';
 import { tcpBench } from './tcp';
+import { ladderBench } from './ladder';
 import { startSim, type SimHandle } from './lib/sim';
 import { ms, ratio } from './lib/stats';
 import { renderTable, type Row } from './lib/table';
@@ -21,7 +22,9 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = new Set(
-  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper,activity,tcp').split(','),
+  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper,activity,tcp,ladder').split(
+    ',',
+  ),
 );
 
 const PLAN = quick
@@ -38,6 +41,18 @@ const PLAN = quick
 const TCP_PLAN = quick
   ? { rounds: 3, bytes: 64 * 1024 * 1024, pings: 500, connects: 50 }
   : { rounds: 7, bytes: 256 * 1024 * 1024, pings: 2000, connects: 200 };
+
+const LADDER_PLAN = quick ? { wakes: 10, baseline: 100, gateMs: 200 } : { wakes: 30, baseline: 300, gateMs: 200 };
+
+async function ladderRows(): Promise<Row[]> {
+  // A simulator of its own: the wakes measure against nothing else running.
+  const sim = await startSim();
+  try {
+    return (await ladderBench(sim, LADDER_PLAN)).rows;
+  } finally {
+    await sim.close();
+  }
+}
 
 async function reaperRows(): Promise<Row[]> {
   const head: Row = { section: '4. Reaper: one pass over 10,000 VMs (scripts/bench/reaper.ts)' };
@@ -106,6 +121,7 @@ async function main(): Promise<void> {
     await plainSim?.close();
   }
   await section('reaper', reaperRows);
+  await section('ladder', ladderRows);
   await section('activity', async () => {
     const r = await runActivityBench(PLAN.activity);
     return [

@@ -15,6 +15,12 @@ export interface SimHandle {
   addVMs(vms: BulkVMInput[]): Promise<number>;
   /** A Service for `vmName` whose endpoint (127.0.0.1:upstreamPort) is ready while the VM runs. */
   addService(name: string, vmName: string, port: number, upstreamPort: number): Promise<void>;
+  /** A Service for `vmName` whose guest the simulator runs (listening while the VM runs); resolves to its port. */
+  addGuestService(name: string, vmName: string, port: number): Promise<number>;
+  /** How long the unpaused readiness gate (Ready, the endpoint) lags a pause or unpause. */
+  setReadinessGateDelay(ms: number): Promise<void>;
+  /** When the simulator received the VM's last unpause or start, and when its Service's endpoint became ready (epoch ms). */
+  wakeTimes(vm: string): Promise<{ callAt?: number; readyAt?: number }>;
   settle(): Promise<void>;
   calls(): Promise<number>;
   resetCalls(): Promise<void>;
@@ -66,6 +72,10 @@ export async function startSim(opts: { tls?: boolean } = {}): Promise<SimHandle>
     addVMs: (vms) => call<number>({ op: 'addVMs', vms }),
     addService: (name, vmName, port, upstreamPort) =>
       call<void>({ op: 'addService', namespace: 'default', name, vmName, port, upstreamPort }),
+    addGuestService: (name, vmName, port) =>
+      call<number>({ op: 'addGuestService', namespace: 'default', name, vmName, port }),
+    setReadinessGateDelay: (ms) => call<void>({ op: 'setReadinessGateDelay', ms }),
+    wakeTimes: (vm) => call<{ callAt?: number; readyAt?: number }>({ op: 'wakeTimes', vm }),
     settle: () => call<void>({ op: 'settle' }),
     calls: () => call<number>({ op: 'calls' }),
     resetCalls: () => call<void>({ op: 'resetCalls' }),
