@@ -72,7 +72,10 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     if (w.reported) return;
     w.reported = true;
     if (firstByte && w.since !== undefined) w.phases.first_byte = Number(process.hrtime.bigint() - w.since) / 1e9;
-    void reportWake(runtime, w.vm, { tier: w.tier, trigger: 'proxy', phases: w.phases });
+    // Reported once the VM's own status has caught up too, so the `running` phase is in it.
+    void (w.running ?? Promise.resolve()).then(() =>
+      reportWake(runtime, w.vm, { tier: w.tier, trigger: 'proxy', phases: w.phases }),
+    );
   }
   /** Keep-alive connections to upstreams, this proxy's own: closed on shutdown. */
   const agent = upstreamAgent();

@@ -58,6 +58,8 @@ export interface WakeTrace {
   /** hrtime when the first request began to wait. */
   since?: bigint;
   reported?: boolean;
+  /** Settles once the VM's Running and ready status was seen (or the wake deadline passed). */
+  running?: Promise<void>;
 }
 
 interface Trace {
@@ -160,6 +162,7 @@ export function waker(deps: WakerDeps): Waker {
         if (answer === 'ok') {
           unpauses++;
           trace.wake = { tier: 'paused', vm, phases: { accepted: trace.seconds() } };
+          return woken(route, vm, deadline, trace);
         }
       }
       if (STOPPED.has(status) && !started && !startUnderway(vm)) {
@@ -170,7 +173,10 @@ export function waker(deps: WakerDeps): Waker {
         );
         if (answer !== 'ok' && answer.outcome === 'failed')
           throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
-        if (answer === 'ok') trace.wake = { tier: 'stopped', vm, phases: { accepted: trace.seconds() } };
+        if (answer === 'ok') {
+          trace.wake = { tier: 'stopped', vm, phases: { accepted: trace.seconds() } };
+          return woken(route, vm, deadline, trace);
+        }
       }
       // Stopping VMs are waited out and then started; starting and unpausing ones are waited for.
       const seen = await kubevirt.waitFor<VirtualMachine>(
@@ -188,6 +194,28 @@ export function waker(deps: WakerDeps): Waker {
       if (!seen.done) throw timeout(route, 'to run');
       vm = seen.object;
     }
+  }
+
+  /**
+   * Our unpause or start was accepted. What the held requests need is the
+   * Service's endpoint back (lookUp waits for it); the VM's own Running and
+   * ready status trails it (virt-controller writes it after the pod is
+   * ready), so it is watched on the side for the `running` phase only.
+   */
+  function woken(
+    route: Route,
+    vm: VirtualMachine,
+    deadline: number,
+    trace: Trace,
+  ): { vm: VirtualMachine; waited: boolean } {
+    const w = trace.wake as WakeTrace;
+    w.running = kubevirt
+      .waitFor<VirtualMachine>('virtualmachines', route.vm.namespace, route.vm.name, isRunning, deadline, signal)
+      .then((seen) => {
+        if (seen.done) w.phases.running = trace.seconds();
+      })
+      .catch(() => undefined);
+    return { vm, waited: true };
   }
 
   /** Hold until the upstream accepts a connection: a guest listens some time after its VM is ready. */
@@ -218,22 +246,32 @@ export function waker(deps: WakerDeps): Waker {
     try {
       const { vm, waited } = await vmUp(route, deadline, trace);
       let woke = waited;
-      let upstream = await withRetries(config.retry, `read endpoints of ${namespace}/${service.name}`, async () => {
-        try {
-          return await endpoints.ready(namespace, service.name, service.port);
-        } catch (e) {
-          throw isTransient(e)
-            ? new Transient(e)
-            : new WakeError(
-                502,
-                `cannot read the endpoints of Service ${namespace}/${service.name}: ${(e as Error).message}`,
-              );
-        }
-      });
+      // Just woken by us: its endpoint is not back yet, go straight to watching for it.
+      let upstream = trace.wake
+        ? undefined
+        : await withRetries(config.retry, `read endpoints of ${namespace}/${service.name}`, async () => {
+            try {
+              return await endpoints.ready(namespace, service.name, service.port);
+            } catch (e) {
+              throw isTransient(e)
+                ? new Transient(e)
+                : new WakeError(
+                    502,
+                    `cannot read the endpoints of Service ${namespace}/${service.name}: ${(e as Error).message}`,
+                  );
+            }
+          });
       if (!upstream) {
         woke = true;
         upstream = await endpoints.waitReady(namespace, service.name, service.port, deadline, signal);
-        if (!upstream) throw timeout(route, `with a ready endpoint on Service ${namespace}/${service.name}`);
+        if (!upstream)
+          throw timeout(
+            route,
+            // A VM we woke that never showed Running did not come up at all; say so rather than blame its Service.
+            trace.wake && trace.wake.phases.running === undefined
+              ? 'to run'
+              : `with a ready endpoint on Service ${namespace}/${service.name}`,
+          );
       }
       if (trace.wake) {
         trace.wake.phases.endpoint = trace.seconds();
