@@ -61,6 +61,27 @@ async function proxyReady(port: number, proc: Running): Promise<void> {
   }
 }
 
+/** Mean of each wake phase, in ms, from the proxy's own histogram (tier/phase → ms). */
+async function phaseMeans(port: number): Promise<Record<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics', headers: { 'user-agent': 'kube-probe/bench' } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+  const sums = new Map<string, { sum: number; count: number }>();
+  for (const m of text.matchAll(/^virtwake_wake_duration_seconds_(sum|count)\{tier="(\w+)",phase="(\w+)"\} (\S+)$/gm)) {
+    const key = `${m[2]}/${m[3]}`;
+    const e = sums.get(key) ?? { sum: 0, count: 0 };
+    e[m[1] as 'sum' | 'count'] = Number(m[4]);
+    sums.set(key, e);
+  }
+  return Object.fromEntries([...sums].map(([k, v]) => [k, (v.sum / v.count) * 1000]));
+}
+
 export interface LadderResult {
   rows: Row[];
   overhead: { paused: { p50: number; p99: number }; stopped: { p50: number; p99: number } };
@@ -83,6 +104,8 @@ export async function ladderBench(sim: SimHandle, plan: LadderPlan): Promise<Lad
     ...paused.map((n) => vm(n, { running: true, paused: true }, { [PAUSED_AT]: now })),
     ...stopped.map((n) => vm(n, { running: false }, { [STOPPED_AT]: now })),
   ]);
+  // The proxy's port first: the guests' ports are picked free now and bound only when their VM runs.
+  const port = await freePort();
   const guestPort = await sim.addGuestService('awake', 'awake', 80);
   for (const n of [...paused, ...stopped]) await sim.addGuestService(n, n, 80);
   await sim.settle();
@@ -100,7 +123,6 @@ export async function ladderBench(sim: SimHandle, plan: LadderPlan): Promise<Lad
     }),
   );
   const t = virtwake(sim);
-  const port = await freePort();
   const proxy = launch(
     { ...t, env: { ...t.env, VIRTWAKE_FUNCTIONS: 'wake-proxy', VIRTWAKE_PROXY_ROUTES: routes, LOG_LEVEL: 'warn' } },
     port,
@@ -137,6 +159,7 @@ export async function ladderBench(sim: SimHandle, plan: LadderPlan): Promise<Lad
         wake[tier].sim.push(times.readyAt - times.callAt);
       }
     }
+    const phases = await phaseMeans(port);
     const own = (tier: 'paused' | 'stopped') => wake[tier].total.map((x, i) => x - wake[tier].sim[i]);
     const overhead = {
       paused: { p50: pct(own('paused'), 50), p99: pct(own('paused'), 99) },
@@ -177,6 +200,13 @@ export async function ladderBench(sim: SimHandle, plan: LadderPlan): Promise<Lad
         },
       );
     }
+    for (const tier of ['paused', 'stopped'] as const)
+      rows.push({
+        measure: `  ${tier}: phase means (ms after the request)`,
+        value: ['accepted', 'endpoint', 'upstream', 'first_byte', 'running']
+          .map((p) => `${p} ${(phases[`${tier}/${p}`] ?? NaN).toFixed(1)}`)
+          .join(', '),
+      });
     return { rows, overhead };
   } finally {
     await stop(proxy);
