@@ -30,10 +30,22 @@ export class Informer<T extends { metadata: { resourceVersion?: string; namespac
   }
 
   start(): Promise<void> {
-    this.synced ??= this.relist().then(() => {
+    this.synced ??= this.firstList().then(() => {
       void this.loop();
     });
     return this.synced;
+  }
+
+  /** A reflector retries its first list (a new CRD answers 429 while its storage initializes). */
+  private async firstList(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.relist();
+      } catch (e) {
+        if (attempt >= 100 || this.abort.signal.aborted) throw e;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
   }
 
   stop(): void {

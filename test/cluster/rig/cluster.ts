@@ -4,7 +4,7 @@
 // test files (jest workers) and the teardown can find it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { load, loadAll } from 'js-yaml';
@@ -39,11 +39,11 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Output straight to a file, not a pipe: the rig outlives the process that started it only through files. */
 function run(bin: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const out = createWriteStream(logFile);
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(bin, args, { stdio: ['ignore', fd, fd], env, detached: true });
+  closeSync(fd);
   child.unref();
   return child;
 }
@@ -133,6 +133,17 @@ export async function applyRbac(kube: TestKube, ns: string, docs: any[]): Promis
 }
 
 export async function startRig(dir: string, log: (m: string) => void = () => undefined): Promise<RigState> {
+  const pids: number[] = [];
+  try {
+    return await startRigProcesses(dir, log, pids);
+  } catch (e) {
+    // A rig that did not come up leaves nothing running.
+    stopRig({ pids });
+    throw e;
+  }
+}
+
+async function startRigProcesses(dir: string, log: (m: string) => void, pids: number[]): Promise<RigState> {
   const timings: Record<string, number> = {};
   let t = Date.now();
   const lap = (k: string) => {
@@ -163,6 +174,7 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
     ],
     path.join(dir, 'etcd.log'),
   );
+  pids.push(etcd.pid!);
   await until('etcd', 60_000, async () => ((await fetch(`${etcdUrl}/health`)).ok ? true : undefined));
   lap('etcd');
 
@@ -192,10 +204,14 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
       `--proxy-client-key-file=${pki.frontProxyClientKey}`,
       // etcd compaction is the rig's to trigger (410 scenarios).
       '--etcd-compaction-interval=0',
+      // VirtualMachine watches go straight to etcd, so a compaction makes an old resourceVersion 410 at once
+      // (with the watch cache it would take minutes of churn to push it out of the cache's window).
+      '--watch-cache-sizes=virtualmachines.kubevirt.io#0',
       '--v=1',
     ],
     path.join(dir, 'kube-apiserver.log'),
   );
+  pids.push(apiserver.pid!);
   const kube = adminKube({ server, pki });
   await until('kube-apiserver /readyz', 180_000, async () =>
     (await kube.request('GET', '/readyz')) !== undefined ? true : undefined,
@@ -238,15 +254,14 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
       stepMs: 20,
     }),
   );
+  const simLog = openSync(path.join(dir, 'rig-sim.log'), 'a');
   const sim = spawn(
     process.execPath,
     [path.join(REPO, 'node_modules/tsx/dist/cli.mjs'), path.join(REPO, 'simulator/rig/main.ts'), rigCfg],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    },
+    { stdio: ['ignore', 'pipe', simLog], detached: true },
   );
-  sim.stderr!.pipe(createWriteStream(path.join(dir, 'rig-sim.log')));
+  closeSync(simLog);
+  pids.push(sim.pid!);
   const simPort = await new Promise<number>((resolve, reject) => {
     let buf = '';
     sim.stdout!.on('data', (c: Buffer) => {
@@ -258,6 +273,7 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
       reject(new Error(`rig simulator exited with ${code}; see ${path.join(dir, 'rig-sim.log')}`)),
     );
   });
+  sim.stdout!.destroy();
   sim.unref();
   lap('rig-simulator');
 
@@ -298,7 +314,7 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
     virtwakeKubeconfig,
     virtwakeToken: token,
     etcdUrl,
-    pids: [sim.pid!, apiserver.pid!, etcd.pid!],
+    pids: [...pids].reverse(),
     timings,
   };
 }

@@ -59,6 +59,14 @@ export function structural(defs: Record<string, Schema>, root: string): Schema {
       return walk(defs[name], [...stack, name]);
     }
     if (s.format === 'int-or-string') return { ...INT_OR_STRING };
+    // KubeVirt's document writes some types as lists: ["string","null"] is a nullable string,
+    // ["string","number"] an int-or-string (apiextensions takes one type per schema).
+    if (Array.isArray(s.type)) {
+      const types = (s.type as string[]).filter((t) => t !== 'null');
+      const nullable = types.length < (s.type as string[]).length ? { nullable: true } : {};
+      if (types.length > 1) return { ...INT_OR_STRING, ...nullable };
+      return walk({ ...s, type: types[0], ...nullable }, stack);
+    }
     const out: Schema = {};
     for (const [k, v] of Object.entries(s)) {
       if (!KEEP.has(k)) continue;
