@@ -2,5 +2,5 @@ import { readState, stopRig } from './rig/cluster';
 
 export default async function globalTeardown(): Promise<void> {
   const file = process.env.VIRTWAKE_RIG_STATE;
-  if (file) stopRig(readState(file));
+  if (file) await stopRig(readState(file));
 }

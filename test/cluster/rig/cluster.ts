@@ -138,7 +138,7 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
     return await startRigProcesses(dir, log, pids);
   } catch (e) {
     // A rig that did not come up leaves nothing running.
-    stopRig({ pids });
+    await stopRig({ pids: [...pids].reverse() });
     throw e;
   }
 }
@@ -319,13 +319,22 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
   };
 }
 
-export function stopRig(state: Pick<RigState, 'pids'>): void {
-  for (const pid of state.pids) {
+/** Stop each process in turn (virt-api, kube-apiserver, etcd): SIGTERM, then SIGKILL after a few seconds. */
+export async function stopRig(state: Pick<RigState, 'pids'>): Promise<void> {
+  const alive = (pid: number) => {
     try {
-      process.kill(pid, 'SIGTERM');
+      process.kill(pid, 0);
+      return true;
     } catch {
-      // already gone
+      return false;
     }
+  };
+  for (const pid of state.pids) {
+    if (!alive(pid)) continue;
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 30 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    // kube-apiserver can hang in its graceful shutdown once etcd is unreachable; nothing of the rig is worth keeping.
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
   }
 }
 
