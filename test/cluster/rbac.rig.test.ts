@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { applyRbac, kubeconfigFor, serviceAccountToken, shippedRbac } from './rig/cluster';
-import { createVM, eventually, NS, rig, send, startVirtwake, vmPath, vmRunning, type Virtwake } from './helpers';
+import { createVM, NS, rig, send, startVirtwake, vmPath, type Virtwake } from './helpers';
 
 // The shipped Role with one grant taken away, bound to its own ServiceAccount: the real RBAC
 // authorizer's 403 and what virtwake makes of it.
