@@ -2,7 +2,7 @@
 // functions wired to it through a kubeconfig, on http://localhost:8080.
 // Prints every VM state change so you can watch an event take effect.
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { seedDemo, startSimulator } from '../simulator';
+import { seedDemo, seedDemoGuest, startSimulator } from '../simulator';
 import { createApp } from '../functions/runtime/app';
 
 async function main(): Promise<void> {
@@ -15,6 +15,7 @@ async function main(): Promise<void> {
     snapshotStepMs: 500,
   });
   seedDemo(sim.store);
+  const guestPort = await seedDemoGuest(sim.store);
   const app = await createApp({
     env: { VIRTWAKE_NAMESPACE: 'default', LOG_LEVEL: 'info', ...process.env, KUBECONFIG: sim.kubeconfigPath },
   });
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
 virtwake dev
   functions:          http://localhost:${port}/   (POST CloudEvents here)
   KubeVirt simulator: ${sim.url}   (kubeconfig: ${sim.kubeconfigPath})
+  guest of reporting: 127.0.0.1:${guestPort}   (listens 10 s after the VM runs, like a guest without readinessProbe)
   demo VMs (namespace default):
 ${vms.map((vm) => `    ${vm.metadata.name.padEnd(14)} runStrategy=${String(vm.spec?.runStrategy ?? (vm.spec?.running ? 'Always' : 'Halted')).padEnd(15)} opted-in=${vm.metadata.labels?.['virtwake.io/enabled'] === 'true'}`).join('\n')}
 

@@ -3,7 +3,8 @@
 // restore admitters. Denials come back as kube-apiserver relays them (422 Invalid).
 
 import { errors } from './errors';
-import { deepEqual } from './objects';
+import type { SnapshotApi } from './context';
+import { deepEqual, objectKey } from './objects';
 import { RESTORE, type ResourceDef } from './resources';
 import type { ObjectStore } from './store';
 import { runStrategyOf, RUN_STRATEGIES } from './kubevirt';
@@ -179,17 +180,51 @@ export interface Admission {
   update?(oldObj: KubeObject, newObj: KubeObject): void;
 }
 
-export function admissionFor(store: ObjectStore, r: ResourceDef): Admission {
+/**
+ * vms-admitter.go validates the whole spec on every UPDATE, annotation-only merge patches
+ * included (ValidateVirtualMachineSpec), so a VM whose spec stopped validating refuses them all.
+ */
+export function admitVMSpecStillValid(invalidSpecs: Map<string, string>, vm: VirtualMachine): void {
+  const message = invalidSpecs.get(objectKey(vm.metadata.namespace, vm.metadata.name ?? ''));
+  if (message) deny(VM_WEBHOOK, [{ type: 'FieldValueInvalid', message, field: 'spec.template.spec' }]);
+}
+
+/** The Snapshot feature gate off: vmsnapshot.go / vmrestore.go refuse creation, relayed as 400 (webhooks.go). */
+function requireSnapshotGate(settings: AdmissionSettings | undefined, webhook: string, message: string): void {
+  if (settings?.snapshotApi === 'gateOff') throw errors.webhookBadRequest(webhook, message);
+}
+
+export interface AdmissionSettings {
+  invalidSpecs: Map<string, string>;
+  snapshotApi: SnapshotApi;
+}
+
+export function admissionFor(store: ObjectStore, r: ResourceDef, settings?: AdmissionSettings): Admission {
   switch (r.kind) {
     case 'VirtualMachine':
       return {
         create: (o) => admitVMCreate(o as VirtualMachine),
-        update: (a, b) => admitVMUpdate(a as VirtualMachine, b as VirtualMachine),
+        update: (a, b) => {
+          if (settings) admitVMSpecStillValid(settings.invalidSpecs, b as VirtualMachine);
+          admitVMUpdate(a as VirtualMachine, b as VirtualMachine);
+        },
       };
     case 'VirtualMachineSnapshot':
-      return { create: (o) => admitSnapshotCreate(o as VirtualMachineSnapshot), update: admitSnapshotUpdate };
+      return {
+        create: (o) => {
+          requireSnapshotGate(settings, SNAPSHOT_WEBHOOK, 'snapshot feature gate not enabled');
+          admitSnapshotCreate(o as VirtualMachineSnapshot);
+        },
+        update: admitSnapshotUpdate,
+      };
     case 'VirtualMachineRestore':
-      return { create: (o) => admitRestoreCreate(store, o as VirtualMachineRestore), update: admitRestoreUpdate };
+      return {
+        create: (o) => {
+          requireSnapshotGate(settings, RESTORE_WEBHOOK, 'Snapshot/Restore feature gate not enabled');
+          admitRestoreCreate(store, o as VirtualMachineRestore);
+        },
+        update: admitRestoreUpdate,
+      };
     default:
       return {};
   }

@@ -1,17 +1,60 @@
 // The simulator's own HTTP endpoints under /_sim/, for tests and tools running in another
-// process: fault rules, the call log, settling and compaction. Not authenticated, not
-// recorded.
+// process: fault rules, the call log, settling and compaction, per-VM cluster facts (volumes,
+// migration, spec validity) and settings (virt-api window, snapshot API). Not authenticated,
+// not recorded.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ruleFromJson, type Faults } from './faults';
 import type { Recorder } from './recorder';
+import { VOLUME_STATES, type SnapshotApi, type VolumeState } from './context';
+import type { SimStore } from './sim-store';
 import type { ObjectStore } from './store';
 
 export interface ControlDeps {
   faults: Faults;
   recorder: Recorder;
   store: ObjectStore;
+  sim: SimStore;
   settle(timeoutMs?: number): Promise<void>;
+}
+
+function objectBody(rawBody: string): Record<string, unknown> {
+  const b: unknown = rawBody.trim() ? JSON.parse(rawBody) : {};
+  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new Error('body must be a JSON object');
+  return b as Record<string, unknown>;
+}
+
+/** POST /_sim/vms/{ns}/{name}: {volumes: state|null, migrating: bool, specInvalid: message|null}. */
+function vmKnobs(sim: SimStore, namespace: string, name: string, b: Record<string, unknown>): void {
+  if (!sim.getVM(namespace, name)) throw new Error(`VirtualMachine ${namespace}/${name} does not exist`);
+  if ('volumes' in b) {
+    if (b.volumes !== null && !VOLUME_STATES.includes(b.volumes as VolumeState))
+      throw new Error(`volumes must be null or one of ${VOLUME_STATES.join(', ')}`);
+    sim.setVolumeState(namespace, name, (b.volumes ?? undefined) as VolumeState | undefined);
+  }
+  if ('migrating' in b) {
+    if (typeof b.migrating !== 'boolean') throw new Error('migrating must be true or false');
+    sim.setMigrating(namespace, name, b.migrating);
+  }
+  if ('specInvalid' in b) {
+    if (b.specInvalid !== null && typeof b.specInvalid !== 'string')
+      throw new Error('specInvalid must be null or the webhook message');
+    sim.setSpecInvalid(namespace, name, (b.specInvalid ?? undefined) as string | undefined);
+  }
+}
+
+/** POST /_sim/settings: {virtApiWindowMs: n, snapshotApi: served|absent|gateOff}. */
+function settings(sim: SimStore, b: Record<string, unknown>): void {
+  if ('virtApiWindowMs' in b) {
+    if (typeof b.virtApiWindowMs !== 'number' || b.virtApiWindowMs < 0)
+      throw new Error('virtApiWindowMs must be a non-negative number');
+    sim.setVirtApiWindow(b.virtApiWindowMs);
+  }
+  if ('snapshotApi' in b) {
+    if (!['served', 'absent', 'gateOff'].includes(b.snapshotApi as string))
+      throw new Error('snapshotApi must be served, absent or gateOff');
+    sim.setSnapshotApi(b.snapshotApi as SnapshotApi);
+  }
 }
 
 function send(res: ServerResponse, status: number, body?: unknown): void {
@@ -49,6 +92,15 @@ export async function handleControl(
     if (path === '/_sim/settle' && (method === 'POST' || method === 'GET')) {
       const t = url.searchParams.get('timeoutMs');
       await deps.settle(t ? Number(t) : undefined);
+      return send(res, 200, {});
+    }
+    const vm = /^\/_sim\/vms\/([^/]+)\/([^/]+)$/.exec(path);
+    if (vm && method === 'POST') {
+      vmKnobs(deps.sim, decodeURIComponent(vm[1]), decodeURIComponent(vm[2]), objectBody(rawBody));
+      return send(res, 200, {});
+    }
+    if (path === '/_sim/settings' && method === 'POST') {
+      settings(deps.sim, objectBody(rawBody));
       return send(res, 200, {});
     }
     if (path === '/_sim/compact' && method === 'POST') {

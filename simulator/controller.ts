@@ -1,13 +1,14 @@
-// virt-controller's VirtualMachine loop: one reconcile per VM key, a step after anything
-// about the VM or its VMI changed. It acts on the runStrategy and the first pending state
-// change request (vm.go syncRunStrategy), then writes the derived status.
+// virt-controller's VirtualMachine loop (pkg/virt-controller/watch/vm/vm.go): one reconcile per
+// VM key, a step after anything about the VM or its VMI changed. It acts on the runStrategy and
+// the first pending state change request (syncRunStrategy), then writes the derived status.
+// A VMI is created only once the VM's DataVolumes are ready and no start-failure backoff runs.
 
 import type { SimContext } from './context';
 import { hasStartPausedRequest, hasStartRequest, hasStopRequestFor, isFinal, runStrategyOf } from './kubevirt';
 import { clone, deepEqual, objectKey } from './objects';
 import { VM, VMI } from './resources';
 import type { RunStrategy, VirtualMachine, VirtualMachineInstance } from './types';
-import { computeVMStatus } from './vm-status';
+import { computeVMStatus, startFailureOf } from './vm-status';
 import type { VirtHandler } from './virt-handler';
 import { admitVMUpdate } from './admission';
 import { ApiError } from './errors';
@@ -16,6 +17,8 @@ export const VM_FINALIZER = 'kubevirt.io/virtualMachineControllerFinalize';
 
 export class VMController {
   private readonly unsubscribe: () => void;
+  /** VMs (ns/name) with a start failure on record, whose retryAfter recheck() watches. */
+  private readonly backingOff = new Set<string>();
 
   constructor(
     private readonly ctx: SimContext,
@@ -71,27 +74,60 @@ export class VMController {
     vm = store.get(VM, namespace, name) as VirtualMachine | undefined;
     if (!vm) return;
     vmi = store.get(VMI, namespace, name) as VirtualMachineInstance | undefined;
-    const status = computeVMStatus(vm, vmi, this.ctx.now());
+    const status = computeVMStatus(vm, vmi, this.ctx.now(), this.volumeOf(vm));
+    if (status.startFailure) this.backingOff.add(objectKey(namespace, name));
+    else this.backingOff.delete(objectKey(namespace, name));
     if (!deepEqual(status, vm.status ?? {})) store.update(VM, { ...vm, status });
+  }
+
+  private volumeOf(vm: VirtualMachine) {
+    return this.ctx.volumes.get(objectKey(vm.metadata.namespace, vm.metadata.name));
+  }
+
+  /** VMs whose start-failure backoff has run out get reconciled (the clock moved or time passed). */
+  recheck(): void {
+    const now = this.ctx.clock.now().getTime();
+    for (const key of [...this.backingOff]) {
+      const [namespace, name] = key.split('/');
+      const vm = this.ctx.store.get(VM, namespace, name) as VirtualMachine | undefined;
+      if (!vm) {
+        this.backingOff.delete(key);
+        continue;
+      }
+      const f = startFailureOf(vm);
+      if (
+        f &&
+        Date.parse(f.retryAfterTimestamp) <= now &&
+        !this.ctx.store.get(VMI, vm.metadata.namespace, vm.metadata.name)
+      )
+        this.enqueue(vm.metadata.namespace, vm.metadata.name);
+    }
   }
 
   private finishDeletion(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined): void {
     const store = this.ctx.store;
     if (vmi) {
       if (!vmi.metadata.deletionTimestamp) store.delete(VMI, vmi.metadata.namespace, vmi.metadata.name ?? '');
-      const status = computeVMStatus(vm, vmi, this.ctx.now());
+      const status = computeVMStatus(vm, vmi, this.ctx.now(), this.volumeOf(vm));
       if (!deepEqual(status, vm.status ?? {})) store.update(VM, { ...vm, status });
       return;
     }
     if (vm.metadata.finalizers?.includes(VM_FINALIZER)) {
       const next = clone(vm);
       next.metadata.finalizers = next.metadata.finalizers!.filter((f) => f !== VM_FINALIZER);
-      next.status = computeVMStatus(vm, undefined, this.ctx.now());
+      next.status = computeVMStatus(vm, undefined, this.ctx.now(), this.volumeOf(vm));
       store.update(VM, next);
     }
   }
 
   private startVMI(vm: VirtualMachine): void {
+    // vm.go handleDataVolumes: no VMI while a DataVolume imports or failed (a WaitForFirstConsumer
+    // volume does get its VMI: the pod is what binds it).
+    const volume = this.volumeOf(vm);
+    if (volume === 'Provisioning' || volume === 'DataVolumeError') return;
+    // vm.go startFailureBackoffTimeLeft: after a start failure the next VMI waits for retryAfter.
+    const failure = startFailureOf(vm);
+    if (failure && Date.parse(failure.retryAfterTimestamp) > this.ctx.clock.now().getTime()) return;
     const paused = hasStartPausedRequest(vm) || vm.spec.template?.spec?.startStrategy === 'Paused';
     this.handler.start(vm, paused);
   }

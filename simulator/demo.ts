@@ -1,6 +1,9 @@
 // Demo VMs for `--demo` and `npm run dev`: one per runStrategy, all opted in to virtwake
-// in namespace default, plus one VM that is not.
+// in namespace default, plus one VM that is not. `reporting` sits behind a Service whose guest
+// the simulator runs: it listens 10 s (simulator clock) after its VMI runs, as a guest without
+// a readinessProbe does on a real cluster, and it takes 10 s to shut down.
 
+import { GUEST_LISTEN_DELAY_ANNOTATION } from './services';
 import type { SimStore, VMInput } from './sim-store';
 
 const OPT_IN = { 'virtwake.io/enabled': 'true' };
@@ -34,7 +37,20 @@ export function seedDemo(store: SimStore): void {
   // A Once VM runs a single time; this one is mid-run, so stop/restart/start answers are all visible.
   store.addVM(vm('batch-once', 'Once'), { running: true });
   store.addVM(vm('flaky-app', 'RerunOnFailure'), { running: false });
-  store.addVM(vm('reporting', 'Halted', { annotations: { 'virtwake.io/idle-timeout': '30m' } }), { running: false });
+  const reporting = vm('reporting', 'Halted', {
+    annotations: { 'virtwake.io/idle-timeout': '30m', [GUEST_LISTEN_DELAY_ANNOTATION]: '10' },
+  });
+  reporting.spec = {
+    ...reporting.spec,
+    template: {
+      metadata: { labels: { 'kubevirt.io/vm': 'reporting' } },
+      spec: {
+        terminationGracePeriodSeconds: 10,
+        domain: { devices: {}, resources: { requests: { memory: '128Mi' } } },
+      },
+    },
+  };
+  store.addVM(reporting, { running: false });
   store.addVM(
     {
       metadata: { name: 'unmanaged', namespace: 'default', labels: { app: 'unmanaged' } },
@@ -42,4 +58,10 @@ export function seedDemo(store: SimStore): void {
     },
     { running: false },
   );
+}
+
+/** The demo's guest Service for `reporting`; resolves to the port the guest listens on once up. */
+export async function seedDemoGuest(store: SimStore): Promise<number | undefined> {
+  await store.addGuestService('default', 'reporting', { vmName: 'reporting', port: 80, guest: true });
+  return store.guestPort('default', 'reporting');
 }

@@ -2,7 +2,7 @@
 // resources the simulator serves.
 
 import { errors } from './errors';
-import { RESOURCES, SUBRESOURCE_GROUP, SUBRESOURCE_VERSIONS } from './resources';
+import { RESOURCES, SNAPSHOT_GROUP, SUBRESOURCE_GROUP, SUBRESOURCE_VERSIONS } from './resources';
 
 export const VERSION_INFO = {
   major: '1',
@@ -20,10 +20,10 @@ export const VERSION_INFO = {
   platform: 'linux/amd64',
 };
 
-function groups(): Map<string, string[]> {
+function groups(snapshots: boolean): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (const r of RESOURCES) {
-    if (!r.group) continue;
+    if (!r.group || (r.group === SNAPSHOT_GROUP && !snapshots)) continue;
     const vs = m.get(r.group) ?? [];
     for (const v of r.versions) if (!vs.includes(v)) vs.push(v);
     m.set(r.group, vs);
@@ -85,7 +85,8 @@ function resourceList(group: string, version: string) {
   };
 }
 
-export function discovery(legacy: boolean, group?: string, version?: string): unknown {
+/** `snapshots` false: a cluster without snapshot.kubevirt.io (KubeVirt before 1.3) leaves the group out. */
+export function discovery(legacy: boolean, group?: string, version?: string, snapshots = true): unknown {
   if (legacy) {
     if (!version)
       return {
@@ -95,7 +96,7 @@ export function discovery(legacy: boolean, group?: string, version?: string): un
       };
     return resourceList('', version);
   }
-  const all = groups();
+  const all = groups(snapshots);
   if (!group)
     return { kind: 'APIGroupList', apiVersion: 'v1', groups: [...all.entries()].map(([n, v]) => groupDoc(n, v)) };
   const versions = all.get(group);

@@ -110,6 +110,10 @@ export const errors = {
       failure(422, 'Invalid', `admission webhook "${webhook}" denied the request: ${message}`, { causes }),
     );
   },
+  /** A webhook answering with a 400 result (pkg/util/webhooks/webhooks.go ToAdmissionResponseError). */
+  webhookBadRequest(webhook: string, message: string): ApiError {
+    return new ApiError(failure(400, 'BadRequest', `admission webhook "${webhook}" denied the request: ${message}`));
+  },
   /** Generic 422 as produced for a failing JSON-patch operation (NewGenericServerResponse). */
   unprocessable(): ApiError {
     return new ApiError(failure(422, 'Invalid', 'the server rejected our request due to an error in our request', {}));

@@ -11,12 +11,13 @@ import { discovery, VERSION_INFO } from './discovery';
 import { ApiError, errors } from './errors';
 import type { FaultRule, Faults } from './faults';
 import { rbacVerb, type RecordedCall, type Recorder } from './recorder';
-import { findResource, SUBRESOURCE_GROUP } from './resources';
+import { findResource, SNAPSHOT_GROUP, SUBRESOURCE_GROUP } from './resources';
 import type { Reply, Rest } from './rest';
 import { route } from './router';
 import type { ObjectStore } from './store';
 import { handleSubresource } from './subresources';
 import type { VmActions } from './vm-actions';
+import type { SnapshotApi } from './context';
 import { serveWatch } from './watch';
 
 const MAX_BODY = 3 * 1024 * 1024;
@@ -25,6 +26,8 @@ export interface HttpDeps {
   store: ObjectStore;
   rest: Rest;
   actions: VmActions;
+  /** Live simulator settings: virt-api's read-to-write window, whether snapshot.kubevirt.io is served. */
+  settings: { virtApiWindowMs: number; snapshotApi: SnapshotApi };
   faults: Faults;
   recorder: Recorder;
   control: ControlDeps;
@@ -112,7 +115,7 @@ export function createApiHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://sim.local');
     const method = (req.method ?? 'GET').toUpperCase();
-    let rawBody = '';
+    let rawBody: string;
     try {
       rawBody = await readBody(req);
     } catch (e) {
@@ -186,12 +189,18 @@ export function createApiHandler(deps: HttpDeps) {
       let reply: Reply;
       if (r.kind === 'version') reply = { kind: 'json', status: 200, body: VERSION_INFO };
       else if (r.kind === 'discovery')
-        reply = { kind: 'json', status: 200, body: discovery(r.legacy, r.group, r.version) };
+        reply = {
+          kind: 'json',
+          status: 200,
+          body: discovery(r.legacy, r.group, r.version, deps.settings.snapshotApi !== 'absent'),
+        };
       else if (r.kind === 'resource' && r.info.group === SUBRESOURCE_GROUP)
-        reply = handleSubresource(deps.actions, method, r.info, rawBody);
+        reply = await handleSubresource(deps.actions, method, r.info, rawBody, deps.settings.virtApiWindowMs);
       else if (r.kind === 'resource') {
         const resource = findResource(r.info.group, r.info.version, r.info.resource);
         if (!resource) throw errors.pathNotFound();
+        // Before KubeVirt 1.3 there is no snapshot.kubevirt.io/v1beta1 (components/crds.go).
+        if (resource.group === SNAPSHOT_GROUP && deps.settings.snapshotApi === 'absent') throw errors.pathNotFound();
         reply = deps.rest.handle({
           method,
           resource,

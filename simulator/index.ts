@@ -28,7 +28,9 @@ export type { RecordedCall } from './recorder';
 export { SimStore } from './sim-store';
 export type { AddVMOptions, VMInput, BulkVMInput } from './sim-store';
 export type { ServiceSpecInput } from './services';
-export { seedDemo, DEMO_VM_NAMES } from './demo';
+export { seedDemo, seedDemoGuest, DEMO_VM_NAMES } from './demo';
+export { GUEST_LISTEN_DELAY_ANNOTATION } from './services';
+export type { VolumeState, SnapshotApi } from './context';
 export { LIFECYCLE_TABLE, PRECHECKS, decide, vmiStateOf, VMI_STATES } from './kubevirt-lifecycle';
 export type { LifecycleAction, VmiState, Effect, Outcome, Facts, Rule } from './kubevirt-lifecycle';
 export * from './types';
@@ -90,9 +92,13 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const faults = new Faults();
   const recorder = new Recorder();
 
-  // Deadlines (snapshot failureDeadline, restore grace period) are re-checked when a manual
+  // Deadlines (VMI grace periods, start-failure backoff, guest listen delays, snapshot
+  // failureDeadline, restore grace period) are re-checked when a manual
   // clock moves, and every second otherwise.
   const recheck = () => {
+    handler.recheck();
+    controller.recheck();
+    services.recheck();
     snapshots.recheck();
     restores.recheck();
   };
@@ -110,11 +116,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const http = await listen(
     {
       store,
-      rest: new Rest(store),
+      rest: new Rest(store, ctx),
       actions,
+      settings: ctx,
       faults,
       recorder,
-      control: { faults, recorder, store, settle },
+      control: { faults, recorder, store, sim: simStore, settle },
       token: opts.token,
       clientCertAuth: !!opts.clientCertAuth,
       bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,

@@ -53,25 +53,6 @@ export function hasStartPausedRequest(vm: VirtualMachine): boolean {
   return first?.action === 'Start' && first.data?.paused === 'true';
 }
 
-/** Whether the controller is about to create a VMI that does not exist yet. */
-export function isStartExpected(vm: VirtualMachine): boolean {
-  if (vm.metadata.deletionTimestamp) return false;
-  const strategy = strategyOrHalted(vm);
-  switch (strategy) {
-    case 'Always':
-    case 'Once':
-      return true;
-    case 'Halted':
-      return hasStartRequest(vm);
-    case 'Manual':
-      return hasStartRequest(vm);
-    case 'RerunOnFailure':
-      return hasStartRequest(vm) || vm.status?.runStrategy !== strategy;
-    default:
-      return false;
-  }
-}
-
 /** Whether the controller is about to delete the existing VMI. */
 export function isStopExpected(vm: VirtualMachine, vmi: VirtualMachineInstance): boolean {
   if (vm.metadata.deletionTimestamp) return true;

@@ -2,7 +2,7 @@
 // [--client-cert] [--step-ms N] [--snapshot-step-ms N]`. Prints the URL and kubeconfig path
 // and runs until SIGINT/SIGTERM.
 
-import { seedDemo } from './demo';
+import { seedDemo, seedDemoGuest } from './demo';
 import { startSimulator, type SimOptions } from './index';
 
 const USAGE = `usage: simulator/main.ts [--port N] [--kubeconfig PATH] [--demo] [--tls] [--token T] [--client-cert] [--step-ms N] [--snapshot-step-ms N]`;
@@ -63,7 +63,7 @@ export function parseArgs(argv: string[]): { opts: SimOptions; demo: boolean } {
 async function main(): Promise<void> {
   const { opts, demo } = parseArgs(process.argv.slice(2));
   const sim = await startSimulator(opts);
-  if (demo) seedDemo(sim.store);
+  const guestPort = demo ? (seedDemo(sim.store), await seedDemoGuest(sim.store)) : undefined;
   console.log(`KubeVirt simulator listening on ${sim.url}`);
   console.log(`kubeconfig: ${sim.kubeconfigPath}`);
   if (demo)
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
         .map((v) => v.metadata.name)
         .join(', ')}`,
     );
+  if (guestPort) console.log(`demo guest of reporting (Service default/reporting): 127.0.0.1:${guestPort}`);
   const stop = () => {
     void sim.close().then(() => process.exit(0));
   };

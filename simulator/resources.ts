@@ -140,4 +140,5 @@ export const ENDPOINT_SLICE = resourceByKind('EndpointSlice');
 
 /** Subresource API group served by virt-api through the aggregator. */
 export const SUBRESOURCE_GROUP = 'subresources.kubevirt.io';
+export const SNAPSHOT_GROUP = 'snapshot.kubevirt.io';
 export const SUBRESOURCE_VERSIONS = ['v1', 'v1alpha3'];

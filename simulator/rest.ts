@@ -4,7 +4,7 @@
 // admission before persistence.
 
 import { randomBytes } from 'node:crypto';
-import { admissionFor } from './admission';
+import { admissionFor, type AdmissionSettings } from './admission';
 import { errors } from './errors';
 import { clone, isDns1123Subdomain } from './objects';
 import { listPage } from './paging';
@@ -67,7 +67,10 @@ function present(o: KubeObject, r: ResourceDef, version: string): KubeObject {
 }
 
 export class Rest {
-  constructor(private readonly store: ObjectStore) {}
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly settings?: AdmissionSettings,
+  ) {}
 
   handle(req: RestRequest): Reply {
     const { method, resource: r } = req;
@@ -196,7 +199,7 @@ export class Rest {
       delete input.metadata[k];
     if (r.statusSubresource && !r.builtIn) delete input.status;
     if (this.store.get(r, req.namespace, name)) throw errors.alreadyExists(gr(r), name);
-    admissionFor(this.store, r).create?.(input);
+    admissionFor(this.store, r, this.settings).create?.(input);
     const created = this.store.create(r, input, { dryRun });
     return json(201, present(created, r, req.version));
   }
@@ -241,7 +244,7 @@ export class Rest {
     if (rv !== undefined && rv !== '' && rv !== current.metadata.resourceVersion)
       throw errors.modified(gr(r), current.metadata.name ?? '');
     if (req.subresource !== 'status')
-      admissionFor(this.store, r).update?.(current, { ...next, status: current.status });
+      admissionFor(this.store, r, this.settings).update?.(current, { ...next, status: current.status });
     const stored = this.store.update(
       r,
       { ...next, metadata: { ...next.metadata, resourceVersion: current.metadata.resourceVersion } },

@@ -1,7 +1,10 @@
-// The VirtualMachineRestore controller: initialise status, wait for (or stop, or fail on)
-// a running target per targetReadinessPolicy, require a ready snapshot, mark the target
-// with status.restoreInProgress, rewrite its spec from the snapshot content keeping its
-// runStrategy (or create it Halted), then complete.
+// The VirtualMachineRestore controller (pkg/storage/snapshot/restore.go): initialise status,
+// owner (the target VM) and finalizer, wait for (or stop, or fail on) a running target per
+// targetReadinessPolicy, require a ready snapshot taken of this very VM (snapshot sourceUID ==
+// target UID unless the target carries this restore's lastRestoreUID), mark the target with
+// status.restoreInProgress, rewrite its spec from the snapshot content keeping its runStrategy
+// (a legacy spec.running is forced false; a new target is created Halted), then complete. A
+// failed restore keeps complete:false forever and is no longer processed.
 
 import type { SimContext } from './context';
 import { formatGoDuration } from './duration';
@@ -29,6 +32,7 @@ export const RESTORE_MESSAGES = {
 };
 
 export const LAST_RESTORE_ANNOTATION = 'restore.kubevirt.io/lastRestoreUID';
+export const RESTORE_FINALIZER = 'snapshot.kubevirt.io/vmrestore-protection';
 
 type RestoreStatus = NonNullable<VirtualMachineRestore['status']>;
 
@@ -41,8 +45,18 @@ export class RestoreController {
   ) {
     this.unsubscribe = ctx.store.subscribe((e) => {
       if (e.resource === RESTORE) {
-        if (e.type === 'DELETED') this.scheduleCleanup(e.object as VirtualMachineRestore);
+        const deleting =
+          e.type === 'MODIFIED' && !!e.object.metadata.deletionTimestamp && !e.old?.metadata.deletionTimestamp;
+        if (e.type === 'DELETED' || deleting) this.scheduleCleanup(e.object as VirtualMachineRestore);
         else if (e.type === 'ADDED') this.enqueue(e.object.metadata.namespace, e.object.metadata.name ?? '');
+      } else if (e.resource === VM && e.type === 'DELETED') {
+        // Garbage collection of the restores the deleted VM owned.
+        const uid = e.object.metadata.uid;
+        for (const r of ctx.store.list(RESTORE, e.object.metadata.namespace) as VirtualMachineRestore[])
+          if (r.metadata.ownerReferences?.some((o) => o.uid === uid))
+            ctx.scheduler.schedule(`restore-gc:${r.metadata.uid}`, 0, () =>
+              ctx.store.delete(RESTORE, r.metadata.namespace, r.metadata.name ?? ''),
+            );
       } else if ((e.resource === VM || e.resource === VMI) && !ctx.quiet) {
         for (const r of this.active(e.object.metadata.namespace)) {
           if (r.spec.target?.name === e.object.metadata.name) this.enqueue(r.metadata.namespace, r.metadata.name ?? '');
@@ -113,6 +127,22 @@ export class RestoreController {
     const r = this.ctx.store.get(RESTORE, namespace, name) as VirtualMachineRestore | undefined;
     if (!r || r.metadata.deletionTimestamp) return;
     if (!r.status) {
+      // restore.go: the target VM owns the restore (its deletion collects it) and the controller's finalizer guards it.
+      const vm = this.ctx.store.get(VM, namespace, r.spec.target?.name ?? '') as VirtualMachine | undefined;
+      const owners = vm
+        ? [
+            {
+              apiVersion: 'kubevirt.io/v1',
+              kind: 'VirtualMachine',
+              name: vm.metadata.name,
+              uid: vm.metadata.uid ?? '',
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ]
+        : r.metadata.ownerReferences;
+      const finalizers = [...new Set([...(r.metadata.finalizers ?? []), RESTORE_FINALIZER])];
+      r.metadata = { ...r.metadata, finalizers, ...(owners ? { ownerReferences: owners } : {}) };
       this.report(r, { complete: false }, 'True', 'False', RESTORE_MESSAGES.initializing);
       this.enqueue(namespace, name);
       return;
@@ -130,7 +160,7 @@ export class RestoreController {
         case 'StopTarget':
           this.report(r, status, 'False', 'False', RESTORE_MESSAGES.stopTarget);
           try {
-            this.actions.stop(namespace ?? 'default', targetName, () => ({}));
+            this.actions.stop(namespace ?? 'default', targetName, () => ({}))();
           } catch (e) {
             if (!(e instanceof ApiError)) throw e;
             this.report(r, clone(status), 'False', 'False', e.status.message ?? 'stop failed');
@@ -169,9 +199,10 @@ export class RestoreController {
         `VMSnapshotContent ${namespace}/${snapshot.status.virtualMachineSnapshotContentName} does not exist`,
       );
 
+    // restore.go sourceAndTargetAreDifferent: UIDs, not names; only this restore's own marker exempts.
     if (
       target &&
-      !target.metadata.annotations?.[LAST_RESTORE_ANNOTATION] &&
+      target.metadata.annotations?.[LAST_RESTORE_ANNOTATION] !== `${r.metadata.name}-${r.metadata.uid}` &&
       target.metadata.uid !== snapshot.status.sourceUID
     ) {
       return this.report(r, status, 'False', 'False', RESTORE_MESSAGES.differentTarget);
@@ -225,7 +256,8 @@ export class RestoreController {
       delete next.spec.running;
       delete next.spec.runStrategy;
       if (target.spec.runStrategy !== undefined) next.spec.runStrategy = target.spec.runStrategy;
-      if (target.spec.running !== undefined) next.spec.running = target.spec.running;
+      // restore.go: a target on the legacy running field is restored with running: false.
+      if (target.spec.running !== undefined) next.spec.running = false;
       next.metadata.annotations = { ...(next.metadata.annotations ?? {}), [LAST_RESTORE_ANNOTATION]: marker };
       this.ctx.store.update(VM, next);
       return;
@@ -247,6 +279,11 @@ export class RestoreController {
 
   private scheduleCleanup(r: VirtualMachineRestore): void {
     this.ctx.scheduler.schedule(`restore-cleanup:${r.metadata.uid}`, 0, () => {
+      const cur = this.ctx.store.get(RESTORE, r.metadata.namespace, r.metadata.name ?? '');
+      if (cur && cur.metadata.uid === r.metadata.uid && cur.metadata.finalizers?.includes(RESTORE_FINALIZER)) {
+        const finalizers = cur.metadata.finalizers.filter((f) => f !== RESTORE_FINALIZER);
+        this.ctx.store.update(RESTORE, { ...cur, metadata: { ...cur.metadata, finalizers } });
+      }
       const vm = this.ctx.store.get(VM, r.metadata.namespace, r.spec?.target?.name ?? '') as VirtualMachine | undefined;
       if (vm && vm.status?.restoreInProgress === r.metadata.name) {
         const next = clone(vm);

@@ -1,10 +1,11 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are open-ended JSON; like KubeVirt's controllers, the simulator reads the fields it knows and passes the rest through */
 // Direct, in-process access to the simulated cluster for test setup and assertions:
 // seed VMs in any state (fast enough for 10,000), poke VMI phases and conditions, inject
 // snapshot failures, add Services. Everything goes through the same store, so watches and
 // controllers see these changes like any other write.
 
 import { randomUUID } from 'node:crypto';
-import type { SimContext } from './context';
+import type { SimContext, SnapshotApi, VolumeState } from './context';
 import { VM_FINALIZER, type VMController } from './controller';
 import { runStrategyOf } from './kubevirt';
 import { clone, objectKey, removeCondition, upsertCondition } from './objects';
@@ -68,10 +69,16 @@ export interface SimStoreDeps {
   services: ServiceController;
 }
 
+/**
+ * A seeded VM without a template gets one whose guest is killed at once on stop
+ * (terminationGracePeriodSeconds 0), so tests that do not study shutdown are not held for
+ * KubeVirt's 30 s default; give a template with a grace period (or none) to see Stopping last.
+ */
 function defaultTemplate(name: string) {
   return {
     metadata: { labels: { 'kubevirt.io/vm': name } },
     spec: {
+      terminationGracePeriodSeconds: 0,
       domain: {
         devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] },
         resources: { requests: { memory: '128Mi' } },
@@ -165,7 +172,12 @@ export class SimStore {
       this.shapeSeededVMI(vmi, phase, !!opts.paused);
     }
     // A seeded VM has a history: it ran before, so status.runStrategy is already known.
-    vm.status = computeVMStatus({ ...vm, status: { runStrategy: strategy } }, vmi, ctx.now());
+    vm.status = computeVMStatus(
+      { ...vm, status: { runStrategy: strategy } },
+      vmi,
+      ctx.now(),
+      ctx.volumes.get(objectKey(namespace, name)),
+    );
     const stored = ctx.store.create(VM, vm) as VirtualMachine;
     if (vmi) ctx.store.create(VMI, vmi);
     return stored;
@@ -299,7 +311,15 @@ export class SimStore {
     return clone(this.deps.ctx.store.list(RESTORE, namespace) as VirtualMachineRestore[]);
   }
 
-  /** The next snapshot of this VM reports a storage error and ends in phase Failed. */
+  /**
+   * The next snapshot of this VM reports a storage error it recovers from: "In error state"
+   * until the simulator clock passes the error time + recoverAfterMs, then it completes.
+   */
+  errorNextSnapshot(namespace: string, vmName: string, recoverAfterMs: number, message?: string): void {
+    this.deps.snapshots.errorNext(namespace, vmName, recoverAfterMs, message);
+  }
+
+  /** The next snapshot of this VM reports a storage error and stays "In error state" until its failureDeadline, then Failed. */
   failNextSnapshot(namespace: string, vmName: string, message?: string): void {
     this.deps.snapshots.failNext(namespace, vmName, message);
   }
@@ -311,6 +331,61 @@ export class SimStore {
 
   addService(namespace: string, name: string, spec: ServiceSpecInput): Service {
     return clone(this.deps.services.add(namespace, name, spec));
+  }
+
+  /** A Service whose guest HTTP service the simulator runs (see GUEST_LISTEN_DELAY_ANNOTATION). */
+  async addGuestService(namespace: string, name: string, spec: ServiceSpecInput): Promise<Service> {
+    return clone(await this.deps.services.addWithGuest(namespace, name, spec));
+  }
+
+  /** Port of a simulator-run guest's service (it accepts connections only while the guest listens). */
+  guestPort(namespace: string, serviceName: string): number | undefined {
+    return this.deps.services.guestPort(namespace, serviceName);
+  }
+
+  /**
+   * The state of the VM's DataVolumes/PVCs (undefined = all ready): Provisioning (an import
+   * runs), WaitingForVolumeBinding (a WaitForFirstConsumer PVC is unbound), DataVolumeError.
+   */
+  setVolumeState(namespace: string, name: string, state: VolumeState | undefined): void {
+    const key = objectKey(namespace, name);
+    if (state) this.deps.ctx.volumes.set(key, state);
+    else this.deps.ctx.volumes.delete(key);
+    const vmi = this.deps.ctx.store.get(VMI, namespace, name) as VirtualMachineInstance | undefined;
+    if (!state && vmi?.status?.phase === 'Pending') this.deps.handler.resumeProgress(vmi);
+    this.deps.controller.enqueue(namespace, name);
+  }
+
+  /** A live migration of the VM's VMI starts (status.migrationState.startTimestamp) or ends. */
+  setMigrating(namespace: string, name: string, migrating: boolean): VirtualMachineInstance {
+    const vmi = clone(this.mustVMI(namespace, name));
+    const now = this.deps.ctx.now();
+    const prev = (vmi.status.migrationState ?? {}) as Record<string, unknown>;
+    vmi.status.migrationState = migrating
+      ? { migrationUid: randomUUID(), sourceNode: 'sim-node-1', targetNode: 'sim-node-2', startTimestamp: now }
+      : { ...prev, endTimestamp: now, completed: true };
+    if (!migrating) {
+      vmi.status.nodeName = 'sim-node-2';
+      vmi.metadata.labels = { ...(vmi.metadata.labels ?? {}), 'kubevirt.io/nodeName': 'sim-node-2' };
+    }
+    return clone(this.deps.ctx.store.update(VMI, vmi) as VirtualMachineInstance);
+  }
+
+  /** The VM webhook now refuses this VM's spec (a feature gate turned off, a rule tightened); undefined lifts it. */
+  setSpecInvalid(namespace: string, name: string, message: string | undefined): void {
+    const key = objectKey(namespace, name);
+    if (message) this.deps.ctx.invalidSpecs.set(key, message);
+    else this.deps.ctx.invalidSpecs.delete(key);
+  }
+
+  /** How long virt-api holds a start/stop/restart between reading the VM and patching it. */
+  setVirtApiWindow(ms: number): void {
+    this.deps.ctx.virtApiWindowMs = ms;
+  }
+
+  /** snapshot.kubevirt.io served, absent (KubeVirt before 1.3), or with the Snapshot feature gate off. */
+  setSnapshotApi(mode: SnapshotApi): void {
+    this.deps.ctx.snapshotApi = mode;
   }
 
   getService(namespace: string, name: string): Service | undefined {

@@ -1,8 +1,11 @@
-// The VirtualMachineSnapshot controller: initialise status, lock the source VM
-// (vm.status.snapshotInProgress + finalizer), capture a VirtualMachineSnapshotContent,
-// report Succeeded once creationTime is set, unlock, and only then readyToUse. Online
-// sources get sourceIndications; failureDeadline (from creationTimestamp, by the
-// simulator clock; "0s" = none) turns a stuck snapshot into Failed.
+// The VirtualMachineSnapshot controller (pkg/storage/snapshot/snapshot.go): initialise status
+// and the vmsnapshot-protection finalizer, record the source VM's UID, lock the source VM
+// (vm.status.snapshotInProgress + finalizer), capture a VirtualMachineSnapshotContent (no
+// ownerReferences), report Succeeded once creationTime is set, unlock, and only then
+// readyToUse. Online sources get sourceIndications. A storage error is copied to the snapshot,
+// which stays InProgress "In error state" (and may recover) until failureDeadline (from
+// creationTimestamp, by the simulator clock; "0s" = none) turns it Failed. Deleting an
+// in-progress snapshot shows phase Deleting until the finalizer is released.
 
 import type { SimContext } from './context';
 import { parseGoDuration } from './duration';
@@ -12,6 +15,7 @@ import type { Condition, VirtualMachine, VirtualMachineInstance, VirtualMachineS
 import { hasConditionTrue } from './objects';
 
 export const SOURCE_FINALIZER = 'snapshot.kubevirt.io/snapshot-source-protection';
+export const SNAPSHOT_FINALIZER = 'snapshot.kubevirt.io/vmsnapshot-protection';
 export const DEFAULT_FAILURE_DEADLINE_MS = 5 * 60_000;
 
 export const INDICATION_MESSAGES: Record<string, string> = {
@@ -21,7 +25,9 @@ export const INDICATION_MESSAGES: Record<string, string> = {
   Paused: 'Snapshot taken while the VM was paused. Snapshot is crash-consistent and may not be application-consistent.',
 };
 
-export type SnapshotFault = { mode: 'fail'; message?: string } | { mode: 'stall' };
+/** fail: a storage error until the deadline; error: one that clears after recoverAfterMs (simulator clock). */
+export type SnapshotFault =
+  { mode: 'fail'; message?: string } | { mode: 'error'; message?: string; recoverAfterMs: number } | { mode: 'stall' };
 
 type SnapStatus = NonNullable<VirtualMachineSnapshot['status']>;
 
@@ -34,7 +40,9 @@ export class SnapshotController {
   constructor(private readonly ctx: SimContext) {
     this.unsubscribe = ctx.store.subscribe((e) => {
       if (e.resource === SNAPSHOT) {
-        if (e.type === 'DELETED') this.scheduleCleanup(e.object as VirtualMachineSnapshot);
+        const deleting =
+          e.type === 'MODIFIED' && !!e.object.metadata.deletionTimestamp && !e.old?.metadata.deletionTimestamp;
+        if (e.type === 'DELETED' || deleting) this.scheduleCleanup(e.object as VirtualMachineSnapshot);
         else if (e.type === 'ADDED') this.enqueue(e.object.metadata.namespace, e.object.metadata.name ?? '');
       } else if ((e.resource === VM || e.resource === VMI) && !ctx.quiet) {
         // A source that changed may now be lockable (another snapshot released it, VM appeared).
@@ -52,6 +60,10 @@ export class SnapshotController {
     this.queueFault(namespace, vmName, { mode: 'fail', message });
   }
 
+  errorNext(namespace: string, vmName: string, recoverAfterMs: number, message?: string): void {
+    this.queueFault(namespace, vmName, { mode: 'error', message, recoverAfterMs });
+  }
+
   stallNext(namespace: string, vmName: string): void {
     this.queueFault(namespace, vmName, { mode: 'stall' });
   }
@@ -59,7 +71,13 @@ export class SnapshotController {
   /** Re-evaluate deadlines (the clock moved or time passed). */
   recheck(): void {
     for (const s of this.ctx.store.list(SNAPSHOT) as VirtualMachineSnapshot[]) {
-      if (this.progressing(s) && this.deadlineExceeded(s)) this.enqueue(s.metadata.namespace, s.metadata.name ?? '');
+      if (!this.progressing(s)) continue;
+      const f = this.claimed.get(s.metadata.uid ?? '');
+      const recovered =
+        f?.mode === 'error' &&
+        !!s.status?.error &&
+        this.ctx.clock.now().getTime() >= Date.parse(s.status.error.time ?? '') + f.recoverAfterMs;
+      if (recovered || this.deadlineExceeded(s)) this.enqueue(s.metadata.namespace, s.metadata.name ?? '');
     }
   }
 
@@ -134,7 +152,9 @@ export class SnapshotController {
         this.cond('Progressing', 'False', vm ? 'Source not locked' : 'Source does not exist'),
         this.cond('Ready', 'False', 'Not ready'),
       );
-      this.write(s, status);
+      // snapshot.go: the controller adds its finalizer with the first status.
+      const finalizers = [...new Set([...(s.metadata.finalizers ?? []), SNAPSHOT_FINALIZER])];
+      this.ctx.store.update(SNAPSHOT, { ...s, metadata: { ...s.metadata, finalizers }, status });
       this.enqueue(namespace, name);
       return;
     }
@@ -201,7 +221,9 @@ export class SnapshotController {
 
     const fault = this.faultFor(s);
     if (fault?.mode === 'stall') return; // waits for its deadline (or deletion)
-    if (fault?.mode === 'fail') {
+    if (fault?.mode === 'fail' || fault?.mode === 'error') {
+      // snapshot.go: the content's error is copied to the snapshot, Progressing=False "In error
+      // state", and the snapshot keeps retrying (phase InProgress) until its failureDeadline.
       if (!status.error) {
         status.error = {
           time: this.ctx.now(),
@@ -209,16 +231,14 @@ export class SnapshotController {
         };
         this.setConds(status, this.cond('Progressing', 'False', 'In error state'));
         this.write(s, status);
-        this.enqueue(namespace, name);
         return;
       }
-      status.phase = 'Failed';
-      this.setConds(
-        status,
-        this.cond('Failure', 'True', 'snapshot deadline exceeded'),
-        this.cond('Progressing', 'False', 'Operation failed'),
-        this.cond('Ready', 'False', 'Not ready'),
-      );
+      const clearsAt = fault.mode === 'error' ? Date.parse(status.error.time ?? '') + fault.recoverAfterMs : Infinity;
+      if (this.ctx.clock.now().getTime() < clearsAt) return;
+      // The error cleared: back to progressing, then on to completion.
+      this.claimed.set(s.metadata.uid!, null);
+      delete status.error;
+      this.setConds(status, this.cond('Progressing', 'True', 'Source locked and operation in progress'));
       this.write(s, status);
       this.enqueue(namespace, name);
       return;
@@ -267,16 +287,6 @@ export class SnapshotController {
         name,
         namespace: s.metadata.namespace,
         finalizers: ['snapshot.kubevirt.io/vmsnapshotcontent-protection'],
-        ownerReferences: [
-          {
-            apiVersion: 'snapshot.kubevirt.io/v1beta1',
-            kind: 'VirtualMachineSnapshot',
-            name: s.metadata.name ?? '',
-            uid: s.metadata.uid ?? '',
-            controller: true,
-            blockOwnerDeletion: false,
-          },
-        ],
       },
       spec: {
         virtualMachineSnapshotName: s.metadata.name,
@@ -305,7 +315,11 @@ export class SnapshotController {
   }
 
   private scheduleCleanup(s: VirtualMachineSnapshot): void {
-    this.ctx.scheduler.schedule(`snapshot-cleanup:${s.metadata.uid}`, 0, () => {
+    if (s.metadata.finalizers?.includes(SNAPSHOT_FINALIZER) && this.progressing(s) && s.status) {
+      // snapshot.go: only a snapshot deleted while in progress reports phase Deleting.
+      this.ctx.store.update(SNAPSHOT, { ...s, status: { ...s.status, phase: 'Deleting' } });
+    }
+    this.ctx.scheduler.schedule(`snapshot-cleanup:${s.metadata.uid}`, this.ctx.snapshotStepMs, () => {
       this.unlock(s);
       this.claimed.delete(s.metadata.uid ?? '');
       const contentName = s.status?.virtualMachineSnapshotContentName;
@@ -313,6 +327,11 @@ export class SnapshotController {
       const retain = s.spec?.deletionPolicy === 'Retain' && s.status?.readyToUse === true;
       if (content && !retain)
         this.ctx.store.delete(SNAPSHOT_CONTENT, s.metadata.namespace, contentName!, { force: true });
+      const cur = this.ctx.store.get(SNAPSHOT, s.metadata.namespace, s.metadata.name ?? '');
+      if (cur && cur.metadata.uid === s.metadata.uid && cur.metadata.finalizers?.includes(SNAPSHOT_FINALIZER)) {
+        const finalizers = cur.metadata.finalizers.filter((f) => f !== SNAPSHOT_FINALIZER);
+        this.ctx.store.update(SNAPSHOT, { ...cur, metadata: { ...cur.metadata, finalizers } });
+      }
     });
   }
 }

@@ -7,7 +7,7 @@ import { errors } from './errors';
 import type { Reply } from './rest';
 import type { ResourceRequestInfo } from './router';
 import { SUBRESOURCE_VERSIONS } from './resources';
-import type { VmActions } from './vm-actions';
+import type { Commit, VmActions } from './vm-actions';
 
 type FieldType = 'bool' | 'int' | 'strings' | 'string';
 
@@ -84,23 +84,34 @@ export function decodeOptions<T>(action: string, raw: string): T {
 
 const empty = (status: number): Reply => ({ kind: 'json', status });
 
-export function handleSubresource(
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Run a lifecycle handler's decision, then commit its patch after virt-api's read-to-write window. */
+async function lifecycle(decide: () => Commit, windowMs: number): Promise<Reply> {
+  const commit = decide();
+  if (windowMs > 0) await pause(windowMs);
+  commit();
+  return empty(202);
+}
+
+export async function handleSubresource(
   actions: VmActions,
   method: string,
   info: ResourceRequestInfo,
   rawBody: string,
-): Reply {
+  windowMs = 0,
+): Promise<Reply> {
   if (!SUBRESOURCE_VERSIONS.includes(info.version) || !info.namespace || !info.name || !info.subresource)
     throw errors.pathNotFound();
   const { namespace, name, subresource } = info;
   const key = `${info.resource}/${subresource}`;
-  const handlers: Record<string, () => Reply> = {
-    'virtualmachines/start': () => (actions.start(namespace, name, () => decodeOptions('start', rawBody)), empty(202)),
-    'virtualmachines/stop': () => (actions.stop(namespace, name, () => decodeOptions('stop', rawBody)), empty(202)),
-    'virtualmachines/restart': () => (
-      actions.restart(namespace, name, () => decodeOptions('restart', rawBody)),
-      empty(202)
-    ),
+  const handlers: Record<string, () => Reply | Promise<Reply>> = {
+    'virtualmachines/start': () =>
+      lifecycle(() => actions.start(namespace, name, () => decodeOptions('start', rawBody)), windowMs),
+    'virtualmachines/stop': () =>
+      lifecycle(() => actions.stop(namespace, name, () => decodeOptions('stop', rawBody)), windowMs),
+    'virtualmachines/restart': () =>
+      lifecycle(() => actions.restart(namespace, name, () => decodeOptions('restart', rawBody)), windowMs),
     'virtualmachineinstances/pause': () => (
       actions.pause(namespace, name, () => decodeOptions('pause', rawBody)),
       empty(200)

@@ -1,7 +1,10 @@
 // What virt-controller's VMI side and virt-handler do to a VirtualMachineInstance: walk it
 // through "" -> Pending -> Scheduling -> Scheduled -> Running one step at a time, keep its
 // Ready condition in line with the phase and pause state (a paused VMI is not Ready), and
-// finish graceful deletion by dropping the finalizer.
+// finish graceful deletion by dropping the finalizer once the guest is gone: at once without a
+// domain, after the VMI's grace period with one (pkg/virt-handler/vm.go: the ACPI shutdown
+// waits up to terminationGracePeriodSeconds; a paused guest cannot act on it either,
+// pkg/virt-launcher/virtwrap/manager.go). Times are the simulator clock's.
 
 import { randomUUID } from 'node:crypto';
 import { formatTime } from './clock';
@@ -12,7 +15,8 @@ import type { Condition, VirtualMachine, VirtualMachineInstance } from './types'
 
 export const VMI_FINALIZERS = ['kubevirt.io/virtualMachineControllerFinalize', 'foregroundDeleteVirtualMachine'];
 const PROGRESSION = ['', 'Pending', 'Scheduling', 'Scheduled', 'Running'];
-const DEFAULT_TERMINATION_GRACE = 180;
+/** staging/src/kubevirt.io/api/core/v1/types.go DefaultGracePeriodSeconds: an unset grace means 30 s. */
+export const DEFAULT_TERMINATION_GRACE_SECONDS = 30;
 
 export interface NewVmiOptions {
   paused?: boolean;
@@ -91,7 +95,7 @@ function setPhase(ctx: SimContext, vmi: VirtualMachineInstance, phase: string): 
 export function buildVMI(ctx: SimContext, vm: VirtualMachine, opts: NewVmiOptions = {}): VirtualMachineInstance {
   const template = vm.spec.template ?? {};
   const spec = clone(template.spec ?? {});
-  if (spec.terminationGracePeriodSeconds === undefined) spec.terminationGracePeriodSeconds = DEFAULT_TERMINATION_GRACE;
+  // An unset grace stays unset in the VMI spec (template.go only defaults the pod's).
   if (opts.paused) spec.startStrategy = 'Paused';
   const created = opts.createdAt ? formatTime(opts.createdAt) : ctx.now();
   const vmi: VirtualMachineInstance = {
@@ -125,14 +129,23 @@ export function buildVMI(ctx: SimContext, vm: VirtualMachine, opts: NewVmiOption
   return vmi;
 }
 
+/** Longest grace period waited out on a real timer when the simulator runs on the system clock. */
+const MAX_TIMED_TEARDOWN_MS = 5_000;
+
 export class VirtHandler {
   private unsubscribe: () => void;
+  /** VMIs being deleted whose guest is still shutting down (uid -> key). */
+  private readonly tearingDown = new Map<string, { namespace?: string; name: string }>();
+  private readonly manualClock: boolean;
 
   constructor(private readonly ctx: SimContext) {
+    this.manualClock = typeof (ctx.clock as { subscribe?: unknown }).subscribe === 'function';
     this.unsubscribe = ctx.store.subscribe((e) => {
       if (e.resource !== VMI || e.type === 'DELETED') return;
       const vmi = e.object as VirtualMachineInstance;
       if (vmi.metadata.deletionTimestamp && !e.old?.metadata.deletionTimestamp) this.scheduleTeardown(vmi);
+      else if (vmi.metadata.deletionTimestamp && this.tearingDown.has(vmi.metadata.uid ?? ''))
+        this.recheckTeardown(vmi);
     });
   }
 
@@ -160,6 +173,9 @@ export class VirtHandler {
       if (!cur || cur.metadata.uid !== uid || cur.metadata.deletionTimestamp) return;
       const i = PROGRESSION.indexOf(cur.status?.phase ?? '');
       if (i < 0 || i === PROGRESSION.length - 1) return;
+      // The launcher pod stays Pending until its WaitForFirstConsumer volume binds.
+      if (cur.status?.phase === 'Pending' && this.ctx.volumes.get(objectKey(ns, name)) === 'WaitingForVolumeBinding')
+        return;
       const next = clone(cur);
       next.status = next.status ?? {};
       const phase = PROGRESSION[i + 1];
@@ -180,19 +196,53 @@ export class VirtHandler {
     });
   }
 
+  /** Walk on from where the VMI stands (a volume it waited for bound). */
+  resumeProgress(vmi: VirtualMachineInstance): void {
+    this.scheduleStep(vmi, vmi.spec?.startStrategy === 'Paused');
+  }
+
   /** Stop walking a VMI's phases (someone set its phase by hand). */
   cancelProgress(vmi: VirtualMachineInstance): void {
     this.ctx.scheduler.cancel(this.stepKey(vmi));
   }
 
+  /** When the guest of a VMI being deleted is gone: its grace period after deletion while a domain runs. */
+  private teardownDueMs(vmi: VirtualMachineInstance): number {
+    const deleted = Date.parse(vmi.metadata.deletionTimestamp ?? '');
+    if (vmi.status?.phase !== 'Running') return deleted;
+    const grace = vmi.spec?.terminationGracePeriodSeconds as number | undefined | null;
+    return deleted + (grace ?? DEFAULT_TERMINATION_GRACE_SECONDS) * 1000;
+  }
+
   private scheduleTeardown(vmi: VirtualMachineInstance): void {
+    const uid = vmi.metadata.uid!;
+    this.cancelProgress(vmi);
+    this.tearingDown.set(uid, { namespace: vmi.metadata.namespace, name: vmi.metadata.name! });
+    this.recheckTeardown(vmi);
+  }
+
+  /** Teardowns whose grace period ran out proceed (the clock moved, time passed, or a stop shortened the grace). */
+  recheck(): void {
+    for (const [uid, ref] of [...this.tearingDown]) {
+      const cur = this.ctx.store.get(VMI, ref.namespace, ref.name) as VirtualMachineInstance | undefined;
+      if (!cur || cur.metadata.uid !== uid) this.tearingDown.delete(uid);
+      else this.recheckTeardown(cur);
+    }
+  }
+
+  private recheckTeardown(vmi: VirtualMachineInstance): void {
     const uid = vmi.metadata.uid!;
     const ns = vmi.metadata.namespace;
     const name = vmi.metadata.name!;
-    this.cancelProgress(vmi);
-    this.ctx.scheduler.schedule(`vmi-teardown:${uid}`, this.ctx.stepMs, () => {
+    const left = this.teardownDueMs(vmi) - this.ctx.clock.now().getTime();
+    // With the system clock, a short wait is a timer (settle() waits for it); longer ones and any
+    // wait on a manual clock are picked up by recheck() when time moves.
+    if (left > 0 && (this.manualClock || left > MAX_TIMED_TEARDOWN_MS)) return;
+    this.ctx.scheduler.cancel(`vmi-teardown:${uid}`);
+    this.ctx.scheduler.schedule(`vmi-teardown:${uid}`, Math.max(this.ctx.stepMs, left), () => {
       const cur = this.ctx.store.get(VMI, ns, name);
       if (!cur || cur.metadata.uid !== uid) return;
+      this.tearingDown.delete(uid);
       const next = clone(cur);
       next.metadata.finalizers = (next.metadata.finalizers ?? []).filter((f) => !VMI_FINALIZERS.includes(f));
       this.ctx.store.update(VMI, next);

@@ -1,6 +1,11 @@
-// virt-api's lifecycle handlers (lifecycle.go): the checks in their real order, the
-// runStrategy table for the decision, and the resulting spec or status patch. Used by the
-// HTTP subresources and by the restore controller's StopTarget.
+// virt-api's lifecycle handlers (pkg/virt-api/rest/lifecycle.go): the checks in their real
+// order, the runStrategy table for the decision, and the resulting spec or status patch. Used
+// by the HTTP subresources and by the restore controller's StopTarget.
+// start/stop/restart decide on one read of the VM and return the patch to commit; virt-api's
+// JSON patch carries a `test` of the values it read, so when the VM changed in between,
+// kube-apiserver answers 422 and virt-api relays 500 "the server rejected our request due to an
+// error in our request" (lifecycle.go patch error handling; apiserver handlers/patch.go drops
+// the detail for 422). The window between read and commit is ctx.virtApiWindowMs.
 
 import { admitVMUpdate } from './admission';
 import type { SimContext } from './context';
@@ -38,6 +43,13 @@ export interface DryRunOptions {
 /** Request bodies are decoded lazily because virt-api decodes them at different points per action. */
 export type BodyDecoder<T> = () => T;
 
+/** The patch a lifecycle handler decided on, applied once its read-to-write window has passed. */
+export type Commit = () => void;
+
+export const CONCURRENT_CHANGE_MESSAGE = 'the server rejected our request due to an error in our request';
+
+const runningFields = (vm: VirtualMachine) => ({ running: vm.spec.running, runStrategy: vm.spec.runStrategy });
+
 function isDryRun(o: DryRunOptions): boolean {
   return Array.isArray(o.dryRun) && o.dryRun.length > 0;
 }
@@ -70,7 +82,7 @@ export class VmActions {
     return rs.strategy;
   }
 
-  start(namespace: string, name: string, body: BodyDecoder<StartOptions>): void {
+  start(namespace: string, name: string, body: BodyDecoder<StartOptions>): Commit {
     const vm = this.fetchVM(namespace, name);
     const vmi = this.getVMI(namespace, name);
     const facts: Facts = { vmi: vmiStateOf(vmi), paused: false, shorterGrace: false };
@@ -81,10 +93,10 @@ export class VmActions {
     facts.paused = opts.paused === true;
     const outcome = decideCell(this.strategy(vm), 'start', facts);
     this.refuse(name, outcome);
-    this.apply(vm, vmi, outcome, { paused: facts.paused, dryRun: isDryRun(opts) });
+    return () => this.apply(vm, vmi, outcome, { paused: facts.paused, dryRun: isDryRun(opts) });
   }
 
-  stop(namespace: string, name: string, body: BodyDecoder<StopOptions>): void {
+  stop(namespace: string, name: string, body: BodyDecoder<StopOptions>): Commit {
     const opts = body();
     const vm = this.fetchVM(namespace, name);
     const strategy = this.strategy(vm);
@@ -98,10 +110,10 @@ export class VmActions {
     }
     const outcome = decideCell(strategy, 'stop', { vmi: vmiStateOf(vmi), paused: false, shorterGrace });
     this.refuse(name, outcome);
-    this.apply(vm, vmi, outcome, { paused: false, dryRun: isDryRun(opts) });
+    return () => this.apply(vm, vmi, outcome, { paused: false, dryRun: isDryRun(opts) });
   }
 
-  restart(namespace: string, name: string, body: BodyDecoder<RestartOptions>): void {
+  restart(namespace: string, name: string, body: BodyDecoder<RestartOptions>): Commit {
     const opts = body();
     if (opts.gracePeriodSeconds !== undefined) {
       if (opts.gracePeriodSeconds > 0)
@@ -116,7 +128,7 @@ export class VmActions {
     const outcome = decideCell(strategy, 'restart', { vmi: vmiStateOf(vmi), paused: false, shorterGrace: false });
     this.refuse(name, outcome);
     if (vmi && opts.gracePeriodSeconds === 0) this.patchGrace(vmi, 1, isDryRun(opts));
-    this.apply(vm, vmi, outcome, { paused: false, dryRun: isDryRun(opts) });
+    return () => this.apply(vm, vmi, outcome, { paused: false, dryRun: isDryRun(opts) });
   }
 
   pause(namespace: string, name: string, body: BodyDecoder<DryRunOptions>): void {
@@ -178,7 +190,14 @@ export class VmActions {
   ): void {
     if (outcome.code !== 202) return;
     const effect: Effect = outcome.effect;
-    if (effect.kind === 'spec') this.patchRunning(vm, effect.running, o.dryRun);
+    if (effect.kind === 'none') return;
+    const current = this.fetchVM(vm.metadata.namespace ?? 'default', vm.metadata.name);
+    const unchanged =
+      effect.kind === 'spec'
+        ? deepEqual(runningFields(current), runningFields(vm))
+        : deepEqual(current.status?.stateChangeRequests, vm.status?.stateChangeRequests);
+    if (!unchanged) throw errors.internal(CONCURRENT_CHANGE_MESSAGE);
+    if (effect.kind === 'spec') this.patchRunning(current, effect.running, o.dryRun);
     else if (effect.kind === 'requests') {
       const changes: StateChangeRequest[] = effect.requests.map((r) =>
         r === 'StopCurrent'
@@ -187,7 +206,7 @@ export class VmActions {
             ? { action: 'Start', data: { paused: 'true' } }
             : { action: 'Start' },
       );
-      this.patchRequests(vm, changes, o.dryRun);
+      this.patchRequests(current, changes, o.dryRun);
     }
   }
 

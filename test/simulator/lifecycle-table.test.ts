@@ -47,7 +47,9 @@ let seq = 0;
 test.each(cases)('$strategy $action vmi=$vmi paused=$paused gracePeriod=$grace', async (c) => {
   const { sim, kc } = env;
   const name = `cell-${++seq}`;
-  sim.store.addVM({ metadata: { name }, spec: { runStrategy: c.strategy } }, SEED[c.vmi]);
+  // A template grace of 180 s (common templates) makes gracePeriod 0 "shorter".
+  const template = { metadata: { labels: { 'kubevirt.io/vm': name } }, spec: { terminationGracePeriodSeconds: 180 } };
+  sim.store.addVM({ metadata: { name }, spec: { runStrategy: c.strategy, template } }, SEED[c.vmi]);
   const before = sim.store.getVM('default', name)!;
   const vmiBefore = sim.store.getVMI('default', name);
   const body =
@@ -59,7 +61,6 @@ test.each(cases)('$strategy $action vmi=$vmi paused=$paused gracePeriod=$grace',
 
   const res = await subresource(kc, 'virtualmachines', name, c.action, body);
 
-  // The VMI's terminationGracePeriodSeconds defaults to 180, so gracePeriod 0 is "shorter".
   const shorterGrace = c.grace && c.vmi !== 'none' && c.vmi !== 'Succeeded' && c.vmi !== 'Failed';
   const expected = decide(c.strategy, c.action, { vmi: c.vmi, paused: c.paused, shorterGrace });
   expect(res.status).toBe(expected.code);

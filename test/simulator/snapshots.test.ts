@@ -153,13 +153,21 @@ test('admission: source checks, AlreadyExists, immutable spec; v1alpha1 is serve
   await sim.settle();
 });
 
-test('failNextSnapshot: error, then phase Failed; the source is released', async () => {
+// Changed with the KubeVirt-source review: an error keeps the snapshot InProgress ("In error
+// state") until its failureDeadline; only then is it Failed (snapshot.go).
+test('failNextSnapshot: error "In error state", then phase Failed at the deadline; the source is released', async () => {
   const { sim, kc } = env;
   const vm = fresh('vm');
   sim.store.addVM({ metadata: { name: vm } });
   sim.store.failNextSnapshot('default', vm, 'VolumeSnapshot failed: quota exceeded');
   const name = fresh('snap');
   await request(kc, 'POST', SNAPS, snapshot(name, vm));
+  await sim.settle();
+  expect(sim.store.getSnapshot('default', name)!.status).toMatchObject({
+    phase: 'InProgress',
+    error: { message: 'VolumeSnapshot failed: quota exceeded' },
+  });
+  clock.advance(5 * 60_000 + 1000);
   await sim.settle();
   const s = sim.store.getSnapshot('default', name)!;
   expect(s.status).toMatchObject({
