@@ -67,7 +67,7 @@ describe('start and stop', () => {
     await eventually('VMI deleted', async () => (await kube.get(vmiPath(vm))) === undefined);
   });
 
-  test("a refused start carries virt-api's 409 message verbatim", async () => {
+  test("start of a running VM: virt-api's 409 'already running' is completed/AlreadyInState", async () => {
     const vm = name('always');
     await createVM(kube, vm, 'Always');
     await vmRunning(kube, vm);
@@ -84,6 +84,30 @@ describe('start and stop', () => {
     const got = await kube.get(vmPath(vm));
     expect(got.spec.runStrategy).toBe('Manual');
     expect(got.status.stateChangeRequests).toBeUndefined();
+  });
+});
+
+describe('refusals', () => {
+  test("restart of a Halted VM: virt-api's 409 through the aggregator is failed/Refused, verbatim", async () => {
+    const vm = name('halted-restart');
+    await createVM(kube, vm, 'Halted');
+    const res = await send(vw, 'io.virtwake.vm.restart', { name: vm });
+    expect(res.type).toBe('io.virtwake.vm.restart.failed');
+    expect(res.data).toMatchObject({ outcome: 'failed', reason: 'Refused' });
+    expect(res.data.message).toMatch(/RunStategy Halted does not support manual restart requests/);
+  });
+});
+
+describe('dryRun', () => {
+  test('virt-api passes dryRun to the real apiserver: accepted, nothing persisted', async () => {
+    const vm = name('dry');
+    const created = await createVM(kube, vm, 'Halted');
+    const res = await send(vw, 'io.virtwake.vm.start', { name: vm, dryRun: true });
+    expect(res.data).toMatchObject({ outcome: 'accepted', reason: 'DryRun' });
+    const after = await kube.get(vmPath(vm));
+    expect(after.spec.runStrategy).toBe('Halted');
+    expect(after.metadata.generation).toBe(created.metadata.generation);
+    expect(await kube.get(vmiPath(vm))).toBeUndefined();
   });
 });
 
