@@ -87,6 +87,18 @@ describe('start and stop', () => {
   });
 });
 
+describe('activity', () => {
+  test('activity with wake records virtwake.io/last-activity (a real merge patch) and starts a sleeping VM', async () => {
+    const vm = name('activity');
+    await createVM(kube, vm, 'Halted');
+    const res = await send(vw, 'io.virtwake.vm.activity', { name: vm, wake: true });
+    expect(res.status).toBe(200);
+    const got = await kube.get(vmPath(vm));
+    expect(Date.parse(got.metadata.annotations['virtwake.io/last-activity'])).not.toBeNaN();
+    await vmRunning(kube, vm);
+  });
+});
+
 describe('refusals', () => {
   test("restart of a Halted VM: virt-api's 409 through the aggregator is failed/Refused, verbatim", async () => {
     const vm = name('halted-restart');
