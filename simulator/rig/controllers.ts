@@ -44,6 +44,8 @@ export class RigControllers {
   private readonly vmiQueue: KeyQueue;
   /** Pause/unpause asked through virt-api, applied by the handler on its next step (uid → paused). */
   private readonly pauseAsks = new Map<string, boolean>();
+  /** Called after every VMI change (the EndpointSlice controller follows VMIs). */
+  onVmiChange: (key: Key) => void = () => undefined;
   /** The helpers of the in-memory simulator read only the clock and the guest-agent set from it. */
   private readonly ctx: SimContext;
 
@@ -67,6 +69,7 @@ export class RigControllers {
     this.vmis = new Informer<VirtualMachineInstance>(kube, `${KV}/virtualmachineinstances`, (k) => {
       this.vmQueue.add(k);
       this.vmiQueue.add(k);
+      this.onVmiChange(k);
     });
   }
 

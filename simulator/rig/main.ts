@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { RigControllers } from './controllers';
+import { RigEndpoints } from './endpoints';
 import { Kube } from './kube';
 import { RigVirtApi } from './virt-api';
 
@@ -19,6 +20,8 @@ export interface RigConfig {
   allowedNames: string[];
   port: number;
   stepMs: number;
+  /** The stand-in pod IP for EndpointSlices (an address in the rig's network namespace); none: no EndpointSlices. */
+  podIP?: string;
 }
 
 async function main(): Promise<void> {
@@ -32,6 +35,11 @@ async function main(): Promise<void> {
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   const controllers = new RigControllers(kube, { stepMs: cfg.stepMs, log });
   await controllers.start();
+  const endpoints = cfg.podIP ? new RigEndpoints(kube, controllers.vmis, cfg.podIP, cfg.stepMs, log) : undefined;
+  if (endpoints) {
+    controllers.onVmiChange = (k) => endpoints.vmiChanged(k);
+    await endpoints.start();
+  }
   const api = new RigVirtApi(kube, controllers, {
     cert: readFileSync(cfg.servingCert),
     key: readFileSync(cfg.servingKey),
@@ -44,6 +52,7 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     controllers.stop();
+    endpoints?.stop();
     api.server.close();
     process.exit(0);
   };

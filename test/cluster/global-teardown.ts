@@ -1,6 +1,9 @@
-import { readState, stopRig } from './rig/cluster';
+import { readState, removePodNetwork, stopRig } from './rig/cluster';
 
 export default async function globalTeardown(): Promise<void> {
   const file = process.env.VIRTWAKE_RIG_STATE;
-  if (file) await stopRig(readState(file));
+  if (!file) return;
+  const state = readState(file);
+  await stopRig(state);
+  removePodNetwork(state.netns);
 }

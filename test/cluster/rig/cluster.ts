@@ -3,7 +3,7 @@
 // virt-api behind an APIService. start() returns a RigState written to a file so the
 // test files (jest workers) and the teardown can find it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -24,6 +24,9 @@ export interface RigState {
   virtwakeKubeconfig: string;
   virtwakeToken: string;
   etcdUrl: string;
+  /** The network namespace standing in for the pod network, and the "pod IP" inside it. */
+  netns: string;
+  podIP: string;
   pids: number[];
   timings: Record<string, number>;
 }
@@ -139,6 +142,7 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
   } catch (e) {
     // A rig that did not come up leaves nothing running.
     await stopRig({ pids: [...pids].reverse() });
+    removePodNetwork(`vwrig${process.pid % 100000}`);
     throw e;
   }
 }
@@ -238,6 +242,9 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
   writeFileSync(virtwakeKubeconfig, kubeconfigFor(server, pki.ca, token), { mode: 0o600 });
   lap('rbac');
 
+  const { netns, podIP } = createPodNetwork(dir);
+  lap('pod-network');
+
   const rigCfg = path.join(dir, 'rig-sim.json');
   writeFileSync(
     rigCfg,
@@ -252,6 +259,7 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
       allowedNames: ['front-proxy-client'],
       port: 0,
       stepMs: 20,
+      podIP,
     }),
   );
   const simLog = openSync(path.join(dir, 'rig-sim.log'), 'a');
@@ -314,9 +322,52 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
     virtwakeKubeconfig,
     virtwakeToken: token,
     etcdUrl,
+    netns,
+    podIP,
     pids: [...pids].reverse(),
     timings,
   };
+}
+
+/**
+ * A network namespace joined to this one by a veth pair: the rig's stand-in for the pod network.
+ * The real apiserver refuses loopback addresses in EndpointSlices, so a VM's "pod IP" must be
+ * another address, and the only other addresses a test may use are those it made itself.
+ */
+function createPodNetwork(dir: string): { netns: string; podIP: string } {
+  const id = String(process.pid % 100000);
+  const netns = `vwrig${id}`;
+  // 10.213.x.y/30 per rig, from the pid, so rigs of several checkouts do not collide.
+  const x = (process.pid >> 6) % 250;
+  const y = (process.pid % 64) * 4;
+  const host = `10.213.${x}.${y + 1}`;
+  const podIP = `10.213.${x}.${y + 2}`;
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    ip('netns', 'add', netns);
+    ip('link', 'add', `vwh${id}`, 'type', 'veth', 'peer', 'name', `vwn${id}`);
+    ip('link', 'set', `vwn${id}`, 'netns', netns);
+    ip('addr', 'add', `${host}/30`, 'dev', `vwh${id}`);
+    ip('link', 'set', `vwh${id}`, 'up');
+    ip('netns', 'exec', netns, 'ip', 'addr', 'add', `${podIP}/30`, 'dev', `vwn${id}`);
+    ip('netns', 'exec', netns, 'ip', 'link', 'set', `vwn${id}`, 'up');
+    ip('netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up');
+  } catch (e) {
+    removePodNetwork(netns);
+    const why = (e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message;
+    throw new Error(`rig: cannot make the pod network (ip netns and a veth pair, as root): ${why}`);
+  }
+  writeFileSync(path.join(dir, 'pod-network'), `${netns} ${host} ${podIP}\n`);
+  return { netns, podIP };
+}
+
+export function removePodNetwork(netns: string): void {
+  try {
+    // Deleting the namespace deletes the veth pair with it.
+    execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
+  } catch {
+    // already gone
+  }
 }
 
 /** Stop each process in turn (virt-api, kube-apiserver, etcd): SIGTERM, then SIGKILL after a few seconds. */
