@@ -355,7 +355,7 @@ function createPodNetwork(dir: string): { netns: string; podIP: string } {
   } catch (e) {
     removePodNetwork(netns);
     const why = (e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message;
-    throw new Error(`rig: cannot make the pod network (ip netns and a veth pair, as root): ${why}`);
+    throw new Error(`rig: cannot make the pod network (ip netns and a veth pair, as root): ${why}`, { cause: e });
   }
   writeFileSync(path.join(dir, 'pod-network'), `${netns} ${host} ${podIP}\n`);
   return { netns, podIP };
