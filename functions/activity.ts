@@ -3,7 +3,7 @@ import { awaitTarget } from './runtime/lifecycle';
 import { HandBack } from './runtime/errors';
 import { isRunning } from './runtime/vm-state';
 import { startUnderway } from './runtime/vm-state';
-import { start } from './start';
+import { wake } from './start';
 import { rfc3339 } from './runtime/activity';
 import { parseDuration } from './runtime/duration';
 import { HOLD_UNTIL, shouldUnpause } from './ladder';
@@ -67,7 +67,7 @@ export const activity: VmFunction<ActivityCommand> = {
       );
     }
     // Started as io.virtwake.vm.start would, so a concurrent start's refusal reads the same way.
-    if (STOPPED.has(status) && !startUnderway(vm)) return start.run(ctx);
+    if (STOPPED.has(status) && !startUnderway(vm)) return wake(ctx, 'activity');
     // Starting, Provisioning, WaitingForVolumeBinding…: a start is already under way.
     return awaitTarget(ctx, isRunning, 'AlreadyInProgress');
   },

@@ -1,4 +1,4 @@
-import type { VmCommand, VmFunction } from './runtime/function';
+import type { Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import { awaitTarget, lifecycleAction } from './runtime/lifecycle';
 import { isPaused, isRunning, startLagging, startUnderway } from './runtime/vm-state';
 import { shouldUnpause } from './ladder';
@@ -20,14 +20,17 @@ export interface StartCommand extends VmCommand {
 }
 
 export const start: VmFunction<StartCommand> = {
-  async run(ctx) {
-    if (!ctx.command.paused && shouldUnpause(ctx.vm, ctx.command.unpause)) return unpauseToWake(ctx, 'start');
-    const began = process.hrtime.bigint();
-    const outcome = await startVM(ctx);
-    await reportStartedFromSleep(ctx, outcome, 'start', Number(process.hrtime.bigint() - began) / 1e9);
-    return outcome;
-  },
+  run: (ctx) => wake(ctx, 'start'),
 };
+
+/** Start (or unpause, see above) on behalf of `trigger`: io.virtwake.vm.start, or activity's `wake`. */
+export async function wake(ctx: VmContext<StartCommand>, trigger: 'start' | 'activity'): Promise<Outcome> {
+  if (!ctx.command.paused && shouldUnpause(ctx.vm, ctx.command.unpause)) return unpauseToWake(ctx, trigger);
+  const began = process.hrtime.bigint();
+  const outcome = await startVM(ctx);
+  await reportStartedFromSleep(ctx, outcome, trigger, Number(process.hrtime.bigint() - began) / 1e9);
+  return outcome;
+}
 
 const startVM: VmFunction<StartCommand>['run'] = async (ctx) => {
   const paused = ctx.command.paused === true;
