@@ -4,6 +4,7 @@ import { KubeApiError } from '../runtime/kube/errors';
 import type { Action } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import type { Runtime } from '../runtime/runtime';
+import type { VirtualMachine } from '../runtime/kubevirt-types';
 import { PAUSED_AT, reportSleep, reportWake, STOPPED_AT, WARMED_FOR } from '../ladder';
 import { Candidate, REAPED_AT, SkipReason, WarmUp } from './rules';
 
@@ -133,4 +134,14 @@ async function release(rt: Runtime, t: Target, annotations: Record<string, strin
   } catch (e) {
     rt.log.warn({ vm: `${t.namespace}/${t.name}`, err: (e as Error).message }, 'could not release reaper claim');
   }
+}
+
+/** Clear a stale virtwake.io/paused-at, with the listed resourceVersion: a VM changed since is left for the next tick. */
+export async function clearStalePause(rt: Runtime, vm: VirtualMachine): Promise<boolean> {
+  const t = {
+    namespace: vm.metadata.namespace ?? '',
+    name: vm.metadata.name,
+    resourceVersion: vm.metadata.resourceVersion,
+  };
+  return (await claim(rt, t, { [PAUSED_AT]: null })) === 'ok';
 }

@@ -15,10 +15,11 @@ import {
   InvalidAnnotation,
   reaperSelector,
   SkipReason,
+  stalePause,
   vmiStart,
   WarmUp,
 } from './rules';
-import { sleepIdle, warmUp } from './claims';
+import { clearStalePause, sleepIdle, warmUp } from './claims';
 
 // One reaper pass over the scope: list the opted-in VMs page by page, find the
 // idle ones (reading VMI start times only for those), pause or stop them
@@ -42,6 +43,8 @@ export interface ReaperSummary {
   tiers: { running: number; paused: number; stopped: number };
   /** Annotations that could not be read, per VM; such a VM is left as it is. */
   invalid: InvalidAnnotation[];
+  /** Running VMs whose stale virtwake.io/paused-at (someone else unpaused them) was cleared. */
+  cleared: number;
   skipped: Partial<Record<SkipReason, number>>;
   failedCount: number;
   failed: { vm: string; reason: string; message: string }[];
@@ -69,6 +72,7 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
     woken: [],
     tiers: { running: 0, paused: 0, stopped: 0 },
     invalid: [],
+    cleared: 0,
     skipped: {},
     failedCount: 0,
     failed: [],
@@ -90,12 +94,14 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
     const vmPagesBefore = s.pages;
     const candidates = new Map<string, Candidate>();
     const warm: WarmUp[] = [];
+    const stale: VirtualMachine[] = [];
     await eachPage<VirtualMachine>(rt, 'virtualmachines', ns, { labelSelector }, s, (vm) => {
       s.scanned++;
       const status = vm.status?.printableStatus;
       if (status === 'Running') s.tiers.running++;
       else if (status === 'Paused') s.tiers.paused++;
       else if (status === 'Stopped') s.tiers.stopped++;
+      if (stalePause(vm, now)) stale.push(vm);
       const c = classify(vm, config, now, invalid);
       if (typeof c === 'string') skip(c);
       else if ('warm' in c) warm.push(c);
@@ -112,6 +118,9 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
         if (s.failed.length < config.reaperReportMax) s.failed.push({ vm: `${w.namespace}/${w.name}`, ...r });
         else s.truncated = true;
       }
+    });
+    await inPool(stale, config.reaperConcurrency, async (vm) => {
+      if (await clearStalePause(rt, vm)) s.cleared++;
     });
     if (candidates.size === 0) continue;
 

@@ -182,6 +182,19 @@ export function classify(
   return c;
 }
 
+/**
+ * A Running VM that still carries virtwake.io/paused-at was unpaused by someone
+ * else (a wake by virtwake clears it). Left there, a later manual pause would
+ * read as virtwake's and be undone by the next wake; the reaper clears it. A
+ * fresh claim is left alone: the pause it made may not show yet.
+ */
+export function stalePause(vm: VirtualMachine, now: number): boolean {
+  const a = vm.metadata.annotations ?? {};
+  if (vm.status?.printableStatus !== 'Running' || a[PAUSED_AT] === undefined) return false;
+  const reapedAt = Date.parse(a[REAPED_AT] ?? '');
+  return Number.isNaN(reapedAt) || now - reapedAt >= CLAIM_TTL_MS;
+}
+
 /** What an idle-looking candidate gets once its VMI start is known: stop, pause, or why neither. */
 export function decide(now: number, c: Candidate, vmiStart: number): 'stop' | 'pause' | 'active' | 'recentlyStarted' {
   const idle = now - Math.max(c.lastActivity ?? -Infinity, vmiStart);

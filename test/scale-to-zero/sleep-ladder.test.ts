@@ -423,3 +423,29 @@ test('a keep-warm window wakes its VMs on the first tick inside it, once across 
   await tickBoth();
   expect(calls('warm-stopped', 'start')).toHaveLength(1);
 });
+
+test("someone else's unpause: the reaper clears the stale paused-at, so a later manual pause is not taken for virtwake's", async () => {
+  const t = clock.now().getTime();
+  h.sim.store.addVM(
+    {
+      metadata: {
+        name: 'ladder-unpaused',
+        namespace: 'default',
+        labels: OPT_IN,
+        annotations: { [PAUSED_AT]: rfc3339(t - 60 * MIN), 'virtwake.io/reaped-at': rfc3339(t - 60 * MIN) },
+      },
+      spec: { runStrategy: 'Manual' },
+    },
+    { running: true },
+  );
+  await h.sim.settle();
+  const s = await tick();
+  expect(s.cleared).toBe(1);
+  expect(annotation('ladder-unpaused', PAUSED_AT)).toBeUndefined();
+  // Paused by hand now: a wake leaves it paused.
+  await h.send('io.virtwake.vm.pause', { name: 'ladder-unpaused', wait: { timeoutSeconds: 20 } }).expect(200);
+  h.sim.resetCalls();
+  const res = await h.send('io.virtwake.vm.activity', { name: 'ladder-unpaused', wake: true }).expect(200);
+  expect(replyData(res)).toMatchObject({ outcome: 'completed', reason: 'AlreadyInState' });
+  expect(calls('ladder-unpaused', 'unpause')).toHaveLength(0);
+});
