@@ -13,6 +13,7 @@ import { RequestTarget, requestTarget } from './target';
 import { tcpProxy, TcpProxy } from './tcp';
 import { Resolved, waker, WakeError, Waker } from './wake';
 import { serveOperations } from '../runtime/operations';
+import { capText, MAX_ERROR_BODY_BYTES } from '../runtime/problems';
 import { drain } from '../runtime/drain';
 
 // The wake proxy (contract §5): an HTTP reverse proxy in front of VMs' Services.
@@ -186,7 +187,11 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
 
   function reply(sink: Sink, status: number, message: string, retryAfter?: number): void {
     metrics.http(status);
-    const body = `virtwake wake-proxy: ${message}\n`;
+    const full = `virtwake wake-proxy: ${message}`;
+    // The same cap as every other error body (problems.ts); a long one is logged whole.
+    const text = capText(full, MAX_ERROR_BODY_BYTES - 1);
+    if (text !== full) log.warn({ status, problem: full }, 'error answer cut to fit its size limit');
+    const body = `${text}\n`;
     const headers: Record<string, string | number> = {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
