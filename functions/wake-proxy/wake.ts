@@ -310,17 +310,34 @@ export function waker(deps: WakerDeps): Waker {
   };
 }
 
-/** Whether a TCP connection to `u` opens within `timeoutMs`. */
+/**
+ * Whether a TCP connection to `u` opens within `timeoutMs`. The probe closes
+ * with a FIN, not a reset, and drains whatever the guest says first (a banner),
+ * so the guest sees an ordinary short connection.
+ */
 function connects(u: Upstream, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
+    let settled = false;
     const sock = net.connect({ host: u.host, port: u.port });
-    const done = (ok: boolean) => {
+    const settle = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      sock.destroy();
       resolve(ok);
     };
-    const timer = setTimeout(() => done(false), Math.min(timeoutMs, 2_000));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
+    const timer = setTimeout(
+      () => {
+        settle(false);
+        sock.destroy();
+      },
+      Math.min(timeoutMs, 2_000),
+    );
+    sock.on('error', () => settle(false));
+    sock.once('connect', () => {
+      settle(true);
+      sock.resume();
+      sock.end();
+      setTimeout(() => sock.destroy(), 1_000).unref();
+    });
   });
 }
