@@ -220,7 +220,8 @@ export function waker(deps: WakerDeps): Waker {
 
   /** Hold until the upstream accepts a connection: a guest listens some time after its VM is ready. */
   async function accepting(route: Route, upstream: Upstream, deadline: number): Promise<void> {
-    for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 250)) {
+    // A guest usually listens moments after its endpoint is ready: look again soon, and at most every 50 ms.
+    for (let pauseMs = 2; ; pauseMs = Math.min(pauseMs * 2, 50)) {
       if (await connects(upstream, Math.max(1, deadline - Date.now()))) return;
       if (Date.now() + pauseMs >= deadline || signal.aborted)
         throw timeout(route, `with its service accepting connections at ${upstream.host}:${upstream.port}`);
