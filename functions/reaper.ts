@@ -329,7 +329,8 @@ async function stopIdle(rt: Runtime, c: Candidate, now: number): Promise<StopRes
     );
     return 'stopped';
   }
-  if (answer.outcome === 'completed' || answer.outcome === 'accepted') return 'alreadyStopped';
+  if (answer.kind === 'depends' || answer.outcome === 'completed' || answer.outcome === 'accepted')
+    return 'alreadyStopped';
   await release(rt, c);
   return answer.reason === 'NotFound' ? 'gone' : { reason: answer.reason, message: answer.message };
 }

@@ -55,6 +55,7 @@ export const restart: VmFunction<RestartCommand> = {
     if (command.dryRun) body.dryRun = ['All'];
     const answer = await kubevirt.lifecycle('restart', namespace, name, body);
     if (answer !== 'ok') {
+      if (answer.kind === 'depends') return failed('Refused', answer.message, { vm });
       return answer.outcome === 'failed'
         ? failed(answer.reason, answer.message, { vm })
         : { outcome: answer.outcome, reason: answer.reason, message: answer.message, vm };

@@ -43,7 +43,7 @@ export interface ListOptions {
 }
 
 /** KubeVirt's refusal of a lifecycle call, judged, with its message verbatim. */
-export type Refusal = Extract<Verdict, { kind: 'outcome' }> & { message: string };
+export type Refusal = Exclude<Verdict, { kind: 'transient' }> & { message: string };
 
 export type WatchResult<T> = { done: true; object: T } | { done: false };
 

@@ -1,6 +1,6 @@
 import type { Action } from './kubevirt-answers';
 import { accepted, completed, failed, Outcome, VmContext } from './function';
-import type { Resource, WatchResult } from './kubevirt';
+import type { Refusal, Resource, WatchResult } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import { unavailable } from './problems';
 
@@ -12,10 +12,16 @@ export async function lifecycleAction(
   action: Action,
   body: Record<string, unknown>,
   target: (vm: VirtualMachine | undefined) => boolean,
+  /** For answers the table marks `depends`: the function looks at the VM and decides. */
+  recheck?: (answer: Refusal & { kind: 'depends' }) => Promise<Outcome>,
 ): Promise<Outcome> {
   const { namespace, name, kubevirt, command } = ctx;
   if (command.dryRun) body = { ...body, dryRun: ['All'] };
   const answer = await kubevirt.lifecycle(action, namespace, name, body);
+  if (answer !== 'ok' && answer.kind === 'depends') {
+    if (recheck) return recheck(answer);
+    return failed('Refused', answer.message, { vm: ctx.vm });
+  }
   if (answer !== 'ok') {
     if (answer.outcome === 'failed') return failed(answer.reason, answer.message, { vm: ctx.vm });
     if (answer.outcome === 'completed') return completed(answer.reason, { message: answer.message, vm: ctx.vm });

@@ -5,8 +5,7 @@ import { checkNamespace, checkVmOptIn } from '../runtime/policy';
 import { Problem } from '../runtime/problems';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
-import { isRunning } from '../runtime/vm-state';
-import { startUnderway } from '../runtime/vm-state';
+import { isServing, needsStart } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
 import type { Route } from './routes';
 
@@ -21,7 +20,6 @@ import type { Route } from './routes';
 
 /** How long a known upstream is used without looking at the VM again. */
 export const UPSTREAM_TTL_MS = 5_000;
-const STOPPED = new Set(['Stopped', '']);
 
 export class WakeError extends Error {
   constructor(
@@ -106,7 +104,8 @@ export function waker(deps: WakerDeps): Waker {
         if (e instanceof Problem) throw new WakeError(403, e.detail);
         throw e;
       }
-      if (isRunning(vm)) return { vm, waited };
+      // Migrating is serving: the guest answers throughout a live migration.
+      if (isServing(vm)) return { vm, waited };
       const status = vm.status?.printableStatus ?? '';
       if (status === 'Paused')
         throw new WakeError(
@@ -114,25 +113,24 @@ export function waker(deps: WakerDeps): Waker {
           `${what} is paused; the proxy starts stopped VMs but does not unpause them`,
           config.proxyRetryAfterSeconds,
         );
-      if (STOPPED.has(status) && !started && !startUnderway(vm)) {
+      // Decided from runStrategy, the VMI and queued requests: a Halted VM importing a disk shows Provisioning.
+      if (!started && needsStart(vm)) {
         started = true;
         starts++;
         const answer = await withRetries(config.retry, `start ${what}`, () =>
           kubevirt.lifecycle('start', namespace, name, {}),
         );
-        if (answer !== 'ok' && answer.outcome === 'failed')
+        if (answer !== 'ok' && answer.kind === 'outcome' && answer.outcome === 'failed')
           throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
+        // "VM is already running" from a VMI shut down since the read: wait it out and start again.
+        if (answer !== 'ok' && answer.kind === 'depends') started = false;
       }
       // Stopping VMs are waited out and then started; starting ones are waited for.
       const seen = await kubevirt.waitFor<VirtualMachine>(
         'virtualmachines',
         namespace,
         name,
-        (v) =>
-          !v ||
-          isRunning(v) ||
-          v.status?.printableStatus === 'Paused' ||
-          (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
+        (v) => !v || isServing(v) || v.status?.printableStatus === 'Paused' || (!started && needsStart(v)),
         deadline,
         signal,
       );
