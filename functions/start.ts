@@ -86,22 +86,26 @@ function inProgress(
 
 /**
  * The VMI is being shut down: a start now would be answered "already running"
- * and lost. Wait (for the command's wait, else as a retry) until it is gone,
- * then start from a fresh read.
+ * and lost. Wait (for the command's wait, else within the retry budget) until
+ * it is gone, then start from a fresh read; past that, 503 and Retry-After.
  */
 async function afterShutdown(ctx: VmContext<StartCommand>, vmi: VirtualMachineInstance): Promise<Outcome> {
   const what = `VM ${ctx.namespace}/${ctx.name} is stopping`;
   if (ctx.command.dryRun) return accepted('DryRun', { message: `${what}; a start would wait for it`, vm: ctx.vm });
-  // Without `wait`, the dispatcher's retries (from a fresh read, within the retry budget) are the wait.
-  if (ctx.waitUntil === undefined) throw new Transient(new Error(`${what}; the start is asked again once it has`));
+  const until = ctx.waitUntil ?? ctx.budgetUntil ?? Date.now();
   const uid = vmi.metadata.uid;
   const gone = await watchWhileWaiting<VirtualMachineInstance>(
-    ctx,
+    { ...ctx, waitUntil: until },
     'virtualmachineinstances',
     ctx.name,
     (v) => !v || v.metadata.uid !== uid,
   );
-  if (!gone.done) throw unavailable(`${what} for longer than the wait; redeliver to start it once it has stopped`, 5);
+  if (!gone.done) {
+    // Kubernetes sets deletionTimestamp to when the grace period ends: come back then.
+    const ends = Date.parse(vmi.metadata.deletionTimestamp ?? '');
+    const left = Number.isNaN(ends) ? 5 : Math.max(1, Math.ceil((ends - Date.now()) / 1000));
+    throw unavailable(`${what} (its VMI is being shut down); redeliver to start it once it has stopped`, left);
+  }
   const vm = await ctx.kubevirt.getVM(ctx.namespace, ctx.name);
   if (!vm) return failed('NotFound', `VM ${ctx.namespace}/${ctx.name} was deleted`);
   return start.run({ ...ctx, vm });

@@ -103,6 +103,7 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     const waitSeconds = command.wait?.timeoutSeconds;
     const waitUntil = waitSeconds && !command.dryRun ? Date.now() + waitSeconds * 1000 : undefined;
     const deliveryId = randomUUID();
+    const budgetUntil = Date.now() + rt.config.retry.budgetMs;
     return withRetries(rt.config.retry, `${p.event.type} ${namespace}/${name}`, async (attempt) => {
       let vm: VirtualMachine | undefined;
       try {
@@ -122,6 +123,7 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
           kubevirt: rt.kubevirt,
           now: rt.now,
           waitUntil,
+          budgetUntil,
           signal: rt.signal,
         };
         const outcome = await fn.run(ctx);

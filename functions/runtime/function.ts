@@ -40,6 +40,12 @@ export interface VmContext<C extends VmCommand = VmCommand> {
   now(): Date;
   /** Epoch ms until which `wait` may hold the reply; undefined when the command did not ask to wait. */
   waitUntil?: number;
+  /**
+   * Epoch ms until which the function may hold the event to get past a passing
+   * state (a VMI shutting down) when the command did not ask to wait: the retry
+   * budget (VIRTWAKE_RETRY_BUDGET). Past it the event goes back to Knative.
+   */
+  budgetUntil?: number;
   /** Aborted when the server shuts down, so long waits give the event back to Knative. */
   signal: AbortSignal;
 }
