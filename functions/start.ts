@@ -1,5 +1,5 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
-import { unavailable } from './runtime/problems';
+import { HandBack } from './runtime/errors';
 import { awaitTarget, lifecycleAction, watchWhileWaiting } from './runtime/lifecycle';
 import { Transient } from './runtime/retry';
 import type { VirtualMachine, VirtualMachineInstance } from './runtime/kubevirt-types';
@@ -104,7 +104,7 @@ async function afterShutdown(ctx: VmContext<StartCommand>, vmi: VirtualMachineIn
     // Kubernetes sets deletionTimestamp to when the grace period ends: come back then.
     const ends = Date.parse(vmi.metadata.deletionTimestamp ?? '');
     const left = Number.isNaN(ends) ? 5 : Math.max(1, Math.ceil((ends - Date.now()) / 1000));
-    throw unavailable(`${what} (its VMI is being shut down); redeliver to start it once it has stopped`, left);
+    throw new HandBack(`${what} (its VMI is being shut down); redeliver to start it once it has stopped`, left);
   }
   const vm = await ctx.kubevirt.getVM(ctx.namespace, ctx.name);
   if (!vm) return failed('NotFound', `VM ${ctx.namespace}/${ctx.name} was deleted`);

@@ -1,6 +1,5 @@
 import { conditionTrue, VirtualMachine } from './kubevirt-types';
 import type { VirtualMachineInstance } from './kubevirt-types';
-import { FINAL_VMI_PHASES } from './kubevirt-types';
 
 // Target states for `wait` (reference kubevirt-api.md §3.5), as predicates on
 // what a watch delivers. A deleted object arrives as undefined.
@@ -28,6 +27,8 @@ export const isStopped = (vm: VirtualMachine | undefined): boolean =>
 export const isServing = (vm: VirtualMachine | undefined): boolean =>
   isRunning(vm) || (vm?.status?.printableStatus === 'Migrating' && vm.status.ready !== false);
 
+const FINAL_VMI_PHASES = new Set(['Succeeded', 'Failed']);
+
 /** Succeeded or Failed: the guest is gone but the object stays (Manual, RerunOnFailure). */
 export const isFinal = (vmi: VirtualMachineInstance | undefined): boolean =>
   !!vmi && FINAL_VMI_PHASES.has(vmi.status?.phase ?? '');
@@ -43,10 +44,6 @@ export function needsStart(vm: VirtualMachine): boolean {
   if (startUnderway(vm)) return false;
   return !vm.status?.created || vm.status.printableStatus === 'Stopped';
 }
-
-/** A VMI that is there and not finished: what KubeVirt calls "running" for its 409s. */
-export const vmiAlive = (vmi: VirtualMachineInstance | undefined): boolean =>
-  !!vmi && !FINAL_VMI_PHASES.has(vmi.status?.phase ?? '');
 
 export function statusOf(vm: VirtualMachine | undefined): { printableStatus: string; ready: boolean } | undefined {
   if (!vm) return undefined;

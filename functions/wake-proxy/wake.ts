@@ -2,12 +2,12 @@ import type { Config } from '../runtime/config';
 import type { KubeVirt } from '../runtime/kubevirt';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
 import { checkNamespace, checkVmOptIn } from '../runtime/policy';
-import { Problem } from '../runtime/problems';
+import { Denied, HandBack } from '../runtime/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import { isServing, needsStart } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
-import type { Route } from './routes';
+import type { Target as Route } from './routes';
 
 // Getting a route's upstream: if it is known and was checked recently, at
 // once; otherwise read the VM and its Service's endpoints, and if the VM is
@@ -101,7 +101,7 @@ export function waker(deps: WakerDeps): Waker {
         checkNamespace(config, namespace);
         checkVmOptIn(config, vm);
       } catch (e) {
-        if (e instanceof Problem) throw new WakeError(403, e.detail);
+        if (e instanceof Denied) throw new WakeError(403, e.message);
         throw e;
       }
       // Migrating is serving: the guest answers throughout a live migration.
@@ -178,7 +178,7 @@ export function waker(deps: WakerDeps): Waker {
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
       const err =
-        e instanceof Problem ? new WakeError(503, e.detail, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
+        e instanceof HandBack ? new WakeError(503, e.message, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
       if (err instanceof WakeError)
         deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
       throw err;

@@ -1,17 +1,21 @@
 import pino, { Logger } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Config, loadConfig } from './config';
-import { connect, KubeConnection } from './kube/connection';
-import { kubevirtClient } from './kubevirt';
-import { createMetrics } from './metrics';
-import { dispatcher } from './dispatch';
-import { createServer, VirtwakeServer } from './server';
-import type { Runtime } from './runtime';
-import { HANDLERS } from '../index';
-import { activityRecorder } from './activity';
+import { Config, ConfigError, loadConfig } from './runtime/config';
+import { connect, KubeConnection } from './runtime/kube/connection';
+import { kubevirtClient } from './runtime/kubevirt';
+import { createMetrics } from './runtime/metrics';
+import { dispatcher } from './runtime/dispatch';
+import { createServer, VirtwakeServer } from './runtime/server';
+import type { Runtime } from './runtime/runtime';
+import { COMMANDS } from './commands';
+import { HANDLERS } from './index';
+import { activityRecorder } from './runtime/activity';
 
-// Wires config, logger, metrics, the KubeVirt client, the dispatcher and the
-// HTTP server together. main.ts runs it; tests build it in-process.
+// The composition root: the one place that knows every layer. It wires config,
+// logger, metrics, the KubeVirt client, the command table and its handlers, the
+// dispatcher and the HTTP server (or the wake proxy) together. main.ts runs it;
+// tests build it in-process. Everything under runtime/ is given what it needs
+// from here and never imports upward.
 
 export interface App extends VirtwakeServer {
   config: Config;
@@ -59,11 +63,25 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
   if (config.functions?.has('wake-proxy')) {
     // Loaded only here: an event-serving instance never parses or runs the proxy (or what it pulls in).
     const [{ createWakeProxy }, { loadRoutes }] = await Promise.all([
-      import('../wake-proxy/server'),
-      import('../wake-proxy/routes'),
+      import('./wake-proxy/server'),
+      import('./wake-proxy/routes'),
     ]);
-    const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace);
-    const proxy = createWakeProxy({ runtime, connection, routes });
+    const kService = (opts.env ?? process.env).K_SERVICE;
+    let proxy: Awaited<ReturnType<typeof createWakeProxy>>;
+    try {
+      const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace, { httpPort: config.port });
+      // Knative Serving delivers HTTP to one container port only: a TCP listener there would never be reached.
+      if (routes.tcp.length && kService)
+        throw new ConfigError(
+          `VIRTWAKE_PROXY_ROUTES: ${routes.tcp[0].label}: TCP routes cannot be served by a Knative Service (K_SERVICE=${kService}); run them in the plain Deployment of knative/tcp-proxy/`,
+        );
+      proxy = createWakeProxy({ runtime, connection, routes });
+      // Bound now, so a port in use stops the process at start (exit 2) naming its route.
+      await proxy.tcp.listen();
+    } catch (e) {
+      connection.close();
+      throw e;
+    }
     return {
       ...proxy,
       config,
@@ -78,7 +96,7 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
   }
   const server = createServer({
     config,
-    dispatcher: dispatcher(runtime, HANDLERS),
+    dispatcher: dispatcher(runtime, COMMANDS, HANDLERS),
     log,
     metrics,
     onClosing: () => closing.abort(),
