@@ -2,6 +2,7 @@ import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction 
 import type { VirtualMachineInstance } from './runtime/kubevirt-types';
 import { watchWhileWaiting } from './runtime/lifecycle';
 import { Transient } from './runtime/retry';
+import { vmSpecInvalid, vmSpecInvalidMessage } from './runtime/kubevirt-answers';
 
 // io.virtwake.vm.restart: PUT …/virtualmachines/{name}/restart; wait for a new
 // VMI (another uid) Running.
@@ -41,14 +42,20 @@ export const restart: VmFunction<RestartCommand> = {
         return completed('AlreadyInState', { message: 'the VM was (re)started after this request was made', vm });
       }
       // A conflict here means another delivery or replica got there first: re-read and decide again.
-      await kubevirt.mergePatch('virtualmachines', namespace, name, {
-        metadata: {
-          resourceVersion: vm.metadata.resourceVersion,
-          annotations: {
-            [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'} ${ctx.deliveryId} ${ctx.now().getTime()}`,
+      try {
+        await kubevirt.mergePatch('virtualmachines', namespace, name, {
+          metadata: {
+            resourceVersion: vm.metadata.resourceVersion,
+            annotations: {
+              [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'} ${ctx.deliveryId} ${ctx.now().getTime()}`,
+            },
           },
-        },
-      });
+        });
+      } catch (e) {
+        const invalid = vmSpecInvalid(e);
+        if (invalid) return failed('VmInvalid', vmSpecInvalidMessage(`${namespace}/${name}`, invalid), { vm });
+        throw e;
+      }
     }
 
     const body: Record<string, unknown> = command.force ? { gracePeriodSeconds: 0 } : {};

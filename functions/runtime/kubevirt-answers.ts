@@ -111,3 +111,20 @@ export function isTransient(err: unknown): boolean {
     );
   return false;
 }
+
+/**
+ * KubeVirt's VM webhook refused an update because the VM's own spec no longer
+ * validates (a feature gate turned off, a rule tightened since it was made).
+ * The webhook checks the whole spec on every update, so annotation-only
+ * patches (activity stamps, reaper and restart claims) fail too
+ * (vms-admitter.go). Nothing virtwake retries can change that.
+ */
+export function vmSpecInvalid(err: unknown): KubeApiError | undefined {
+  return err instanceof KubeApiError && err.status === 422 && err.message.includes('virtualmachine-validator')
+    ? err
+    : undefined;
+}
+
+export function vmSpecInvalidMessage(vm: string, err: KubeApiError): string {
+  return `VM ${vm} itself no longer passes KubeVirt's validation, so nothing can update it (annotations included) until its spec is fixed: ${err.message}`;
+}

@@ -1,3 +1,4 @@
+import type { Backoff } from '../runtime/backoff';
 import type { Config } from '../runtime/config';
 import type { KubeVirt } from '../runtime/kubevirt';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
@@ -17,6 +18,15 @@ import type { Target as Route } from './routes';
 // Everything here is coalesced: all requests for one VM share one read, one
 // start and one wait, so 100 requests to a stopped VM make one start call.
 // The shared wake has one deadline, VIRTWAKE_PROXY_WAKE_TIMEOUT after it began.
+
+/**
+ * Between connects to an upstream that refused or did not answer in time. A
+ * VM's `ready` is its pod's readiness: without a readinessProbe that is when
+ * the domain started, not when the guest's service listens, so the first
+ * connects after a wake often fail. HTTP and TCP routes both retry with this
+ * until the wake timeout.
+ */
+export const UPSTREAM_RETRY: Backoff = { baseMs: 50, maxMs: 1_000, jitter: true };
 
 /** How long a known upstream is used without looking at the VM again. */
 export const UPSTREAM_TTL_MS = 5_000;
