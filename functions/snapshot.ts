@@ -11,6 +11,7 @@ import {
   indicationsOf,
   ownedMetadata,
   progressOf,
+  snapshotApiProblem,
   snapshotInfo,
   VirtualMachineSnapshot,
   vmRef,
@@ -49,14 +50,25 @@ export const snapshot: VmFunction<SnapshotCommand> = {
         ...(command.failureDeadline !== undefined && { failureDeadline: command.failureDeadline }),
       },
     };
-    const found = (await findOwn(ctx, RESOURCE, name, ours)) ?? (await createOwn(ctx, RESOURCE, body, ours));
+    let found;
+    try {
+      found = (await findOwn(ctx, RESOURCE, name, ours)) ?? (await createOwn(ctx, RESOURCE, body, ours));
+    } catch (e) {
+      const why = snapshotApiProblem(e);
+      if (why) return failed('SnapshotApiUnavailable', `cannot snapshot VM ${namespace}/${vm}: ${why}`, { vm: ctx.vm });
+      throw e;
+    }
     if (found.kind === 'taken') {
       return failed(
         'NameInUse',
         `VirtualMachineSnapshot ${namespace}/${name} already exists and was not created by this request for VM ${vm}`,
       );
     }
-    if (found.kind === 'refused') return failed('Refused', found.error.message, { vm: ctx.vm });
+    if (found.kind === 'refused') {
+      const why = snapshotApiProblem(found.error);
+      if (why) return failed('SnapshotApiUnavailable', `cannot snapshot VM ${namespace}/${vm}: ${why}`, { vm: ctx.vm });
+      return failed('Refused', found.error.message, { vm: ctx.vm });
+    }
     if (command.dryRun)
       return accepted('DryRun', {
         message: 'KubeVirt validated the snapshot; nothing was created or deleted',
