@@ -170,9 +170,13 @@ async function clearBlockers(ctx: VmContext<RestoreCommand>): Promise<Outcome | 
     const ours = r.metadata.labels?.[LABEL_MANAGED_BY] === MANAGER;
     if (!why) {
       if (r.metadata.deletionTimestamp && ours) continue;
-      return failed('RestoreInProgress', `${ref} of VM ${vm} is in progress; KubeVirt restores one at a time`, {
-        vm: ctx.vm,
-      });
+      return failed(
+        'RestoreInProgress',
+        `VirtualMachineRestore "${r.metadata.name}" in progress for VM ${vm}; KubeVirt restores one at a time`,
+        {
+          vm: ctx.vm,
+        },
+      );
     }
     if (!ours)
       return failed(

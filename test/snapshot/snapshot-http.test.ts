@@ -209,7 +209,8 @@ describe('failures and their reasons', () => {
   test('a snapshot KubeVirt fails is SnapshotFailed, with its error', async () => {
     const vm = addVM();
     h.sim.store.failNextSnapshot('default', vm, 'Failed to create VolumeSnapshot: quota exceeded');
-    const res = await h.send(TYPE, { name: vm, wait: WAIT }).expect(200);
+    // KubeVirt keeps retrying an error ("In error state") until the failureDeadline, and only then fails it.
+    const res = await h.send(TYPE, { name: vm, failureDeadline: '3s', wait: WAIT }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.failed');
     expect(replyData(res)).toMatchObject({
       outcome: 'failed',
@@ -272,6 +273,8 @@ describe('keep: retention of virtwake’s snapshots', () => {
       expect(last.outcome).toBe('completed');
       made.push(last.snapshot.name);
     }
+    // A deleted snapshot keeps KubeVirt's finalizer until its controller's next step.
+    await h.sim.settle();
     expect(
       snapshotsOf(vm)
         .map((s) => s.metadata.name)
