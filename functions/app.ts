@@ -1,5 +1,5 @@
 import pino, { Logger } from 'pino';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Config, ConfigError, loadConfig } from './runtime/config';
 import { connect, KubeConnection } from './runtime/kube/connection';
 import { kubevirtClient } from './runtime/kubevirt';
@@ -45,7 +45,8 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
     );
   const metrics = createMetrics();
   const connection = await connect({
-    kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env),
+    kubeConfig: opts.kubeConfig,
+    env: opts.env ?? process.env,
     timeoutMs: config.kubeTimeoutMs,
   });
   const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });
@@ -111,12 +112,4 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
       connection.close();
     },
   };
-}
-
-/** KUBECONFIG from the environment the app was given (tests pass their own); none = client-node's default search. */
-function kubeConfigFrom(env: NodeJS.ProcessEnv | undefined): KubeConfig | undefined {
-  if (!env?.KUBECONFIG) return undefined;
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.KUBECONFIG);
-  return kc;
 }

@@ -15,6 +15,7 @@ import { Resolved, UPSTREAM_RETRY, waker, WakeError, Waker } from './wake';
 import { backoffMs } from '../runtime/backoff';
 import { sleep } from '../runtime/async';
 import { serveOperations } from '../runtime/operations';
+import { capText, MAX_ERROR_BODY_BYTES } from '../runtime/problems';
 import { drain } from '../runtime/drain';
 
 // The wake proxy (contract §5): an HTTP reverse proxy in front of VMs' Services.
@@ -203,7 +204,11 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
 
   function reply(sink: Sink, status: number, message: string, retryAfter?: number): void {
     metrics.http(status);
-    const body = `virtwake wake-proxy: ${message}\n`;
+    const full = `virtwake wake-proxy: ${message}`;
+    // The same cap as every other error body (problems.ts); a long one is logged whole.
+    const text = capText(full, MAX_ERROR_BODY_BYTES - 1);
+    if (text !== full) log.warn({ status, problem: full }, 'error answer cut to fit its size limit');
+    const body = `${text}\n`;
     const headers: Record<string, string | number> = {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
