@@ -158,8 +158,10 @@ async function preflight(ctx: VmContext<RestoreCommand>): Promise<Outcome | unde
 async function clearBlockers(ctx: VmContext<RestoreCommand>): Promise<Outcome | undefined> {
   const { kubevirt, namespace, name: vm } = ctx;
   const all = await eachRestore(ctx);
+  // This request's own restore (another delivery of it created it meanwhile) is adopted when created, not a blocker.
   const blockers = all.filter(
     (r) =>
+      !belongsTo(r.metadata, ctx.requestKey) &&
       r.spec?.target?.name === vm &&
       (r.spec.target.kind ?? 'VirtualMachine') === 'VirtualMachine' &&
       r.status?.complete !== true,
