@@ -238,6 +238,29 @@ describe('L4: transient refusals stay transient', () => {
   });
 });
 
+describe('L5: RerunOnFailure reruns a failed VMI itself', () => {
+  test('a stop between the failed VMI and the rerun KubeVirt queued is 503, not AlreadyInState; once the VMI runs it stops', async () => {
+    const name = addVM('RerunOnFailure');
+    h.sim.pauseControllers();
+    try {
+      // virt-controller deleted the failed VMI and queued a Start; the new VMI is not there yet.
+      h.sim.store.updateVM('default', name, (v) => {
+        v.status = { ...(v.status ?? {}), stateChangeRequests: [{ action: 'Start' }] };
+      });
+      const res = await h.send('io.virtwake.vm.stop', { name }, { id: 'l5-stop' });
+      expect(res.status).toBe(503);
+      expect(res.text).toMatch(/about to start VM .* again \(a queued Start\)/);
+    } finally {
+      h.sim.resumeControllers();
+    }
+    h.sim.store.reconcile('default', name);
+    await h.sim.settle();
+    expect(vm(name).status?.printableStatus).toBe('Running');
+    const again = await h.send('io.virtwake.vm.stop', { name, wait: { timeoutSeconds: 10 } }, { id: 'l5-stop' });
+    expect(again.headers['ce-type']).toBe('io.virtwake.vm.stop.completed');
+  });
+});
+
 describe('L1: a concurrent change is virt-api 500, retried from a fresh read', () => {
   test('two starts racing each end accepted or completed; one of them met the 500', async () => {
     const name = addVM('Halted');
