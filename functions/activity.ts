@@ -1,6 +1,6 @@
 import { accepted, completed, VmCommand, VmFunction } from './runtime/function';
 import { awaitTarget } from './runtime/lifecycle';
-import { unavailable } from './runtime/problems';
+import { HandBack } from './runtime/errors';
 import { isRunning } from './runtime/vm-state';
 import { startUnderway } from './runtime/vm-state';
 import { start } from './start';
@@ -33,7 +33,7 @@ export const activity: VmFunction<ActivityCommand> = {
     if (UP.has(status)) return completed('AlreadyInState', { vm });
     // A start now would be answered "already running" by the VMI that is going away; try again once it is gone.
     if (status === 'Stopping' || status === 'Terminating') {
-      throw unavailable(
+      throw new HandBack(
         `VM ${ctx.namespace}/${ctx.name} is ${status.toLowerCase()}; redeliver to wake it once it has stopped`,
         5,
       );

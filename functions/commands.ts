@@ -1,5 +1,7 @@
-// The one list of what virtwake serves. Schemas, the dispatcher, the Knative
-// Triggers, func.yaml's subscriptions and the README table are checked against it.
+// The one list of what virtwake serves. The composition root (app.ts) gives it to
+// the dispatcher; the schemas (test/core/schemas), the Knative Triggers, EventTypes
+// and func.yaml (test/knative) and the README table (test/core/readme-commands)
+// are checked against it.
 
 export type FunctionName =
   'start' | 'stop' | 'restart' | 'pause' | 'unpause' | 'snapshot' | 'restore' | 'activity' | 'reaper' | 'deadletter';

@@ -1,5 +1,5 @@
 import { ConfigError } from './runtime/config';
-import { createApp } from './runtime/app';
+import { createApp } from './app';
 
 // `npm start`: serve the functions on PORT against the cluster KUBECONFIG (or
 // the in-cluster service account) points to.

@@ -1,7 +1,6 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
-import { KubeApiError } from './runtime/kube/errors';
+import { applyRetention, isFailed, isGoing, isReady } from './snapshot-retention';
 import {
-  ANNOTATION_CREATED_AT,
   API_VERSION,
   awaitSettled,
   belongsTo,
@@ -10,13 +9,9 @@ import {
   derivedName,
   findOwn,
   indicationsOf,
-  LABEL_MANAGED_BY,
-  MANAGER,
-  ownedBySelector,
   ownedMetadata,
   progressOf,
   snapshotInfo,
-  VirtualMachineRestore,
   VirtualMachineSnapshot,
   vmRef,
 } from './runtime/snapshot-objects';
@@ -30,7 +25,7 @@ import {
 // `keep: N` keeps the N newest *ready* snapshots virtwake made of the VM and
 // deletes its older (and failed) ones: a good snapshot is never deleted before
 // N others are ready, so without `wait` the new snapshot, not ready yet, is
-// counted by the next snapshot command instead.
+// counted by the next snapshot command instead (snapshot-retention.ts).
 
 export interface SnapshotCommand extends VmCommand {
   snapshotName?: string;
@@ -70,10 +65,6 @@ export const snapshot: VmFunction<SnapshotCommand> = {
     return settle(ctx, found.object);
   },
 };
-
-const isFailed = (s: VirtualMachineSnapshot) => s.status?.phase === 'Failed';
-const isReady = (s: VirtualMachineSnapshot) => s.status?.readyToUse === true && !isFailed(s);
-const isGoing = (s: VirtualMachineSnapshot) => !!s.metadata.deletionTimestamp || s.status?.phase === 'Deleting';
 
 async function settle(ctx: VmContext<SnapshotCommand>, created: VirtualMachineSnapshot): Promise<Outcome> {
   const { namespace, command } = ctx;
@@ -122,87 +113,4 @@ export function consistency(indications: string[]): string {
   else if (has('Paused')) text = 'online while paused, crash-consistent';
   else text = 'online without a guest agent, crash-consistent';
   return has('PartialSnapshot') ? `${text}; partial: some volumes could not be snapshotted` : text;
-}
-
-/** Deletes what retention lets go and says so; a refusal is reported, not fatal: the snapshot itself succeeded. */
-async function applyRetention(ctx: VmContext<SnapshotCommand>, keep: number, current: string): Promise<string> {
-  const { kubevirt, namespace, name: vm } = ctx;
-  const [snaps, restores] = await Promise.all([
-    listAll<VirtualMachineSnapshot>(ctx, RESOURCE, ownedBySelector(vm)),
-    listAll<VirtualMachineRestore>(ctx, 'virtualmachinerestores'),
-  ]);
-  const inUse = new Set(
-    restores.filter((r) => r.status?.complete !== true).map((r) => r.spec?.virtualMachineSnapshotName),
-  );
-  const doomed = retention(snaps, vm, keep, inUse, current);
-  const deleted: string[] = [];
-  const refused: string[] = [];
-  for (const name of doomed) {
-    try {
-      await kubevirt.delete(RESOURCE, namespace, name);
-      deleted.push(name);
-    } catch (e) {
-      if (!(e instanceof KubeApiError)) throw e;
-      refused.push(`${name} (${e.message})`);
-    }
-  }
-  const parts: string[] = [];
-  if (deleted.length) parts.push(`keep ${keep}: deleted ${deleted.join(', ')}`);
-  if (refused.length) parts.push(`keep ${keep}: could not delete ${refused.join(', ')}`);
-  return parts.join('; ');
-}
-
-/**
- * Which of `snaps` retention deletes: virtwake's snapshots of `vm` beyond the
- * `keep` newest ready ones, and its failed ones; never `current` (this
- * request's own), one still in progress (another request's), one being
- * deleted, or one an unfinished restore reads.
- */
-export function retention(
-  snaps: VirtualMachineSnapshot[],
-  vm: string,
-  keep: number,
-  inUse: ReadonlySet<string | undefined>,
-  current?: string,
-): string[] {
-  const candidates = snaps
-    .filter((s) => s.metadata.labels?.[LABEL_MANAGED_BY] === MANAGER && s.spec?.source?.name === vm && !isGoing(s))
-    .sort(newestFirst);
-  // Our own ready snapshot counts first, whatever clock skew says about its age.
-  const ready = candidates
-    .filter(isReady)
-    .sort((a, b) => Number(b.metadata.name === current) - Number(a.metadata.name === current));
-  const kept = new Set(ready.slice(0, keep));
-  return candidates
-    .filter(
-      (s) => !kept.has(s) && s.metadata.name !== current && (isReady(s) || isFailed(s)) && !inUse.has(s.metadata.name),
-    )
-    .map((s) => s.metadata.name)
-    .reverse(); // oldest first: an interrupted clean-up has then removed the least valuable ones
-}
-
-function newestFirst(a: VirtualMachineSnapshot, b: VirtualMachineSnapshot): number {
-  const key = (s: VirtualMachineSnapshot) => [
-    s.metadata.creationTimestamp ?? '',
-    s.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '',
-    s.metadata.name,
-  ];
-  const [ka, kb] = [key(a), key(b)];
-  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] < kb[i] ? 1 : -1;
-  return 0;
-}
-
-async function listAll<T>(
-  ctx: VmContext,
-  resource: 'virtualmachinesnapshots' | 'virtualmachinerestores',
-  labelSelector?: string,
-): Promise<T[]> {
-  const items: T[] = [];
-  let continueToken: string | undefined;
-  do {
-    const page = await ctx.kubevirt.list<T>(resource, ctx.namespace, { labelSelector, limit: 250, continueToken });
-    items.push(...page.items);
-    continueToken = page.metadata?.continue || undefined;
-  } while (continueToken);
-  return items;
 }

@@ -3,7 +3,8 @@
 // Prints every VM state change so you can watch an event take effect.
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { seedDemo, seedDemoGuest, startSimulator } from '../simulator';
-import { createApp } from '../functions/runtime/app';
+import { createApp } from '../functions/app';
+import type { VirtualMachine } from '../functions/runtime/kubevirt-types';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 8080);
@@ -60,8 +61,9 @@ async function followStates(kubeconfigPath: string): Promise<void> {
     watch.watch(
       '/apis/kubevirt.io/v1/namespaces/default/virtualmachines',
       {},
-      (_type, vm: any) => {
-        const name = vm?.metadata?.name;
+      (_type, obj: unknown) => {
+        const vm = obj as VirtualMachine | undefined;
+        const name = vm?.metadata?.name ?? '';
         const state = `${vm?.status?.printableStatus ?? 'Unknown'}${vm?.status?.ready ? ' (ready)' : ''}`;
         const before = last.get(name);
         if (before !== undefined && before !== state) console.log(`[vm] ${name}: ${before} -> ${state}`);

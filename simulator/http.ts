@@ -115,7 +115,7 @@ export function createApiHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://sim.local');
     const method = (req.method ?? 'GET').toUpperCase();
-    let rawBody = '';
+    let rawBody: string;
     try {
       rawBody = await readBody(req);
     } catch (e) {

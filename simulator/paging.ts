@@ -31,7 +31,7 @@ export function decodeContinue(token: string): { rv: number; after: string } {
       'continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)',
     );
   }
-  return { rv: t.rv, after: t.start.replace(/\u0000$/, '') };
+  return { rv: t.rv, after: t.start.endsWith('\u0000') ? t.start.slice(0, -1) : t.start };
 }
 
 export interface ListPage {

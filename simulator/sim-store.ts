@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are open-ended JSON; like KubeVirt's controllers, the simulator reads the fields it knows and passes the rest through */
 // Direct, in-process access to the simulated cluster for test setup and assertions:
 // seed VMs in any state (fast enough for 10,000), poke VMI phases and conditions, inject
 // snapshot failures, add Services. Everything goes through the same store, so watches and

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are open-ended JSON; like KubeVirt's controllers, the simulator reads the fields it knows and passes the rest through */
 // Loose shapes of the objects the simulator serves. They follow the KubeVirt and
 // Kubernetes JSON field names; anything not listed still round-trips untouched.
 

@@ -51,6 +51,8 @@ export function serveWatch(store: ObjectStore, res: ServerResponse, p: WatchPara
   let ended = false;
   let bookmarkTimer: NodeJS.Timeout | undefined;
   let timeoutTimer: NodeJS.Timeout | undefined;
+  // Assigned once the subscription exists; end() may run before that and must not touch a TDZ binding.
+  // eslint-disable-next-line prefer-const
   let unsubscribe: (() => void) | undefined;
 
   const end = () => {

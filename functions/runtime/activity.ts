@@ -104,10 +104,3 @@ export function parseStamp(text: string | undefined, now: number): number | unde
 export function rfc3339(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
-
-/**
- * A start was already asked for and KubeVirt has not shown it in the status yet:
- * starting a Halted VM rewrites its runStrategy to Always (or running to true) at
- * once, while printableStatus says Stopped until the controller creates the VMI;
- * a Manual VM gets a queued Start request. Another start now would be refused.
- */

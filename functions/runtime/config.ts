@@ -142,11 +142,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idleTimeoutMs,
     logLevel: env.LOG_LEVEL || 'info',
     maxBodyBytes: int(env, 'VIRTWAKE_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    bodyTimeoutMs: int(env, 'VIRTWAKE_BODY_TIMEOUT_MS', 10_000, 100, 300_000),
-    retry: { ...DEFAULT_RETRY, budgetMs: int(env, 'VIRTWAKE_RETRY_BUDGET_MS', DEFAULT_RETRY.budgetMs, 0, 60_000) },
+    bodyTimeoutMs: duration(env, 'VIRTWAKE_BODY_TIMEOUT', 10_000, 100, 300_000),
+    retry: { ...DEFAULT_RETRY, budgetMs: duration(env, 'VIRTWAKE_RETRY_BUDGET', DEFAULT_RETRY.budgetMs, 0, 60_000) },
     bulkConcurrency: int(env, 'VIRTWAKE_BULK_CONCURRENCY', 4, 1, 64),
-    shutdownTimeoutMs: int(env, 'VIRTWAKE_SHUTDOWN_TIMEOUT_MS', 20_000, 0, 600_000),
-    kubeTimeoutMs: int(env, 'VIRTWAKE_KUBE_TIMEOUT_MS', 10_000, 100, 120_000),
+    shutdownTimeoutMs: duration(env, 'VIRTWAKE_SHUTDOWN_TIMEOUT', 20_000, 0, 600_000),
+    kubeTimeoutMs: duration(env, 'VIRTWAKE_KUBE_TIMEOUT', 10_000, 100, 120_000),
     policyFile: env.VIRTWAKE_POLICY_FILE || undefined,
     policy,
     reaperSource: env.VIRTWAKE_REAPER_SOURCE || undefined,
@@ -158,7 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     proxyRoutesFile: env.VIRTWAKE_PROXY_ROUTES || undefined,
     proxyQueueSize: int(env, 'VIRTWAKE_PROXY_QUEUE_SIZE', 100, 1, 100_000),
     proxyWakeTimeoutMs,
-    proxyRetryAfterSeconds: int(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
+    proxyRetryAfterSeconds: seconds(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
   };
 }
 
@@ -203,6 +203,35 @@ function int(env: NodeJS.ProcessEnv, key: string, dflt: number, min: number, max
   if (!Number.isInteger(n) || n < min || n > max)
     throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/**
+ * A time setting: `<name>` takes a Go duration (10s, 1m30s); `<name>_MS`, the older spelling,
+ * takes milliseconds (or a Go duration too). Setting both is refused: which one wins would be a guess.
+ */
+function duration(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, max: number): number {
+  const key = env[name] !== undefined && env[name] !== '' ? name : `${name}_MS`;
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (key === name && env[`${name}_MS`]) throw new ConfigError(`set ${name} or ${name}_MS, not both`);
+  const ms = key.endsWith('_MS') && /^\d+$/.test(raw.trim()) ? Number(raw) : parseDuration(raw);
+  if (ms === undefined || !Number.isInteger(ms) || ms < min || ms > max)
+    throw new ConfigError(
+      `${key} must be a duration from ${min}ms to ${max / 1000}s such as ${dflt / 1000}s${key.endsWith('_MS') ? ' (or a number of milliseconds)' : ''}, got ${JSON.stringify(raw)}`,
+    );
+  return ms;
+}
+
+/** Seconds: a whole number, or a Go duration of whole seconds (10s, 2m). */
+function seconds(env: NodeJS.ProcessEnv, key: string, dflt: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  const ms = /^\d+$/.test(raw.trim()) ? Number(raw) * 1000 : parseDuration(raw);
+  if (ms === undefined || ms % 1000 !== 0 || ms / 1000 < min || ms / 1000 > max)
+    throw new ConfigError(
+      `${key} must be whole seconds from ${min} to ${max}, as a number or a duration such as 10s or 2m, got ${JSON.stringify(raw)}`,
+    );
+  return ms / 1000;
 }
 
 function bool(env: NodeJS.ProcessEnv, key: string, dflt: boolean): boolean {

@@ -1,27 +1,40 @@
 import { randomUUID } from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event';
-import { COMMANDS, FunctionName } from '../commands';
-import type { Handler } from '../index';
-import { failed, Outcome, VmCommand, VmContext } from './function';
+import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
-import { Problem } from './problems';
+import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
 import { Transient, withRetries } from './retry';
 import { KubeApiError } from './kube/errors';
-import type { Runtime } from './runtime';
+import type { EventFunction, Runtime } from './runtime';
 import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
 import type { VirtualMachine } from './kubevirt-types';
 import { inPool } from './async';
+import { eachPage, isGone } from './paging';
 
 // From a parsed CloudEvent to a result: find the function for its type,
 // validate, apply policy, run with retries, build the reply. Validation and
 // policy are a separate step so a batch is checked whole before anything runs.
+// The command table and the code behind each name are given by the composition
+// root (functions/app.ts); the runtime does not know which functions exist.
+
+/** The code behind one function name: a command on VMs (data checked against `schema`) or any event. */
+export type Handler = { kind: 'vm'; fn: VmFunction; schema: object } | { kind: 'event'; fn: EventFunction };
+
+/** One row of the command table: the CloudEvent type a function consumes. */
+export interface CommandRow<F extends string> {
+  type: string;
+  fn: F;
+}
+
+/** The dead-letter sink: takes what Knative could not deliver, whatever its type. */
+export const DEADLETTER = 'deadletter';
 
 export interface Prepared {
   event: CloudEvent;
-  fn: FunctionName;
+  fn: string;
   handler: Handler;
   command?: VmCommand;
   namespace?: string;
@@ -43,28 +56,30 @@ export interface Dispatcher {
 
 const BULK_PAGE = 100;
 
-export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, Handler>>): Dispatcher {
+export function dispatcher<F extends string>(
+  rt: Runtime,
+  commands: readonly CommandRow<F>[],
+  handlers: Record<F, Handler> & Record<typeof DEADLETTER, Handler>,
+): Dispatcher {
   const { config } = rt;
-  const byType = new Map<string, { fn: FunctionName; handler: Handler }>();
-  for (const c of COMMANDS) {
-    const handler = handlers[c.fn];
-    if (handler && (!config.functions || config.functions.has(c.fn))) byType.set(c.type, { fn: c.fn, handler });
+  const byType = new Map<string, { fn: string; handler: Handler }>();
+  for (const c of commands) {
+    if (!config.functions || config.functions.has(c.fn)) byType.set(c.type, { fn: c.fn, handler: handlers[c.fn] });
   }
   // The dead-letter sink takes whatever Knative could not deliver, of any type.
   // A dead-lettered command keeps its type, so its error extensions decide, not
   // the type: it must be logged, never run again.
-  const deadletter =
-    handlers.deadletter && (!config.functions || config.functions.has('deadletter')) ? handlers.deadletter : undefined;
-  const catchAll = deadletter && config.functions?.has('deadletter') ? deadletter : undefined;
+  const deadletter = !config.functions || config.functions.has(DEADLETTER) ? handlers[DEADLETTER] : undefined;
+  const catchAll = deadletter && config.functions?.has(DEADLETTER) ? deadletter : undefined;
   const served = [...byType.keys()].join(', ') || '(none)';
 
   function prepare(event: CloudEvent): Prepared {
     if (deadletter && event.extensions.knativeerrorcode !== undefined)
-      return { event, fn: 'deadletter', handler: deadletter };
+      return { event, fn: DEADLETTER, handler: deadletter };
     const found = byType.get(event.type);
     if (!found) {
-      if (catchAll) return { event, fn: 'deadletter', handler: catchAll };
-      throw new Problem(
+      if (catchAll) return { event, fn: DEADLETTER, handler: catchAll };
+      throw new InvalidCommand(
         'unknown-type',
         `event type "${event.type}" is not handled by this service; it serves: ${served}`,
       );
@@ -73,16 +88,20 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     if (handler.kind === 'event') return { event, fn, handler };
     const data = event.data;
     if (data === undefined || data === null) {
-      throw new Problem('invalid-data', `${event.type} needs JSON data such as {"name": "my-vm"}; the event has none`);
+      throw new InvalidCommand(
+        'invalid-data',
+        `${event.type} needs JSON data such as {"name": "my-vm"}; the event has none`,
+      );
     }
     if (typeof data !== 'object' || Buffer.isBuffer(data)) {
-      throw new Problem(
+      throw new InvalidCommand(
         'invalid-data',
         `${event.type} data must be a JSON object (datacontenttype application/json), got ${Buffer.isBuffer(data) ? 'binary data' : typeof data} with datacontenttype ${event.datacontenttype ?? '(none)'}`,
       );
     }
     const errors = validateData(handler.schema, data);
-    if (errors.length) throw new Problem('invalid-data', `data does not match schemas/${event.type}.json`, errors);
+    if (errors.length)
+      throw new InvalidCommand('invalid-data', `data does not match schemas/${event.type}.json`, errors);
     const command = data as VmCommand;
     const namespace = command.namespace ?? config.namespace;
     checkNamespace(config, namespace);
@@ -139,40 +158,41 @@ export function dispatcher(rt: Runtime, handlers: Partial<Record<FunctionName, H
     const reqs = [...fromMatchLabels(p.command?.selector?.matchLabels ?? {}), ...config.vmSelector];
     const labelSelector = format(reqs);
     const results: BulkEntry[] = [];
-    let unavailable: Problem | undefined;
-    let continueToken: string | undefined;
-    do {
-      const page = await withRetries(config.retry, `list VMs in ${namespace}`, () =>
-        rt.kubevirt
-          .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
-          .catch((e: unknown) => {
-            // Not a per-VM outcome: whatever the API answered, hand the command back to Knative.
-            throw e instanceof KubeApiError
-              ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
-              : e;
-          }),
-      );
-      await inPool(page.items, config.bulkConcurrency, async (vm) => {
-        const name = vm.metadata.name;
-        try {
-          const o = await runOne(p, name, vm);
-          results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
-        } catch (e) {
-          if (!(e instanceof Problem)) throw e;
-          if (e.kind === 'unavailable') unavailable = e;
-          else
-            results.push({
-              name,
-              outcome: 'failed',
-              reason: e.kind === 'forbidden' ? 'Forbidden' : 'Invalid',
-              message: e.detail,
-            });
-        }
-      });
-      continueToken = page.metadata?.continue || undefined;
-    } while (continueToken);
+    let handBack: HandBack | undefined;
+    await eachPage(
+      (continueToken) =>
+        withRetries(config.retry, `list VMs in ${namespace}`, () =>
+          rt.kubevirt
+            .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
+            .catch((e: unknown) => {
+              // Not a per-VM outcome: whatever the API answered, hand the command back to Knative
+              // (an expired continue token excepted: eachPage lists again).
+              throw e instanceof KubeApiError && !isGone(e)
+                ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
+                : e;
+            }),
+        ),
+      (vms) =>
+        inPool(vms, config.bulkConcurrency, async (vm) => {
+          const name = vm.metadata.name;
+          try {
+            const o = await runOne(p, name, vm);
+            results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
+          } catch (e) {
+            if (e instanceof HandBack) handBack = e;
+            else if (e instanceof Denied)
+              results.push({ name, outcome: 'failed', reason: 'Forbidden', message: e.message });
+            else if (e instanceof InvalidName)
+              results.push({ name, outcome: 'failed', reason: 'Invalid', message: e.message });
+            else throw e;
+          }
+        }),
+    ).catch((e: unknown) => {
+      if (!isGone(e)) throw e;
+      throw new HandBack(`listing VMs in ${namespace}: the continue token expired twice; redeliver`, 1);
+    });
     // Something could not be done yet: hand the whole command back; what was done is idempotent.
-    if (unavailable) throw unavailable;
+    if (handBack) throw handBack;
     results.sort((a, b) => a.name.localeCompare(b.name));
     return results;
   }

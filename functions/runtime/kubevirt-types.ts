@@ -57,8 +57,6 @@ export interface ObjectList<T> {
   items: T[];
 }
 
-export const FINAL_VMI_PHASES = new Set(['Succeeded', 'Failed']);
-
 export function conditionTrue(conds: Condition[] | undefined, type: string): boolean {
   return !!conds?.some((c) => c.type === type && c.status === 'True');
 }

@@ -1,12 +1,11 @@
 import { Watch } from '@kubernetes/client-node';
 import { KubeConnection, KubeRequest } from './kube/connection';
-import { watchOnce } from './kube/watch-once';
+import { collectionStream, watchLoop } from './kube/watch-loop';
 import { KubeApiError } from './kube/errors';
 import { Action, judge, isTransient, Verdict } from './kubevirt-answers';
 import { pathSegment } from './names';
 import { Transient } from './retry';
 import { ObjectList, VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
-import { sleep } from './async';
 
 // The KubeVirt API as virtwake uses it: each call is one method here, with the
 // URL built from checked names, failures classified once (Transient or not).
@@ -195,56 +194,22 @@ async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
   deadline: number,
   signal?: AbortSignal,
 ): Promise<WatchResult<T | undefined>> {
-  const watch = new Watch(conn.kubeConfig);
-  const path = collectionPath(resource, namespace);
-  let failures = 0;
-  let resourceVersion: string | undefined;
-  let needRead = true;
-  let quietEnds = 0;
-
-  while (Date.now() < deadline && !signal?.aborted) {
-    if (needRead) {
-      let current: T | undefined;
-      try {
-        current = await kv.get<T>(resource, namespace, name);
-      } catch (e) {
-        if (!(e instanceof Transient) || ++failures > 5) throw e;
-        await sleep(Math.min(1000, 100 * 2 ** failures));
-        continue;
-      }
-      if (test(current)) return { done: true, object: current };
-      resourceVersion = current?.metadata.resourceVersion;
-      needRead = false;
-    }
-    const end = await watchOnce<T | undefined>(
-      watch,
-      path,
-      { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true },
-      (type, obj) => {
-        const o = obj as T;
-        if (o?.metadata?.resourceVersion) resourceVersion = o.metadata.resourceVersion;
-        if (type === 'BOOKMARK') return undefined;
-        failures = 0;
-        const current = type === 'DELETED' ? undefined : o;
-        return test(current) ? { value: current } : undefined;
-      },
-      deadline,
-      signal,
-    );
-    if (end.kind === 'hit') return { done: true, object: end.value };
-    if (end.kind === 'gone') {
-      needRead = true;
-      continue;
-    }
-    if (end.kind === 'error') {
-      // A stream that broke is resumed from the last resourceVersion we saw.
-      if (++failures > 5) throw new Transient(end.error, `watching ${resource} ${namespace}/${name} keeps failing`);
-      await sleep(Math.min(1000, 100 * 2 ** failures));
-      needRead = failures > 2;
-    } else if (Date.now() < deadline && !signal?.aborted) {
-      // The server closed the stream early (its own timeout, a restart): resume, without spinning.
-      await sleep(Math.min(1000, 50 * 2 ** Math.min(quietEnds++, 5)));
-    }
-  }
-  return { done: false };
+  const hit = (o: T | undefined) => (test(o) ? { value: o } : undefined);
+  const r = await watchLoop<T | undefined, T | undefined>({
+    async read() {
+      const current = await kv.get<T>(resource, namespace, name);
+      return { state: current, resourceVersion: current?.metadata.resourceVersion };
+    },
+    apply: (_, type, obj) => (type === 'DELETED' ? undefined : (obj as T)),
+    pick: hit,
+    stream: collectionStream(new Watch(conn.kubeConfig), collectionPath(resource, namespace), {
+      fieldSelector: `metadata.name=${name}`,
+    }),
+    deadline,
+    signal,
+    maxFailures: 5,
+    retryable: (e) => e instanceof Transient,
+    giveUp: (e) => new Transient(e, `watching ${resource} ${namespace}/${name} keeps failing`),
+  });
+  return r.done ? { done: true, object: r.value } : { done: false };
 }

@@ -1,4 +1,4 @@
-import { Problem } from './problems';
+import { InvalidName } from './errors';
 
 // Checked again right before a URL is built, whatever validated the input
 // earlier: a name with "/" or ".." must never reach a path.
@@ -16,8 +16,7 @@ export function isNamespace(s: unknown): s is string {
 
 export function pathSegment(kind: 'name' | 'namespace', s: string): string {
   if (kind === 'name' ? !isName(s) : !isNamespace(s)) {
-    throw new Problem(
-      'invalid-data',
+    throw new InvalidName(
       `invalid ${kind} ${JSON.stringify(s).slice(0, 80)}: must be a lowercase DNS-1123 ${kind === 'name' ? 'subdomain (at most 253 characters)' : 'label (at most 63 characters)'}`,
     );
   }

@@ -1,7 +1,7 @@
 import type { Config } from './config';
 import type { VirtualMachine } from './kubevirt-types';
 import { explainMismatch, matches } from './labels';
-import { Problem } from './problems';
+import { Denied } from './errors';
 import { checkRequest, checkVm, SourceRequest } from './source-policy';
 
 // contract §4: which namespaces and which VMs virtwake may touch, and per source
@@ -10,8 +10,7 @@ import { checkRequest, checkVm, SourceRequest } from './source-policy';
 
 export function checkNamespace(config: Config, namespace: string): void {
   if (config.namespaces && !config.namespaces.has(namespace)) {
-    throw new Problem(
-      'forbidden',
+    throw new Denied(
       `namespace "${namespace}" is not in the allowlist (VIRTWAKE_NAMESPACES=${[...config.namespaces].join(',')})`,
     );
   }
@@ -20,8 +19,7 @@ export function checkNamespace(config: Config, namespace: string): void {
 export function checkVmOptIn(config: Config, vm: VirtualMachine): void {
   if (config.vmSelector.length === 0 || matches(config.vmSelector, vm.metadata.labels)) return;
   const missing = explainMismatch(config.vmSelector, vm.metadata.labels);
-  throw new Problem(
-    'forbidden',
+  throw new Denied(
     `VM ${vm.metadata.namespace}/${vm.metadata.name} has not opted in to virtwake: ${missing.join('; ')} (VIRTWAKE_VM_SELECTOR=${config.vmSelectorText})`,
     missing,
   );

@@ -1,6 +1,9 @@
+import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
+
 // Every way a request can fail before or instead of a result event, with its
-// HTTP status. The server turns these into application/problem+json; this file
-// is the single table of status codes (contract §3).
+// HTTP status. The event server turns these into application/problem+json; this
+// file is the single table of status codes (contract §3) and the one place where
+// the runtime's errors (errors.ts) become answers.
 
 export type ProblemKind =
   | 'not-a-cloudevent' // 415
@@ -65,7 +68,13 @@ export class Problem extends Error {
   }
 }
 
-/** Thrown when the KubeVirt API stayed unavailable through the retry budget. */
-export function unavailable(detail: string, retryAfterSeconds: number): Problem {
-  return new Problem('unavailable', detail, [], retryAfterSeconds);
+/** The event server's answer to an error, or undefined for one that is a bug of ours (500). */
+export function problemOf(e: unknown): Problem | undefined {
+  if (e instanceof Problem) return e;
+  if (e instanceof InvalidCommand) return new Problem(e.why, e.message, e.errors);
+  if (e instanceof Denied) return new Problem('forbidden', e.message, e.errors);
+  if (e instanceof InvalidName) return new Problem('invalid-data', e.message);
+  // Includes RetriesExhausted: Knative redelivers, after Retry-After.
+  if (e instanceof HandBack) return new Problem('unavailable', e.message, [], e.retryAfterSeconds);
+  return undefined;
 }

@@ -1,6 +1,7 @@
 import { KubeApiError } from './kube/errors';
-import { unavailable } from './problems';
+import { RetriesExhausted } from './errors';
 import { sleep } from './async';
+import { backoffMs } from './backoff';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -48,14 +49,14 @@ export async function withRetries<T>(
       last = err;
       if (attempt === policy.attempts) break;
       const left = policy.budgetMs - (Date.now() - started);
-      const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+      const backoff = backoffMs(attempt - 1, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: true });
       const wait = err.retryAfterSeconds !== undefined ? Math.max(backoff, err.retryAfterSeconds * 1000) : backoff;
       if (wait > left) break;
       await sleep(wait);
     }
   }
   const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
-  throw unavailable(
+  throw new RetriesExhausted(
     `${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`,
     retryAfter,
   );

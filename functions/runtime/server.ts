@@ -7,8 +7,9 @@ import { parseHttpMessage } from './cloudevents/http-parse';
 import { encodeBatch, encodeBinary } from './cloudevents/http-encode';
 import type { Dispatcher, Prepared, Result } from './dispatch';
 import type { Metrics } from './metrics';
-import { Problem } from './problems';
+import { Problem, problemOf } from './problems';
 import { serveOperations } from './operations';
+import { drain } from './drain';
 
 // The HTTP side (contract §3): POST / takes CloudEvents in binary, structured or
 // batched mode; health and metrics endpoints; graceful shutdown. Everything
@@ -35,9 +36,6 @@ export const MAX_PROBLEM_ERRORS = 100;
 
 export function createServer(deps: ServerDeps): VirtwakeServer {
   const { config, dispatcher, log, metrics } = deps;
-  let closing = false;
-  let active = 0;
-  let drained: (() => void) | undefined;
   /** Event requests not yet answered, so a shutdown that runs out of time can still answer them 503. */
   const open = new Set<http.ServerResponse>();
 
@@ -47,7 +45,8 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     { connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) },
     (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, closing, metrics)) return;
+      if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, drainer.closing(), metrics))
+        return;
       if (req.method === 'OPTIONS') {
         res.writeHead(204, { allow: 'POST, OPTIONS' });
         return res.end();
@@ -59,7 +58,7 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
           { allow: 'POST, OPTIONS' },
         );
       }
-      if (closing) {
+      if (drainer.closing()) {
         metrics.http(503);
         return problem(
           res,
@@ -67,15 +66,11 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
           { connection: 'close' },
         );
       }
-      active++;
       open.add(res);
-      handleEvents(req, res).finally(() => {
-        open.delete(res);
-        active--;
-        if (closing && active === 0) drained?.();
-      });
+      drainer.track(handleEvents(req, res).finally(() => open.delete(res)));
     },
   );
+  const drainer = drain(server, config.shutdownTimeoutMs);
   // readBody answers a slow body with 408 after bodyTimeoutMs; Node's own limit is the backstop.
   server.requestTimeout = config.bodyTimeoutMs * 2;
   server.headersTimeout = Math.min(config.bodyTimeoutMs, 60_000);
@@ -124,10 +119,10 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       try {
         out.push(dispatcher.prepare(ev));
       } catch (e) {
-        if (!(e instanceof Problem)) throw e;
-        if (!batch) throw e;
-        first ??= e;
-        errors.push(`events[${i}] (id ${ev.id}): ${e.detail}`, ...e.errors.map((x) => `events[${i}]: ${x}`));
+        const p = problemOf(e);
+        if (!p || !batch) throw e;
+        first ??= p;
+        errors.push(`events[${i}] (id ${ev.id}): ${p.detail}`, ...p.errors.map((x) => `events[${i}]: ${x}`));
       }
     });
     // A batch with one bad event is refused whole: nothing in it has run yet, so nothing is lost.
@@ -218,27 +213,14 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
 
   return {
     server,
-    inFlight: () => active,
-    shutdown() {
-      if (closing) return Promise.resolve();
-      closing = true;
-      deps.onClosing?.();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const idle = active === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
-      const limit = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-      return Promise.race([idle, limit])
-        .then(() => answerStragglers())
-        .then(() => {
-          server.closeAllConnections();
-          return closed;
-        });
-    },
+    inFlight: drainer.inFlight,
+    shutdown: () => drainer.shutdown({ onClosing: deps.onClosing, leftover: answerStragglers }),
   };
 }
 
 function asProblem(e: unknown, log: Logger): Problem {
-  if (e instanceof Problem) return e;
+  const p = problemOf(e);
+  if (p) return p;
   log.error({ err: e }, 'unexpected error while handling an event');
   return new Problem('internal', 'internal error; the event will be redelivered');
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { explainMismatch, format, matches, parseSelector, Requirement } from './labels';
 import { isNamespace } from './names';
-import { Problem } from './problems';
+import { Denied } from './errors';
 
 // Per-source policy (docs/policy.md): which CloudEvent sources may do which
 // actions, in which namespaces, on VMs with which labels. A JSON file, usually
@@ -246,11 +246,11 @@ interface Gap {
 }
 
 /** A 403 that names the rule that denied (when one rule was in play) and says what each rule lacks. */
-function deny(policy: SourcePolicy, what: string, gaps: Gap[], none: string): Problem {
+function deny(policy: SourcePolicy, what: string, gaps: Gap[], none: string): Denied {
   const detail =
     gaps.length === 1
       ? `policy rule ${JSON.stringify(gaps[0].rule)} does not allow ${what}: ${gaps[0].why}`
       : `no policy rule allows ${what}`;
   const errors = gaps.length ? gaps.map((g) => `rule ${JSON.stringify(g.rule)}: ${g.why}`) : [none];
-  return new Problem('forbidden', `${detail} (policy file ${policy.file})`, errors);
+  return new Denied(`${detail} (policy file ${policy.file})`, errors);
 }

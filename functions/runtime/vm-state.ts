@@ -1,4 +1,4 @@
-import { conditionTrue, FINAL_VMI_PHASES, VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
+import { conditionTrue, VirtualMachine } from './kubevirt-types';
 
 // Target states for `wait` (reference kubevirt-api.md §3.5), as predicates on
 // what a watch delivers. A deleted object arrives as undefined.
@@ -13,10 +13,6 @@ export const isUnpaused = (vm: VirtualMachine | undefined): boolean =>
 
 export const isStopped = (vm: VirtualMachine | undefined): boolean =>
   !vm || (vm.status?.printableStatus === 'Stopped' && !vm.status.created);
-
-/** A VMI that is there and not finished: what KubeVirt calls "running" for its 409s. */
-export const vmiAlive = (vmi: VirtualMachineInstance | undefined): boolean =>
-  !!vmi && !FINAL_VMI_PHASES.has(vmi.status?.phase ?? '');
 
 export function statusOf(vm: VirtualMachine | undefined): { printableStatus: string; ready: boolean } | undefined {
   if (!vm) return undefined;

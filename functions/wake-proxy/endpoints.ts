@@ -1,8 +1,7 @@
 import { Watch } from '@kubernetes/client-node';
 import type { KubeConnection } from '../runtime/kube/connection';
-import { watchOnce } from '../runtime/kube/watch-once';
+import { collectionStream, watchLoop } from '../runtime/kube/watch-loop';
 import { pathSegment } from '../runtime/names';
-import { sleep } from '../runtime/async';
 
 // Where a VM's Service can be reached: a ready endpoint from its EndpointSlices
 // (discovery.k8s.io/v1, label kubernetes.io/service-name). Read once when the
@@ -47,41 +46,34 @@ export function endpointSlices(conn: KubeConnection): EndpointSlices {
     conn.request<SliceList>({ method: 'GET', path: collection(ns), query: { labelSelector: selector(svc) } });
 
   async function waitReady(ns: string, svc: string, port: number | string, deadline: number, signal?: AbortSignal) {
-    const watch = new Watch(conn.kubeConfig);
-    let failures = 0;
-    while (Date.now() < deadline && !signal?.aborted) {
-      let current: SliceList;
-      try {
-        current = await list(ns, svc);
-      } catch {
-        // The API server is briefly away: the wake has its own deadline, keep trying inside it.
-        await sleep(Math.min(1000, 100 * 2 ** failures++, Math.max(0, deadline - Date.now())));
-        continue;
-      }
-      const slices = new Map(current.items.map((s) => [s.metadata.name, s]));
-      const found = pickReady([...slices.values()], port);
-      if (found) return found;
-      const end = await watchOnce<Upstream>(
-        watch,
-        collection(ns),
-        { labelSelector: selector(svc), resourceVersion: current.metadata?.resourceVersion },
-        (type, obj) => {
-          const s = obj as EndpointSlice;
-          if (!s?.metadata?.name || type === 'BOOKMARK') return undefined;
-          if (type === 'DELETED') slices.delete(s.metadata.name);
-          else slices.set(s.metadata.name, s);
-          const up = pickReady([...slices.values()], port);
-          return up ? { value: up } : undefined;
-        },
-        deadline,
-        signal,
-      );
-      const hit = end.kind === 'hit' ? end.value : undefined;
-      if (hit) return hit;
-      // The stream ended or broke before anything was ready: list again, without spinning.
-      await sleep(Math.min(200 * 2 ** Math.min(failures++, 3), Math.max(0, deadline - Date.now())));
-    }
-    return undefined;
+    const r = await watchLoop<Map<string, EndpointSlice>, Upstream>({
+      async read() {
+        const current = await list(ns, svc);
+        return {
+          state: new Map(current.items.map((s) => [s.metadata.name, s])),
+          resourceVersion: current.metadata?.resourceVersion,
+        };
+      },
+      apply(slices, type, obj) {
+        const s = obj as EndpointSlice;
+        if (!s?.metadata?.name) return slices;
+        if (type === 'DELETED') slices.delete(s.metadata.name);
+        else slices.set(s.metadata.name, s);
+        return slices;
+      },
+      pick(slices) {
+        const up = pickReady([...slices.values()], port);
+        return up ? { value: up } : undefined;
+      },
+      stream: collectionStream(new Watch(conn.kubeConfig), collection(ns), { labelSelector: selector(svc) }),
+      deadline,
+      signal,
+      // The API server is briefly away: the wake has its own deadline, keep trying inside it.
+      maxFailures: Infinity,
+      retryable: () => true,
+      giveUp: (e) => (e instanceof Error ? e : new Error(String(e))),
+    });
+    return r.done ? r.value : undefined;
   }
 
   return {

@@ -29,13 +29,17 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization',
 ]);
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+/** Keep-alive connections to upstreams; each proxy owns one and destroys it on shutdown. */
+export function upstreamAgent(): http.Agent {
+  return new http.Agent({ keepAlive: true, maxSockets: 256 });
+}
 
 export function forwardHttp(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   upstream: Upstream,
   path: string,
+  agent: http.Agent,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
@@ -156,8 +160,4 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
   const drop = new Set(HOP_BY_HOP);
   for (const t of String(connection ?? '').split(',')) if (t.trim()) drop.add(t.trim().toLowerCase());
   return drop;
-}
-
-export function closeUpstreamAgent(): void {
-  agent.destroy();
 }

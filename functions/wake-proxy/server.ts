@@ -4,11 +4,12 @@ import type { KubeConnection } from '../runtime/kube/connection';
 import type { Runtime } from '../runtime/runtime';
 import type { VirtwakeServer } from '../runtime/server';
 import { endpointSlices } from './endpoints';
-import { forwardHttp, forwardUpgrade, ForwardResult } from './forward';
+import { forwardHttp, forwardUpgrade, ForwardResult, upstreamAgent } from './forward';
 import { wakeQueue, WakeQueue } from './queue';
 import { Route, RouteTable, upstreamPath } from './routes';
 import { Resolved, waker, WakeError, Waker } from './wake';
 import { serveOperations } from '../runtime/operations';
+import { drain } from '../runtime/drain';
 
 // The wake proxy (contract §5): an HTTP reverse proxy in front of VMs' Services.
 // A request is routed to its VM by host or path prefix; if the VM is up it is
@@ -50,10 +51,9 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       log.info({ vm, outcome, durationMs: ms }, 'wake finished');
     },
   });
-  let closing = false;
-  let active = 0;
-  let drained: (() => void) | undefined;
   const tunnels = new Set<Duplex>();
+  /** Keep-alive connections to upstreams, this proxy's own: closed on shutdown. */
+  const agent = upstreamAgent();
 
   const server = http.createServer((req, res) => {
     const route = routes.match(req.headers.host, req.url ?? '/');
@@ -79,21 +79,18 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   // A held request's body waits unread while its VM boots; the wake timeout bounds that, not the server.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 5_000;
+  const drainer = drain(server, config.shutdownTimeoutMs);
 
   function serveOwn(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    return serveOperations(res, (req.url ?? '/').split('?')[0], closing, metrics);
+    return serveOperations(res, (req.url ?? '/').split('?')[0], drainer.closing(), metrics);
   }
 
   function track(p: Promise<void>): void {
-    active++;
-    p.catch((err) => log.error({ err }, 'wake proxy: unexpected error')).finally(() => {
-      active--;
-      if (closing && active === 0) drained?.();
-    });
+    drainer.track(p.catch((err) => log.error({ err }, 'wake proxy: unexpected error')));
   }
 
   async function handle(route: Route, sink: Sink): Promise<void> {
-    if (closing) return reply(sink, 503, 'virtwake wake-proxy is shutting down; retry', 1);
+    if (drainer.closing()) return reply(sink, 503, 'virtwake wake-proxy is shutting down; retry', 1);
     const vm = `${route.vm.namespace}/${route.vm.name}`;
     const path = upstreamPath(route, sink.req.url ?? '/');
     for (let attempt = 1; attempt <= 2; attempt++) {
@@ -102,7 +99,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       runtime.recordActivity?.(resolved.vm).catch(() => {});
       const result: ForwardResult =
         sink.kind === 'http'
-          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path)
+          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent)
           : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path);
       if (result === 'done' && sink.kind === 'upgrade') {
         // Tunnels outlive the request; shutdown has to end them itself.
@@ -178,20 +175,14 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     server,
     waker: wake,
     queue,
-    inFlight: () => active,
-    shutdown() {
-      if (closing) return Promise.resolve();
-      closing = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const idle = active === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
-      const limit = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-      return Promise.race([idle, limit]).then(() => {
-        server.closeAllConnections();
-        for (const t of tunnels) t.destroy();
-        return closed;
-      });
-    },
+    inFlight: drainer.inFlight,
+    shutdown: () =>
+      drainer.shutdown({
+        leftover() {
+          for (const t of tunnels) t.destroy();
+          agent.destroy();
+        },
+      }),
   };
 }
 

@@ -2,7 +2,7 @@ import type { Config } from '../runtime/config';
 import type { KubeVirt } from '../runtime/kubevirt';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
 import { checkNamespace, checkVmOptIn } from '../runtime/policy';
-import { Problem } from '../runtime/problems';
+import { Denied, HandBack } from '../runtime/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import { isRunning } from '../runtime/vm-state';
@@ -103,7 +103,7 @@ export function waker(deps: WakerDeps): Waker {
         checkNamespace(config, namespace);
         checkVmOptIn(config, vm);
       } catch (e) {
-        if (e instanceof Problem) throw new WakeError(403, e.detail);
+        if (e instanceof Denied) throw new WakeError(403, e.message);
         throw e;
       }
       if (isRunning(vm)) return { vm, waited };
@@ -180,7 +180,7 @@ export function waker(deps: WakerDeps): Waker {
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
       const err =
-        e instanceof Problem ? new WakeError(503, e.detail, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
+        e instanceof HandBack ? new WakeError(503, e.message, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
       if (err instanceof WakeError)
         deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
       throw err;

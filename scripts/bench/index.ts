@@ -2,7 +2,7 @@
 // start, a burst on few pods, memory over time, the reaper), each figure next
 // to a baseline measured in the same run. Separate processes, loopback only,
 // never part of `npm test`. Flags: --quick (fewer, shorter runs),
-// --only=cold,throughput,memory,reaper, --no-build (measure dist/ as it is).
+// --only=cold,throughput,memory,reaper,activity, --no-build (measure dist/ as it is).
 
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { coldStartBench } from './coldstart';
 import { memoryBench } from './memory';
 import { throughputBench } from './throughput';
+import { runActivityBench } from './activity';
 import { runReaperBench } from './reaper';
 import { startSim, type SimHandle } from './lib/sim';
 import { ms, ratio } from './lib/stats';
@@ -19,12 +20,20 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = new Set(
-  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper').split(','),
+  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper,activity').split(','),
 );
 
 const PLAN = quick
-  ? { coldRuns: 5, tpSlices: 4, tpSliceMs: 300, warmupMs: 1000, memEvents: 20_000, memWarmup: 10_000 }
-  : { coldRuns: 11, tpSlices: 12, tpSliceMs: 500, warmupMs: 2000, memEvents: 100_000, memWarmup: 50_000 };
+  ? { coldRuns: 5, tpSlices: 4, tpSliceMs: 300, warmupMs: 1000, memEvents: 20_000, memWarmup: 10_000, activity: 2_000 }
+  : {
+      coldRuns: 11,
+      tpSlices: 12,
+      tpSliceMs: 500,
+      warmupMs: 2000,
+      memEvents: 100_000,
+      memWarmup: 50_000,
+      activity: 10_000,
+    };
 
 async function reaperRows(): Promise<Row[]> {
   const head: Row = { section: '4. Reaper: one pass over 10,000 VMs (scripts/bench/reaper.ts)' };
@@ -92,6 +101,19 @@ async function main(): Promise<void> {
     await plainSim?.close();
   }
   await section('reaper', reaperRows);
+  await section('activity', async () => {
+    const r = await runActivityBench(PLAN.activity);
+    return [
+      { section: `5. Activity throttle: ${r.events} events for one VM on 2 replicas (scripts/bench/activity.ts)` },
+      { measure: 'burst time', value: ms(r.ms) },
+      {
+        measure: 'PATCHes vs events (at most one per replica per minute)',
+        value: String(r.patches),
+        baseline: String(r.events),
+        ratio: ratio(r.patches, r.events),
+      },
+    ];
+  });
 
   console.log('');
   console.log(renderTable(rows));

@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { createApp } from '../../functions/runtime/app';
+import { createApp } from '../../functions/app';
 import { startSimulator } from '../../simulator';
-import { expectedIdle, makeFleet, toSimulator } from '../../test/scale-to-zero/population';
+import { expectedIdle, makeFleet, toSimulator } from './lib/population';
 
 // How long one reaper tick takes over 10,000 VMs, and how many API calls it
 // makes, through the real server over HTTP. The simulator runs in a child
@@ -85,7 +85,19 @@ async function simProcess() {
   const pending = new Map<number, (m: { ok: boolean; value?: unknown; error?: string }) => void>();
   const ready = await new Promise<{ kubeconfigPath: string }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`simulator process exited with ${code}`)));
-    child.on('message', (m: any) => (m.ready ? resolve(m) : pending.get(m.seq)?.(m)));
+    type Message = {
+      ready?: boolean;
+      kubeconfigPath: string;
+      seq: number;
+      ok: boolean;
+      value?: unknown;
+      error?: string;
+    };
+    child.on('message', (raw) => {
+      const m = raw as Message;
+      if (m.ready) resolve(m);
+      else pending.get(m.seq)?.(m);
+    });
   });
   return {
     kubeconfigPath: ready.kubeconfigPath,

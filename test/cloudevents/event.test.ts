@@ -1,11 +1,10 @@
 import {
   isAbsoluteUri,
-  isBase64,
   isRfc3339,
   isUriReference,
   isValidAttributeName,
-  validateEvent,
-} from '../../functions/runtime/cloudevents/event';
+} from '../../functions/runtime/cloudevents/attributes';
+import { isBase64, validateEvent } from '../../functions/runtime/cloudevents/json-format';
 import { MINIMAL } from './helpers';
 
 describe('isRfc3339', () => {

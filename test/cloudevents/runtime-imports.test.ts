@@ -10,15 +10,7 @@ const FILES = fs.readdirSync(DIR).filter((f) => f.endsWith('.ts'));
 
 test('the layer has its files', () => {
   expect(FILES).toEqual(
-    expect.arrayContaining([
-      'event.ts',
-      'errors.ts',
-      'http-encode.ts',
-      'http-parse.ts',
-      'media-type.ts',
-      'percent.ts',
-      'index.ts',
-    ]),
+    expect.arrayContaining(['event.ts', 'errors.ts', 'http-encode.ts', 'http-parse.ts', 'media-type.ts', 'percent.ts']),
   );
 });
 

@@ -34,6 +34,55 @@ describe('configuration from the environment (contract §7)', () => {
   });
 });
 
+describe('every time setting takes a Go duration; the _MS spellings keep working', () => {
+  const load = (env: NodeJS.ProcessEnv) => loadConfig({ VIRTWAKE_NAMESPACE: 'default', ...env });
+  test('durations and milliseconds give the same setting', () => {
+    const c = load({
+      VIRTWAKE_BODY_TIMEOUT: '15s',
+      VIRTWAKE_RETRY_BUDGET: '2s',
+      VIRTWAKE_SHUTDOWN_TIMEOUT: '1m',
+      VIRTWAKE_KUBE_TIMEOUT: '1500ms',
+      VIRTWAKE_PROXY_RETRY_AFTER: '2m',
+    });
+    expect([c.bodyTimeoutMs, c.retry.budgetMs, c.shutdownTimeoutMs, c.kubeTimeoutMs]).toEqual([
+      15_000, 2_000, 60_000, 1_500,
+    ]);
+    expect(c.proxyRetryAfterSeconds).toBe(120);
+    const old = load({
+      VIRTWAKE_BODY_TIMEOUT_MS: '15000',
+      VIRTWAKE_RETRY_BUDGET_MS: '2000',
+      VIRTWAKE_SHUTDOWN_TIMEOUT_MS: '60000',
+      VIRTWAKE_KUBE_TIMEOUT_MS: '1500',
+      VIRTWAKE_PROXY_RETRY_AFTER: '120',
+    });
+    expect([old.bodyTimeoutMs, old.retry.budgetMs, old.shutdownTimeoutMs, old.kubeTimeoutMs]).toEqual([
+      15_000, 2_000, 60_000, 1_500,
+    ]);
+    expect(old.proxyRetryAfterSeconds).toBe(120);
+    expect(load({ VIRTWAKE_KUBE_TIMEOUT_MS: '2s' }).kubeTimeoutMs).toBe(2_000);
+  });
+  test.each([
+    [
+      { VIRTWAKE_KUBE_TIMEOUT: '5' },
+      /VIRTWAKE_KUBE_TIMEOUT must be a duration from 100ms to 120s such as 10s, got "5"/,
+    ],
+    [{ VIRTWAKE_KUBE_TIMEOUT: '10 s' }, /VIRTWAKE_KUBE_TIMEOUT must be a duration/],
+    [{ VIRTWAKE_SHUTDOWN_TIMEOUT: '2h' }, /VIRTWAKE_SHUTDOWN_TIMEOUT must be a duration from 0ms to 600s/],
+    [
+      { VIRTWAKE_BODY_TIMEOUT_MS: 'ten' },
+      /VIRTWAKE_BODY_TIMEOUT_MS must be a duration .* \(or a number of milliseconds\)/,
+    ],
+    [
+      { VIRTWAKE_RETRY_BUDGET: '1s', VIRTWAKE_RETRY_BUDGET_MS: '1000' },
+      /set VIRTWAKE_RETRY_BUDGET or VIRTWAKE_RETRY_BUDGET_MS, not both/,
+    ],
+    [{ VIRTWAKE_PROXY_RETRY_AFTER: '1500ms' }, /VIRTWAKE_PROXY_RETRY_AFTER must be whole seconds from 1 to 3600/],
+  ])('%o is refused with a message naming the variable', (env, message) => {
+    expect(() => load(env)).toThrow(ConfigError);
+    expect(() => load(env)).toThrow(message);
+  });
+});
+
 test('Go durations', () => {
   expect(parseDuration('30m')).toBe(1_800_000);
   expect(parseDuration('1h30m')).toBe(5_400_000);

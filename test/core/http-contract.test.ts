@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { createApp } from '../../functions/runtime/app';
+import { createApp } from '../../functions/app';
 import { baseEnv, Harness, replyData, startHarness } from '../helpers/harness';
 
 // contract §3: every answer of the event endpoint, health, metrics and the log line.

@@ -2,7 +2,7 @@ import pino from 'pino';
 import request from 'supertest';
 import { startSimulator, Simulator, SimOptions } from '../../simulator';
 import path from 'node:path';
-import { App, createApp } from '../../functions/runtime/app';
+import { App, createApp } from '../../functions/app';
 import { compareRoleWithCalls } from '../knative/rbac';
 
 const ROLE = path.join(__dirname, '../../knative/rbac.yaml');

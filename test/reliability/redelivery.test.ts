@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { StoreEvent } from '../../simulator/store';
 import { HANDLERS } from '../../functions';
 import type { FunctionName } from '../../functions/commands';
-import type { App } from '../../functions/runtime/app';
+import type { App } from '../../functions/app';
 import { Harness, replyData, startHarness } from '../helpers/harness';
 
 // contract §6: Knative delivers at least once, to any replica. Every command type,

@@ -6,7 +6,7 @@ import {
   REAPED_AT,
   reaperSelector,
   vmiStart,
-} from '../../functions/reaper';
+} from '../../functions/reaper/rules';
 import { LAST_ACTIVITY, rfc3339 } from '../../functions/runtime/activity';
 import { format, parseSelector } from '../../functions/runtime/labels';
 import type { VirtualMachine } from '../../functions/runtime/kubevirt-types';

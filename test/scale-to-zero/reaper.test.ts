@@ -1,7 +1,7 @@
 import { ManualClock, type RecordedCall } from '../../simulator';
-import { REAPED_AT } from '../../functions/reaper';
+import { REAPED_AT } from '../../functions/reaper/rules';
 import { replyData, startHarness, type Harness } from '../helpers/harness';
-import { expectedIdle, makeFleet, toSimulator } from './population';
+import { expectedIdle, makeFleet, toSimulator } from '../../scripts/bench/lib/population';
 
 // The reaper through the real server over HTTP, against the simulator with an
 // injected clock: which VMs it stops among 10,000, how many API calls that

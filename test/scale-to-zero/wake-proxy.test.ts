@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ManualClock } from '../../simulator';
 import { LAST_ACTIVITY } from '../../functions/runtime/activity';
-import type { App } from '../../functions/runtime/app';
+import type { App } from '../../functions/app';
 import { startHarness, type Harness } from '../helpers/harness';
 
 // The wake proxy as a real HTTP server in front of a real loopback upstream,

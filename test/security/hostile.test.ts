@@ -4,9 +4,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { FAILSAFE_SCHEMA, loadAll } from 'js-yaml';
 import request from 'supertest';
-import type { App } from '../../functions/runtime/app';
+import type { App } from '../../functions/app';
 import { collectionPath, objectPath } from '../../functions/runtime/kubevirt';
-import { Problem } from '../../functions/runtime/problems';
+import { InvalidName } from '../../functions/runtime/errors';
 import { MAX_PROBLEM_ERRORS } from '../../functions/runtime/server';
 import { Harness, replyData, startHarness } from '../helpers/harness';
 
@@ -190,8 +190,8 @@ describe('names that could escape a URL path', () => {
   );
 
   test('a second guard: the KubeVirt client refuses to build a URL from any of them, whatever validated it before', () => {
-    for (const name of names) expect(() => objectPath('virtualmachines', 'default', name)).toThrow(Problem);
-    for (const namespace of namespaces) expect(() => collectionPath('virtualmachines', namespace)).toThrow(Problem);
+    for (const name of names) expect(() => objectPath('virtualmachines', 'default', name)).toThrow(InvalidName);
+    for (const namespace of namespaces) expect(() => collectionPath('virtualmachines', namespace)).toThrow(InvalidName);
     expect(objectPath('virtualmachines', 'default', 'vm-1.example')).toBe(
       '/apis/kubevirt.io/v1/namespaces/default/virtualmachines/vm-1.example',
     );

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../functions/runtime/config';
-import { Problem } from '../../functions/runtime/problems';
+import { Denied } from '../../functions/runtime/errors';
+import { Problem, problemOf } from '../../functions/runtime/problems';
 import {
   checkRequest,
   checkVm,
@@ -28,11 +29,12 @@ const CI_RULE = {
 const policyOf = (...rules: object[]): SourcePolicy => parseSourcePolicy(JSON.stringify({ rules }), 'policy.json');
 const vm = (name: string, labels: Record<string, string> = {}) => ({ metadata: { name, labels } });
 
+/** A denial as the event server answers it (problems.ts maps the runtime's Denied to a 403). */
 function denial(fn: () => void): Problem {
   try {
     fn();
   } catch (e) {
-    if (e instanceof Problem) return e;
+    if (e instanceof Denied) return problemOf(e) as Problem;
     throw e;
   }
   throw new Error('expected a denial');
@@ -207,7 +209,7 @@ describe('evaluation: rules only grant', () => {
     expect(p.detail).toBe(
       'policy rule "ci-may-start-and-snapshot" does not allow source "/ci/nightly" to start VM ci/db-1: it selects ci=true: label ci=true is missing (policy file policy.json)',
     );
-    expect(() => checkVm(policy, req('/ci/nightly', 'start'), vm('db-2', { ci: 'false' }))).toThrow(Problem);
+    expect(() => checkVm(policy, req('/ci/nightly', 'start'), vm('db-2', { ci: 'false' }))).toThrow(Denied);
   });
 
   test('a source no rule names may do nothing', () => {

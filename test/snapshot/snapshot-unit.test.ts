@@ -1,6 +1,7 @@
 import { KubeApiError } from '../../functions/runtime/kube/errors';
 import type { VirtualMachineSnapshot } from '../../functions/runtime/snapshot-objects';
-import { consistency, retention, snapshot, SnapshotCommand } from '../../functions/snapshot';
+import { consistency, snapshot, SnapshotCommand } from '../../functions/snapshot';
+import { retention } from '../../functions/snapshot-retention';
 import { objectMetaValidator, validate, validatorFor } from '../knative/manifests';
 import { context, Fake, fakeKubeVirt } from './fake';
 

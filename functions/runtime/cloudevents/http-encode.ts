@@ -3,7 +3,8 @@
  * batches. Encoding trusts the event (we build replies ourselves) except for what would
  * put a malformed header on the wire, which throws a TypeError: it is a programming error.
  */
-import { CONTEXT_ATTRIBUTES, isValidAttributeName, type CloudEvent } from './event';
+import { CONTEXT_ATTRIBUTES, isValidAttributeName } from './attributes';
+import type { CloudEvent } from './event';
 import { ATTRIBUTE_HEADERS, CONTENT_TYPE, headerFor } from './http-headers';
 import { isJson, parseMediaType } from './media-type';
 import { encodeHeaderValue } from './percent';

@@ -2,7 +2,7 @@
  * Binary content mode: which HTTP header carries which attribute (HTTP binding §3.1.3).
  * Shared by the parser and the encoder so the two directions cannot drift apart.
  */
-import type { Labeler } from './event';
+import type { Labeler } from './attributes';
 
 export const CE_PREFIX = 'ce-';
 export const CONTENT_TYPE = 'content-type';

@@ -9,16 +9,12 @@
 import { CloudEventError, invalidEvent, quote, unsupportedMessage } from './errors';
 import {
   CONTEXT_ATTRIBUTES,
-  SPEC_VERSION,
-  collectEventErrors,
   eventFromAttributeStrings,
-  eventFromJson,
-  isJsonObject,
   isValidAttributeName,
-  jsonTypeOf,
   validateAttributeStrings,
-  type CloudEvent,
-} from './event';
+} from './attributes';
+import { collectEventErrors, eventFromJson, isJsonObject, jsonTypeOf } from './json-format';
+import { SPEC_VERSION, type CloudEvent } from './event';
 import { CONTENT_TYPE, binaryLabel } from './http-headers';
 import { essenceOf, isJson, isText, isUtf8Charset, parseMediaType, type MediaType } from './media-type';
 import { decodeHeaderValue, HeaderValueError } from './percent';

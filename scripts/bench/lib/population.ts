@@ -1,4 +1,4 @@
-import type { BulkVMInput } from '../../simulator';
+import type { BulkVMInput } from '../../../simulator';
 
 // A fleet of VMs in every combination the reaper must tell apart: opted in or
 // not, protected (=true / =false), idle-timeout annotated / missing / invalid,

@@ -1,17 +1,21 @@
 import pino, { Logger } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Config, loadConfig } from './config';
-import { connect, KubeConnection } from './kube/connection';
-import { kubevirtClient } from './kubevirt';
-import { createMetrics } from './metrics';
-import { dispatcher } from './dispatch';
-import { createServer, VirtwakeServer } from './server';
-import type { Runtime } from './runtime';
-import { HANDLERS } from '../index';
-import { activityRecorder } from './activity';
+import { Config, loadConfig } from './runtime/config';
+import { connect, KubeConnection } from './runtime/kube/connection';
+import { kubevirtClient } from './runtime/kubevirt';
+import { createMetrics } from './runtime/metrics';
+import { dispatcher } from './runtime/dispatch';
+import { createServer, VirtwakeServer } from './runtime/server';
+import type { Runtime } from './runtime/runtime';
+import { COMMANDS } from './commands';
+import { HANDLERS } from './index';
+import { activityRecorder } from './runtime/activity';
 
-// Wires config, logger, metrics, the KubeVirt client, the dispatcher and the
-// HTTP server together. main.ts runs it; tests build it in-process.
+// The composition root: the one place that knows every layer. It wires config,
+// logger, metrics, the KubeVirt client, the command table and its handlers, the
+// dispatcher and the HTTP server (or the wake proxy) together. main.ts runs it;
+// tests build it in-process. Everything under runtime/ is given what it needs
+// from here and never imports upward.
 
 export interface App extends VirtwakeServer {
   config: Config;
@@ -59,8 +63,8 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
   if (config.functions?.has('wake-proxy')) {
     // Loaded only here: an event-serving instance never parses or runs the proxy (or what it pulls in).
     const [{ createWakeProxy }, { loadRoutes }] = await Promise.all([
-      import('../wake-proxy/server'),
-      import('../wake-proxy/routes'),
+      import('./wake-proxy/server'),
+      import('./wake-proxy/routes'),
     ]);
     const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace);
     const proxy = createWakeProxy({ runtime, connection, routes });
@@ -78,7 +82,7 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
   }
   const server = createServer({
     config,
-    dispatcher: dispatcher(runtime, HANDLERS),
+    dispatcher: dispatcher(runtime, COMMANDS, HANDLERS),
     log,
     metrics,
     onClosing: () => closing.abort(),

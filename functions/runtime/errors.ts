@@ -1,0 +1,53 @@
+// The runtime's own failures, said in its own words. None of them knows HTTP:
+// each server maps them to its answer in one place (the event server in
+// problems.ts problemOf, the wake proxy in wake-proxy/wake.ts).
+
+/** Give the event back to Knative to be delivered again later (the work so far is idempotent). */
+export class HandBack extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.name = 'HandBack';
+  }
+}
+
+/** The KubeVirt API stayed unavailable through the retry budget: also a hand back. */
+export class RetriesExhausted extends HandBack {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message, retryAfterSeconds);
+    this.name = 'RetriesExhausted';
+  }
+}
+
+/** A name or namespace that must never reach a URL path. */
+export class InvalidName extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidName';
+  }
+}
+
+/** Refused by policy (namespace allowlist, VM opt-in, per-source rules); says what to change. */
+export class Denied extends Error {
+  constructor(
+    message: string,
+    readonly errors: string[] = [],
+  ) {
+    super(message);
+    this.name = 'Denied';
+  }
+}
+
+/** The event is not a command this service can run: an unknown type, or data that does not fit its schema. */
+export class InvalidCommand extends Error {
+  constructor(
+    readonly why: 'unknown-type' | 'invalid-data',
+    message: string,
+    readonly errors: string[] = [],
+  ) {
+    super(message);
+    this.name = 'InvalidCommand';
+  }
+}
