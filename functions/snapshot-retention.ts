@@ -13,7 +13,8 @@ import {
 // Snapshot retention (`keep: N` on io.virtwake.vm.snapshot): keep the N newest
 // *ready* snapshots virtwake made of the VM, delete its older and failed ones.
 // A good snapshot is never deleted before N others are ready, nor one that an
-// unfinished restore reads.
+// unfinished restore reads, nor one newer than the snapshot it was asked to
+// create.
 
 const RESOURCE = 'virtualmachinesnapshots';
 
@@ -70,9 +71,17 @@ export function retention(
     .filter(isReady)
     .sort((a, b) => Number(b.metadata.name === current) - Number(a.metadata.name === current));
   const kept = new Set(ready.slice(0, keep));
+  // A late delivery of an older request must not delete what newer requests made (contract §6).
+  const own = candidates.find((s) => s.metadata.name === current);
+  const newer = (s: VirtualMachineSnapshot) => !!own && newestFirst(s, own) < 0;
   return candidates
     .filter(
-      (s) => !kept.has(s) && s.metadata.name !== current && (isReady(s) || isFailed(s)) && !inUse.has(s.metadata.name),
+      (s) =>
+        !kept.has(s) &&
+        s.metadata.name !== current &&
+        !newer(s) &&
+        (isReady(s) || isFailed(s)) &&
+        !inUse.has(s.metadata.name),
     )
     .map((s) => s.metadata.name)
     .reverse(); // oldest first: an interrupted clean-up has then removed the least valuable ones

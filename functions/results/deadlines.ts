@@ -2,6 +2,7 @@ import type { CloudEvent } from '../runtime/cloudevents/event';
 import type { Runtime } from '../runtime/runtime';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
 import { format } from '../runtime/labels';
+import { eachPage } from '../runtime/paging';
 import { Entry, pendingEntries, readLedger, upsert } from '../runtime/ledger';
 import { updateLedger } from '../runtime/requests';
 import { sinkFrom } from '../runtime/sink';
@@ -29,16 +30,17 @@ export async function sweepDeadlines(rt: Runtime): Promise<SweepSummary> {
   const labelSelector = format(rt.config.vmSelector);
   const scopes = rt.config.namespaces ? [...rt.config.namespaces] : [undefined];
   for (const namespace of scopes) {
-    let continueToken: string | undefined;
-    do {
-      const opts = { labelSelector, limit: PAGE, continueToken };
-      const page =
-        namespace === undefined && rt.kubevirt.listAllNamespaces
-          ? await rt.kubevirt.listAllNamespaces<VirtualMachine>('virtualmachines', opts)
-          : await rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace ?? rt.config.namespace, opts);
-      for (const vm of page.items) await sweepOne(rt, vm, summary);
-      continueToken = page.metadata?.continue || undefined;
-    } while (continueToken);
+    await eachPage(
+      (continueToken) => {
+        const opts = { labelSelector, limit: PAGE, continueToken };
+        return namespace === undefined && rt.kubevirt.listAllNamespaces
+          ? rt.kubevirt.listAllNamespaces<VirtualMachine>('virtualmachines', opts)
+          : rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace ?? rt.config.namespace, opts);
+      },
+      async (vms) => {
+        for (const vm of vms) await sweepOne(rt, vm, summary);
+      },
+    );
   }
   return summary;
 }

@@ -11,7 +11,7 @@ import type { Verdict } from './judge';
 // `.completed` sent twice (a redelivered change event, a `wait` reply and the
 // event after it) is recognisably one.
 
-export const STATE_CHANGED = 'io.virtwake.vm.state.changed';
+import { STATE_CHANGED_TYPE as STATE_CHANGED } from '../commands';
 
 /** The recorded command as the request a reply is built for. */
 function requestOf(e: Entry): CloudEvent {

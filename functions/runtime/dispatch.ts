@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event';
 import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
+import { awaitRecorded, guard } from './requests';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
 import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
@@ -143,8 +144,9 @@ export function dispatcher<F extends string>(
           waitUntil,
           signal: rt.signal,
         };
-        const outcome = await fn.run(ctx);
-        if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
+        if (command.dryRun) return await fn.run(ctx);
+        const { outcome, vm: last } = await guarded(ctx, p.fn, fn);
+        if (rt.recordActivity) await rt.recordActivity(last ?? outcome.vm ?? vm);
         return outcome;
       } catch (e) {
         if (!(e instanceof KubeApiError)) throw e;
@@ -202,6 +204,7 @@ export function dispatcher<F extends string>(
     if (p.handler.kind === 'event') {
       const r = await p.handler.fn.handle(p.event, rt);
       if (!r) return { outcome: 'processed' };
+      if (r.event) return { reply: r.event, target: r.event.subject, outcome: r.event.type };
       const reply = buildReply(
         p.event,
         {
@@ -235,6 +238,27 @@ export function dispatcher<F extends string>(
       target: `${namespace}/{${format(fromMatchLabels(command.selector?.matchLabels ?? {}))}}`,
       outcome: String((reply.data as { outcome: string }).outcome),
     };
+  }
+
+  /**
+   * contract §6: the request ledger decides whether this delivery may act
+   * (requests.ts); the function claims right before its KubeVirt call, and
+   * what it came to is recorded after. Returns the VM as last written.
+   */
+  async function guarded(
+    ctx: VmContext,
+    action: string,
+    fn: VmFunction,
+  ): Promise<{ outcome: Outcome; vm?: VirtualMachine }> {
+    const g = guard(ctx, { action, resultTimeoutMs: config.resultTimeoutMs });
+    const d = g.decision;
+    if (g.answer && !(d.kind === 'recorded' && fn.adopts)) {
+      const outcome = d.kind === 'recorded' ? await awaitRecorded(ctx, g.answer, d.entry) : g.answer;
+      return { outcome, vm: await g.settle(outcome) };
+    }
+    const recorded = d.kind === 'recorded' || d.kind === 'retake' ? d.entry : undefined;
+    const outcome = await fn.run({ ...ctx, claim: g.claim, recorded });
+    return { outcome, vm: await g.settle(outcome) };
   }
 
   return { prepare, execute };

@@ -3,8 +3,10 @@ import type { KubeVirt } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import { KubeApiError } from './kube/errors';
 import { Transient } from './retry';
-import { unavailable } from './problems';
+import { HandBack } from './errors';
 import { LAST_ACTIVITY, rfc3339 } from './activity';
+import { awaitTarget } from './lifecycle';
+import { isPaused, isRunning, isStopped, isUnpaused } from './vm-state';
 import {
   Ask,
   CLAIM_TTL_MS,
@@ -17,6 +19,7 @@ import {
   Pending,
   readLedger,
   serialiseLedger,
+  Target,
   upsert,
 } from './ledger';
 
@@ -66,7 +69,7 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
 
   if (decision.kind === 'busy') {
     const left = Math.max(1, Math.ceil((decision.entry.at + CLAIM_TTL_MS - now()) / 1000));
-    throw unavailable(
+    throw new HandBack(
       `another delivery of this request is acting on VM ${ctx.namespace}/${ctx.name}; redeliver to get its outcome`,
       Math.min(left, 5),
     );
@@ -77,6 +80,7 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
     answer: answerFor(ctx, decision),
     claimed: () => entry !== undefined,
     async claim(p) {
+      if (entry) return;
       const at = now();
       const deadline = at + Math.max(opts.resultTimeoutMs ?? DEFAULT_RESULT_TIMEOUT_MS, waitLeft(ctx, at));
       const claim: Entry = {
@@ -100,12 +104,16 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
       entry = claim;
     },
     async settle(o) {
+      if (!entry && decision.kind === 'superseded' && decision.entry) {
+        // An expired claim overtaken by a newer command: close it, so its redeliveries answer the same.
+        entry = { ...decision.entry, delivery: ask.delivery };
+      }
       if (!entry || o.reason === 'DryRun') return vm;
       const claim = entry;
       const outcome = o.outcome;
       const settled: Entry = {
         ...claim,
-        state: outcome === 'accepted' ? 'applied' : 'done',
+        state: outcome === 'accepted' && claim.pending ? 'applied' : 'done',
         outcome,
         ...(o.reason && { reason: o.reason }),
         pending: outcome === 'accepted' ? claim.pending : undefined,
@@ -120,6 +128,8 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
           const mine = find(l, claim.key);
           // Settled meanwhile by a change event (contract §2): that outcome stands.
           if (mine && mine.state === 'done') return undefined;
+          // Taken over by another delivery after our claim expired: theirs is the record now.
+          if (mine && mine.delivery !== claim.delivery) return undefined;
           return upsert(l, settled);
         },
         now,
@@ -127,6 +137,25 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
       return written ?? vm;
     },
   };
+}
+
+const VM_TARGETS: Partial<Record<Target, (vm: VirtualMachine | undefined) => boolean>> = {
+  running: isRunning,
+  paused: isPaused,
+  stopped: isStopped,
+  unpaused: isUnpaused,
+};
+
+/**
+ * A redelivery that asks to `wait` for a request an earlier delivery left
+ * pending: watch for the same target (a direct caller that retried after a
+ * timeout still gets its answer). Other targets answer what is recorded.
+ */
+export async function awaitRecorded(ctx: VmContext, answer: Outcome, e: Entry): Promise<Outcome> {
+  const test = e.pending && VM_TARGETS[e.pending.target];
+  if (!test || e.state === 'done' || ctx.waitUntil === undefined) return answer;
+  const out = await awaitTarget(ctx, test, answer.reason);
+  return out.outcome === 'completed' ? out : { ...out, message: answer.message };
 }
 
 function waitLeft(ctx: VmContext, now: number): number {
