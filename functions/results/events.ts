@@ -3,7 +3,7 @@ import type { Outcome } from '../runtime/function';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
 import type { Entry } from '../runtime/ledger';
 import { buildReply, hash, vmReply } from '../runtime/reply';
-import type { Verdict } from './judge';
+import type { Verdict } from '../runtime/targets';
 
 // The events a request's later outcome is told with (contract §2). Built with
 // the same function as a direct reply, from the request recorded in the

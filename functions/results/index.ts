@@ -5,7 +5,7 @@ import { Entry, Ledger, upsert } from '../runtime/ledger';
 import { updateLedger } from '../runtime/requests';
 import { sinkFrom } from '../runtime/sink';
 import { matches } from '../runtime/labels';
-import { judge, KubeObject, Verdict } from './judge';
+import { judge, KubeObject, Verdict } from '../runtime/targets';
 import { resultEvent, stateChanged } from './events';
 
 // dev.knative.apiserver.resource.add|update|delete from the ApiServerSource in

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event';
 import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
-import { awaitRecorded, guard } from './requests';
+import { awaitRecorded, guard, settleRecorded } from './requests';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
 import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
@@ -253,6 +253,8 @@ export function dispatcher<F extends string>(
     const g = guard(ctx, { action, resultTimeoutMs: config.resultTimeoutMs });
     const d = g.decision;
     if (g.answer && !(d.kind === 'recorded' && fn.adopts)) {
+      const final = d.kind === 'recorded' ? await settleRecorded(ctx, d.entry) : undefined;
+      if (final) return final;
       const outcome = d.kind === 'recorded' ? await awaitRecorded(ctx, g.answer, d.entry) : g.answer;
       return { outcome, vm: await g.settle(outcome) };
     }

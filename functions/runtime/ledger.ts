@@ -51,6 +51,8 @@ export interface Entry {
   outcome?: 'accepted' | 'completed' | 'failed';
   reason?: string;
   pending?: Pending;
+  /** snapshot, restore: the object it created (kept after it settled: retention asks which are newer). */
+  object?: string;
   /** The change event (its ce id) that settled it: a redelivery of that event yields the same result. */
   by?: string;
 }

@@ -3,9 +3,9 @@ import type { KubeVirt } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import { KubeApiError } from './kube/errors';
 import { Transient } from './retry';
-import { HandBack } from './errors';
 import { LAST_ACTIVITY, rfc3339 } from './activity';
 import { awaitTarget } from './lifecycle';
+import { judge } from './targets';
 import { isPaused, isRunning, isStopped, isUnpaused } from './vm-state';
 import {
   Ask,
@@ -68,10 +68,12 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
   let vm: VirtualMachine | undefined = ctx.vm;
 
   if (decision.kind === 'busy') {
-    const left = Math.max(1, Math.ceil((decision.entry.at + CLAIM_TTL_MS - now()) / 1000));
-    throw new HandBack(
-      `another delivery of this request is acting on VM ${ctx.namespace}/${ctx.name}; redeliver to get its outcome`,
-      Math.min(left, 5),
+    // Read again within the retry budget (the other delivery usually records its outcome in
+    // milliseconds); past it, the event goes back to Knative with 503.
+    throw new Transient(
+      new Error(
+        `another delivery of this request is acting on VM ${ctx.namespace}/${ctx.name} (claimed ${now() - decision.entry.at} ms ago, trusted for ${CLAIM_TTL_MS} ms); redeliver to get its outcome`,
+      ),
     );
   }
 
@@ -92,6 +94,7 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
         delivery: ask.delivery,
         request: { id: ctx.event.id, source: ctx.event.source, type: ctx.event.type },
         pending: { ...p, deadline },
+        ...(p.object && { object: p.object }),
       };
       const current = readLedger(ctx.vm);
       // A conflict: someone wrote the VM since we read it. The dispatcher re-reads and decides again.
@@ -145,6 +148,37 @@ const VM_TARGETS: Partial<Record<Target, (vm: VirtualMachine | undefined) => boo
   stopped: isStopped,
   unpaused: isUnpaused,
 };
+
+/**
+ * A delivery of a recorded request still pending, whose target is reached by
+ * now: answered with the final outcome, and the entry closed with it, so the
+ * results function publishes no second one (contract §2).
+ */
+export async function settleRecorded(
+  ctx: VmContext,
+  e: Entry,
+): Promise<{ outcome: Outcome; vm?: VirtualMachine } | undefined> {
+  if (e.state === 'done' || !e.pending) return undefined;
+  const v = await judge(e, { namespace: ctx.namespace, vm: ctx.vm, kubevirt: ctx.kubevirt });
+  if (!v) return undefined;
+  const outcome: Outcome = { ...v, vm: ctx.vm };
+  const vm = await updateLedger(
+    ctx.kubevirt,
+    ctx.namespace,
+    ctx.name,
+    ctx.vm,
+    (l) => {
+      const current = find(l, e.key);
+      if (!current || current.state === 'done') return undefined;
+      const done: Entry = { ...current, state: 'done', outcome: v.outcome, pending: undefined };
+      if (v.reason) done.reason = v.reason;
+      else delete done.reason;
+      return upsert(l, done);
+    },
+    () => ctx.now().getTime(),
+  );
+  return { outcome, vm };
+}
 
 /**
  * A redelivery that asks to `wait` for a request an earlier delivery left

@@ -1,17 +1,18 @@
-import type { Outcome } from '../runtime/function';
-import type { KubeVirt } from '../runtime/kubevirt';
-import type { VirtualMachine, VirtualMachineInstance } from '../runtime/kubevirt-types';
-import { Entry, readLedger, Target } from '../runtime/ledger';
-import { isPaused, isRunning, isStopped, isUnpaused } from '../runtime/vm-state';
+import type { Outcome } from './function';
+import type { KubeVirt } from './kubevirt';
+import type { VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
+import { Entry, readLedger, Target } from './ledger';
+import { isPaused, isRunning, isStopped, isUnpaused } from './vm-state';
 import {
   belongsTo,
   conditionReason,
   snapshotInfo,
   VirtualMachineRestore,
   VirtualMachineSnapshot,
-} from '../runtime/snapshot-objects';
+} from './snapshot-objects';
 
-// Has a pending request (ledger.ts) reached its target? Judged on what the API
+// Has a pending request (ledger.ts) reached its target? Asked by the results
+// function on every change event, and by a redelivery of the request itself. Judged on what the API
 // server says now, read fresh, and on the object the change event carried: a
 // state the VM passed through (paused, then unpaused by the next command) is
 // seen only in the event. ApiServerSource events come late, twice and out of
