@@ -1,7 +1,8 @@
 import { REAPER_REPLY_TYPE } from '../commands';
 import type { EventFunction } from '../runtime/runtime';
 import { reap } from './pass';
-import { sweepDeadlines } from '../results/deadlines';
+import { hasDue, sweepDeadlines } from '../results/deadlines';
+import type { VirtualMachine } from '../runtime/kubevirt-types';
 
 // The reaper (contract §5): on each PingSource tick, list the opted-in VMs page by
 // page and stop every running one that has been idle longer than its
@@ -31,9 +32,12 @@ export const reaper: EventFunction = {
       );
       return undefined;
     }
-    const summary = await reap(rt);
-    // The same tick checks the deadlines of pending results (contract §2); they go to K_SINK.
-    const deadlines = await sweepDeadlines(rt).catch((err: unknown) => {
+    // The same tick checks the deadlines of pending results (contract §2) on the VMs it lists; they go to K_SINK.
+    const due: VirtualMachine[] = [];
+    const summary = await reap(rt, (vm) => {
+      if (hasDue(vm, rt.now().getTime())) due.push(vm);
+    });
+    const deadlines = await sweepDeadlines(rt, due).catch((err: unknown) => {
       log.warn({ err: (err as Error).message }, 'deadlines not checked on this tick; the next one tries again');
       return { timedOut: 0, undelivered: 0, error: (err as Error).message };
     });

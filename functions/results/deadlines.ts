@@ -3,14 +3,15 @@ import type { Runtime } from '../runtime/runtime';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
 import { format } from '../runtime/labels';
 import { eachPage } from '../runtime/paging';
-import { Entry, pendingEntries, readLedger, upsert } from '../runtime/ledger';
+import { Entry, LEDGER, pendingEntries, readLedger, upsert } from '../runtime/ledger';
 import { updateLedger } from '../runtime/requests';
 import { sinkFrom } from '../runtime/sink';
 import { timeoutEvent } from './events';
 
 // contract §2: a request whose target was not observed by its deadline is
 // reported `<type>.failed` with reason Timeout and the state seen. Checked on
-// the reaper's PingSource tick over the opted-in VMs; the events go to the
+// the reaper's PingSource tick over the VMs its pass lists (opted in, not
+// protected: a protected VM's timeouts are not reported); the events go to the
 // Broker through K_SINK (no delivery is waiting for them). Each is sent first
 // and then marked done in the VM's ledger (resourceVersion-guarded): a tick
 // that cannot deliver tries again on the next one, and a tick that finds it
@@ -25,8 +26,16 @@ export interface SweepSummary {
   undelivered: number;
 }
 
-export async function sweepDeadlines(rt: Runtime): Promise<SweepSummary> {
+/**
+ * Over `vms` (the VMs the reaper's pass listed: no list of its own), or, when
+ * not given, over the opted-in VMs of the scope.
+ */
+export async function sweepDeadlines(rt: Runtime, vms?: VirtualMachine[]): Promise<SweepSummary> {
   const summary: SweepSummary = { timedOut: 0, undelivered: 0 };
+  if (vms) {
+    for (const vm of vms) await sweepOne(rt, vm, summary);
+    return summary;
+  }
   const labelSelector = format(rt.config.vmSelector);
   const scopes = rt.config.namespaces ? [...rt.config.namespaces] : [undefined];
   for (const namespace of scopes) {
@@ -37,17 +46,27 @@ export async function sweepDeadlines(rt: Runtime): Promise<SweepSummary> {
           ? rt.kubevirt.listAllNamespaces<VirtualMachine>('virtualmachines', opts)
           : rt.kubevirt.list<VirtualMachine>('virtualmachines', namespace ?? rt.config.namespace, opts);
       },
-      async (vms) => {
-        for (const vm of vms) await sweepOne(rt, vm, summary);
+      async (page) => {
+        for (const vm of page) await sweepOne(rt, vm, summary);
       },
     );
   }
   return summary;
 }
 
+/** Whether the VM records a pending request past its deadline (cheap: no ledger, no parse). */
+export function hasDue(vm: VirtualMachine, now: number): boolean {
+  if (!vm.metadata.annotations?.[LEDGER]) return false;
+  return dueEntries(vm, now).length > 0;
+}
+
+function dueEntries(vm: VirtualMachine, now: number): Entry[] {
+  return pendingEntries(readLedger(vm)).filter((e) => (e.pending?.deadline ?? Infinity) <= now);
+}
+
 async function sweepOne(rt: Runtime, vm: VirtualMachine, summary: SweepSummary): Promise<void> {
   const now = rt.now();
-  const due = pendingEntries(readLedger(vm)).filter((e) => (e.pending?.deadline ?? Infinity) <= now.getTime());
+  const due = dueEntries(vm, now.getTime());
   if (due.length === 0) return;
   const namespace = vm.metadata.namespace ?? rt.config.namespace;
   const name = vm.metadata.name;

@@ -21,6 +21,14 @@ export const LEDGER_MAX_AGE_MS = 24 * 3600_000;
 /** How long a claim by another delivery is trusted to be followed by its KubeVirt call. */
 export const CLAIM_TTL_MS = 30_000;
 
+/**
+ * Commands whose second call would be a second effect: a fresh claim of another
+ * delivery holds them off. The others are safe to repeat (KubeVirt answers a
+ * repeated start, stop, pause or unpause as already done; snapshot and restore
+ * find their object by its derived name), so they simply act again.
+ */
+export const EXCLUSIVE_ACTIONS: ReadonlySet<string> = new Set(['restart']);
+
 /** Commands that set the VM's power state: a newer one makes an older one stale. */
 export const POWER_ACTIONS: ReadonlySet<string> = new Set(['start', 'stop', 'restart', 'pause', 'unpause']);
 
@@ -77,7 +85,7 @@ export type Decision =
   | { kind: 'retake'; entry: Entry }
   /** Acted on already: no second effect; answer what it came to. */
   | { kind: 'recorded'; entry: Entry }
-  /** Another delivery claimed it moments ago and may be calling KubeVirt now: hand the event back. */
+  /** Another delivery claimed it (a restart) moments ago and may be calling KubeVirt now: hand the event back. */
   | { kind: 'busy'; entry: Entry }
   /** A newer power command was applied since: this one would undo it. */
   | { kind: 'superseded'; entry?: Entry; by: Entry };
@@ -140,7 +148,8 @@ export function decide(l: Ledger, ask: Ask, now: number): Decision {
     // A claim that never got its outcome: the PUT may or may not have happened.
     const by = POWER_ACTIONS.has(ask.action) ? newestApplied(l.entries.slice(i + 1), ask.key) : undefined;
     if (by) return { kind: 'superseded', entry, by };
-    if (entry.delivery !== ask.delivery && now - entry.at < CLAIM_TTL_MS) return { kind: 'busy', entry };
+    if (EXCLUSIVE_ACTIONS.has(ask.action) && entry.delivery !== ask.delivery && now - entry.at < CLAIM_TTL_MS)
+      return { kind: 'busy', entry };
     return { kind: 'retake', entry };
   }
   if (ask.time !== undefined && POWER_ACTIONS.has(ask.action)) {

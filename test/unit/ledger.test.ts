@@ -39,11 +39,16 @@ describe('decide', () => {
     const l = { entries: [entry('a'), entry('b', { action: 'start' })] };
     expect(decide(l, ask('a'), T0)).toEqual({ kind: 'recorded', entry: l.entries[0] });
   });
-  test("another delivery's fresh claim: busy; expired: retake; our own: retake", () => {
+  test("a restart: another delivery's fresh claim is busy; expired: retake; our own: retake", () => {
+    const l = { entries: [entry('a', { action: 'restart', state: 'claimed', outcome: undefined })] };
+    const restart = (o = {}) => ask('a', { action: 'restart', ...o });
+    expect(decide(l, restart(), T0 + CLAIM_TTL_MS - 1).kind).toBe('busy');
+    expect(decide(l, restart(), T0 + CLAIM_TTL_MS).kind).toBe('retake');
+    expect(decide(l, restart({ delivery: 'd-a' }), T0 + 1).kind).toBe('retake');
+  });
+  test('commands safe to repeat act again on a fresh claim of another delivery', () => {
     const l = { entries: [entry('a', { state: 'claimed', outcome: undefined })] };
-    expect(decide(l, ask('a'), T0 + CLAIM_TTL_MS - 1).kind).toBe('busy');
-    expect(decide(l, ask('a'), T0 + CLAIM_TTL_MS).kind).toBe('retake');
-    expect(decide(l, ask('a', { delivery: 'd-a' }), T0 + 1).kind).toBe('retake');
+    expect(decide(l, ask('a'), T0 + 1).kind).toBe('retake');
   });
   test('a claim overtaken by a power command applied after it (ledger order): superseded by it', () => {
     const l = { entries: [entry('a', { state: 'claimed' }), entry('b', { action: 'start' })] };
