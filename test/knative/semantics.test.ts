@@ -309,7 +309,9 @@ describe('RBAC wiring', () => {
       kind: 'Role',
       name: nameOf(roles[0].doc),
     });
-    expect(at(bindings[0].doc, 'subjects')).toEqual([{ kind: 'ServiceAccount', name: account, namespace: NAMESPACE }]);
+    // `default` is what kustomize's namespace transformer rewrites to the kustomization's
+    // namespace; kustomize.test.ts checks the rendered subject (virtwake, and other in an overlay).
+    expect(at(bindings[0].doc, 'subjects')).toEqual([{ kind: 'ServiceAccount', name: account, namespace: 'default' }]);
   });
 
   test('no other Roles or ServiceAccounts; the ApiServerSource runs as its own, the Services as virtwake', () => {
