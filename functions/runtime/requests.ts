@@ -64,7 +64,9 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
   const ask = askOf(ctx, opts.action);
   const now = () => ctx.now().getTime();
   const decision = decide(readLedger(ctx.vm), ask, now());
-  let entry: Entry | undefined;
+  // An internal retry of this delivery finds its own claim on the VM: no need to write it again.
+  let entry: Entry | undefined =
+    decision.kind === 'retake' && decision.entry.delivery === ask.delivery ? decision.entry : undefined;
   let vm: VirtualMachine | undefined = ctx.vm;
 
   if (decision.kind === 'busy') {
