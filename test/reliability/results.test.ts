@@ -266,6 +266,33 @@ test('a deadline passed: .failed / Timeout with the state seen, on the next tick
   }
 });
 
+test('change events virtwake has no business with are answered 202 and change nothing', async () => {
+  const name = `rs-other-${++n}`;
+  h.sim.store.addVM({ metadata: { name, namespace: 'default' }, spec: { runStrategy: 'Halted' } });
+  h.sim.resetCalls();
+  const base: ChangeEvent = {
+    id: `other-${name}`,
+    type: 'dev.knative.apiserver.resource.update',
+    source: 'https://127.0.0.1:6443',
+    subject: `/apis/kubevirt.io/v1/namespaces/default/virtualmachines/${name}`,
+    extensions: { kind: 'VirtualMachine', apiversion: 'kubevirt.io/v1', name, namespace: 'default' },
+    data: { kind: 'VirtualMachine', metadata: { name, namespace: 'default' } },
+  };
+  // A VM that did not opt in; a kind virtwake does not watch; a namespace it may not touch.
+  await deliver(h, base).expect(202);
+  await deliver(h, {
+    ...base,
+    id: `pod-${name}`,
+    data: { kind: 'Pod', metadata: { name, namespace: 'default' } },
+  }).expect(202);
+  await deliver(h, {
+    ...base,
+    id: `ns-${name}`,
+    data: { kind: 'VirtualMachine', metadata: { name, namespace: 'kube-system' } },
+  }).expect(202);
+  expect(h.sim.calls.filter((c) => c.verb !== 'get' && c.verb !== 'list' && c.verb !== 'watch')).toEqual([]);
+});
+
 test('knative/apiserversource.yaml grants what the adapter does (list, watch) and the get Knative checks for', () => {
   const role = path.join(__dirname, '../../knative/apiserversource.yaml');
   const { missing, unused } = compareRoleWithCalls(role, feed.calls);
