@@ -51,6 +51,7 @@ export interface RestoreCommand extends VmCommand {
 const RESOURCE = 'virtualmachinerestores';
 
 export const restore: VmFunction<RestoreCommand> = {
+  adopts: true,
   async run(ctx) {
     try {
       return await restoreOnce(ctx);
@@ -68,6 +69,14 @@ async function restoreOnce(ctx: VmContext<RestoreCommand>): Promise<Outcome> {
   const ours = (r: VirtualMachineRestore) => belongsTo(r.metadata, requestKey) && r.spec?.target?.name === vm;
   let found = await findOwn(ctx, RESOURCE, name, ours);
   if (!found) {
+    // Recorded but gone: an earlier delivery restored and the restore was deleted since; never restore twice.
+    if (ctx.recorded && ctx.recorded.state !== 'claimed') {
+      const e = ctx.recorded;
+      const message = `an earlier delivery of this request created VirtualMachineRestore ${namespace}/${name}, which has been deleted since; nothing was done`;
+      const extra = { message, restore: { name }, vm: ctx.vm };
+      if (e.outcome === 'failed') return failed(e.reason ?? 'RestoreFailed', message, extra);
+      return e.outcome === 'accepted' ? accepted(e.reason, extra) : completed(e.reason, extra);
+    }
     const refusal = await preflight(ctx);
     if (refusal) return refusal;
     const body: VirtualMachineRestore = {
@@ -80,6 +89,7 @@ async function restoreOnce(ctx: VmContext<RestoreCommand>): Promise<Outcome> {
         targetReadinessPolicy: command.stopFirst ? 'StopTarget' : 'FailImmediate',
       },
     };
+    if (!command.dryRun) await ctx.claim?.({ target: 'restore-complete', object: name });
     found = await createOwn(ctx, RESOURCE, body, ours);
   }
   if (found.kind === 'taken') {

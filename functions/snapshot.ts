@@ -37,6 +37,7 @@ export interface SnapshotCommand extends VmCommand {
 const RESOURCE = 'virtualmachinesnapshots';
 
 export const snapshot: VmFunction<SnapshotCommand> = {
+  adopts: true,
   async run(ctx) {
     const { command, namespace, name: vm, requestKey } = ctx;
     const name = command.snapshotName ?? derivedName('snapshot', requestKey, vm);
@@ -52,7 +53,13 @@ export const snapshot: VmFunction<SnapshotCommand> = {
     };
     let found;
     try {
-      found = (await findOwn(ctx, RESOURCE, name, ours)) ?? (await createOwn(ctx, RESOURCE, body, ours));
+      found = await findOwn(ctx, RESOURCE, name, ours);
+      if (!found) {
+        // Recorded but gone (deleted by the retention of a newer request): never made again (contract §6).
+        if (ctx.recorded && ctx.recorded.state !== 'claimed') return gone(ctx, name);
+        if (!command.dryRun) await ctx.claim?.({ target: 'snapshot-ready', object: name });
+        found = await createOwn(ctx, RESOURCE, body, ours);
+      }
     } catch (e) {
       const why = snapshotApiProblem(e);
       if (why) return failed('SnapshotApiUnavailable', `cannot snapshot VM ${namespace}/${vm}: ${why}`, { vm: ctx.vm });
@@ -77,6 +84,14 @@ export const snapshot: VmFunction<SnapshotCommand> = {
     return settle(ctx, found.object);
   },
 };
+
+function gone(ctx: VmContext<SnapshotCommand>, name: string): Outcome {
+  const e = ctx.recorded;
+  const message = `an earlier delivery of this request created VirtualMachineSnapshot ${ctx.namespace}/${name}, which has been deleted since; nothing was done`;
+  const extra = { message, snapshot: { name }, vm: ctx.vm };
+  if (e?.outcome === 'failed') return failed(e.reason ?? 'SnapshotFailed', message, extra);
+  return e?.outcome === 'accepted' ? accepted(e.reason, extra) : completed(e?.reason, extra);
+}
 
 async function settle(ctx: VmContext<SnapshotCommand>, created: VirtualMachineSnapshot): Promise<Outcome> {
   const { namespace, command } = ctx;

@@ -116,7 +116,7 @@ export function isTransient(err: unknown): boolean {
  * KubeVirt's VM webhook refused an update because the VM's own spec no longer
  * validates (a feature gate turned off, a rule tightened since it was made).
  * The webhook checks the whole spec on every update, so annotation-only
- * patches (activity stamps, reaper and restart claims) fail too
+ * patches (activity stamps, the request ledger, reaper claims) fail too
  * (vms-admitter.go). Nothing virtwake retries can change that.
  */
 export function vmSpecInvalid(err: unknown): KubeApiError | undefined {

@@ -3,9 +3,19 @@ import { accepted, completed, failed, Outcome, VmContext } from './function';
 import type { Refusal, Resource, WatchResult } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import { HandBack } from './errors';
+import type { Target } from './ledger';
 
 // The shape shared by start, stop, pause and unpause: one subresource call,
 // KubeVirt's answer judged by the table, then an optional watch for the target.
+
+/** What each call's outcome waits for, by name, for the ledger (contract §2). */
+const TARGETS: Record<Action, (body: Record<string, unknown>) => Target> = {
+  start: (body) => (body.paused === true ? 'paused' : 'running'),
+  stop: () => 'stopped',
+  restart: () => 'new-vmi',
+  pause: () => 'paused',
+  unpause: () => 'unpaused',
+};
 
 export async function lifecycleAction(
   ctx: VmContext,
@@ -17,6 +27,7 @@ export async function lifecycleAction(
 ): Promise<Outcome> {
   const { namespace, name, kubevirt, command } = ctx;
   if (command.dryRun) body = { ...body, dryRun: ['All'] };
+  else await ctx.claim?.({ target: TARGETS[action](body) });
   const answer = await kubevirt.lifecycle(action, namespace, name, body);
   if (answer !== 'ok' && answer.kind === 'depends') {
     if (recheck) return recheck(answer);

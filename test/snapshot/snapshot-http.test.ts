@@ -65,7 +65,12 @@ describe('idempotency (contract §6)', () => {
     expect(snapshotsOf(vm)).toHaveLength(1);
     const statuses = creates('virtualmachinesnapshots').map((c) => c.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
-    expect(statuses).toContain(409);
+    // The losers lost a race: on the create (AlreadyExists), or, since the request ledger, already on
+    // the claim before it (a resourceVersion conflict on the VM), after which they found the snapshot.
+    const lost = h.sim.calls.filter(
+      (c) => c.status === 409 && (c.resource === 'virtualmachinesnapshots' || c.resource === 'virtualmachines'),
+    );
+    expect(lost.length).toBeGreaterThan(0);
   });
 
   test('the snapshot is labelled with the VM and the request, and annotated with the event', async () => {

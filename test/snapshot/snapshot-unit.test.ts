@@ -293,6 +293,11 @@ describe('retention (keep)', () => {
     expect(retention(list, 'erp', 1, new Set(), 'mine').sort()).toEqual(['a', 'b']);
   });
 
+  test('a late delivery of an older request never deletes what newer requests made (the ledger says which)', () => {
+    const list = [snap('old', R, { createdAt: '2024-12-31T00:00:00Z' }), snap('mine', R), snap('newer', R)];
+    expect(retention(list, 'erp', 1, new Set(), 'mine', new Set(['newer']))).toEqual(['old']);
+  });
+
   test('snapshots of the same second are ordered by virtwake’s millisecond annotation', () => {
     const at = (n: string, ms: string) => {
       const s = snap(n, R, { createdAt: '2025-01-01T00:00:00Z' });
