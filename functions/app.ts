@@ -10,7 +10,7 @@ import type { Runtime } from './runtime/runtime';
 import { COMMANDS } from './commands';
 import { HANDLERS } from './index';
 import { activityRecorder } from './runtime/activity';
-import { eventSink } from './runtime/sink';
+import { eventSink, sinkFrom } from './runtime/sink';
 
 // The composition root: the one place that knows every layer. It wires config,
 // logger, metrics, the KubeVirt client, the command table and its handlers, the
@@ -61,7 +61,7 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
     signal: closing.signal,
   };
   runtime.recordActivity = activityRecorder(runtime).record;
-  runtime.events = eventSink(config.sinkUrl, log);
+  runtime.events = eventSink(sinkFrom(config.sink), log);
   // The wake proxy forwards every path on PORT, so it replaces the event server (config.ts lets it run only alone).
   if (config.functions?.has('wake-proxy')) {
     // Loaded only here: an event-serving instance never parses or runs the proxy (or what it pulls in).

@@ -12,8 +12,11 @@ import { reportWake, sleptAt, Wake } from './ladder';
 export async function unpauseToWake(ctx: VmContext, trigger: Wake['trigger']): Promise<Outcome> {
   const { namespace, name, kubevirt, command } = ctx;
   const began = process.hrtime.bigint();
+  // The request ledger (contract §6) records the unpause right before the call, as lifecycleAction does.
+  if (!command.dryRun) await ctx.claim?.({ target: 'unpaused' });
   const answer = await kubevirt.lifecycle('unpause', namespace, name, command.dryRun ? { dryRun: ['All'] } : {});
   if (answer !== 'ok') {
+    if (answer.kind === 'depends') return failed('Refused', answer.message, { vm: ctx.vm });
     if (answer.outcome === 'failed') return failed(answer.reason, answer.message, { vm: ctx.vm });
     if (answer.outcome === 'completed') return completed(answer.reason, { message: answer.message, vm: ctx.vm });
     return accepted(answer.reason, { message: answer.message, vm: ctx.vm });

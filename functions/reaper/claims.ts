@@ -1,7 +1,7 @@
 import { rfc3339 } from '../runtime/activity';
 import { RetriesExhausted } from '../runtime/errors';
 import { KubeApiError } from '../runtime/kube/errors';
-import type { Action } from '../runtime/kubevirt-answers';
+import { vmSpecInvalid, vmSpecInvalidMessage, type Action } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import type { Runtime } from '../runtime/runtime';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
@@ -104,6 +104,8 @@ async function claim(
     const cause = e instanceof Transient ? e.cause : e;
     if (cause instanceof KubeApiError && cause.status === 409) return 'changed';
     if (cause instanceof KubeApiError && cause.status === 404) return 'gone';
+    const invalid = vmSpecInvalid(e);
+    if (invalid) return { reason: 'VmInvalid', message: vmSpecInvalidMessage(`${t.namespace}/${t.name}`, invalid) };
     // Unknown whether the claim landed: leave the VM for the next tick rather than risk acting twice.
     return { reason: 'ClaimFailed', message: (e as Error).message };
   }
@@ -119,7 +121,10 @@ async function act(
     const answer = await withRetries(rt.config.retry, `${action} ${vm}`, () =>
       rt.kubevirt.lifecycle(action, t.namespace, t.name, {}),
     );
-    if (answer !== 'ok' && answer.reason === 'NotFound') return 'gone';
+    if (answer === 'ok') return answer;
+    // "It depends on the VMI": a stop of a VM whose VMI is already going or gone; nothing left to do here.
+    if (answer.kind === 'depends') return { outcome: 'completed', reason: 'AlreadyInState', message: answer.message };
+    if (answer.reason === 'NotFound') return 'gone';
     return answer;
   } catch (e) {
     if (!(e instanceof RetriesExhausted)) throw e;

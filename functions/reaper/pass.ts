@@ -52,7 +52,8 @@ export interface ReaperSummary {
   durationMs: number;
 }
 
-export async function reap(rt: Runtime): Promise<ReaperSummary> {
+/** `listed` sees every VM the pass lists (the deadline check of contract §2 reads the same pages). */
+export async function reap(rt: Runtime, listed?: (vm: VirtualMachine) => void): Promise<ReaperSummary> {
   const { config } = rt;
   const started = process.hrtime.bigint();
   const now = rt.now().getTime();
@@ -81,7 +82,7 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
   const skip = (r: SkipReason) => (s.skipped[r] = (s.skipped[r] ?? 0) + 1);
   const labelSelector = format(reaperSelector(config.vmSelector));
 
-  const listed = (list: string[], vm: string) => {
+  const report = (list: string[], vm: string) => {
     if (list.length < config.reaperReportMax) list.push(vm);
     else s.truncated = true;
   };
@@ -97,6 +98,7 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
     const stale: VirtualMachine[] = [];
     await eachPage<VirtualMachine>(rt, 'virtualmachines', ns, { labelSelector }, s, (vm) => {
       s.scanned++;
+      listed?.(vm);
       const status = vm.status?.printableStatus;
       if (status === 'Running') s.tiers.running++;
       else if (status === 'Paused') s.tiers.paused++;
@@ -111,7 +113,7 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
       const r = await warmUp(rt, w, now);
       if (r === 'woken') {
         s.wokenCount++;
-        listed(s.woken, `${w.namespace}/${w.name}`);
+        report(s.woken, `${w.namespace}/${w.name}`);
       } else if (typeof r === 'string') skip(r);
       else {
         s.failedCount++;
@@ -149,10 +151,10 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
       const r = await sleepIdle(rt, c, action, now, idleMs);
       if (r === 'stopped') {
         s.stoppedCount++;
-        listed(s.stopped, vm);
+        report(s.stopped, vm);
       } else if (r === 'paused') {
         s.pausedCount++;
-        listed(s.paused, vm);
+        report(s.paused, vm);
       } else if (typeof r === 'string') {
         skip(r);
       } else {

@@ -22,6 +22,8 @@ const REAPABLE = new Set(['Running', 'Paused']);
 
 export type SkipReason =
   | 'notRunning'
+  | 'migrating'
+  | 'runOnce'
   | 'noIdleTimeout'
   | 'invalidIdleTimeout'
   | 'protected'
@@ -156,7 +158,11 @@ export function classify(
   if (!timeoutMs) timeoutMs = undefined;
   if (!pauseAfterMs) pauseAfterMs = undefined;
   if (timeoutMs === undefined && pauseAfterMs === undefined) return 'noIdleTimeout';
+  // Serving throughout a live migration (KubeVirt shows Migrating before Running): left to a later tick.
+  if (status === 'Migrating' && !vm.metadata.deletionTimestamp) return 'migrating';
   if (vm.metadata.deletionTimestamp || !REAPABLE.has(status)) return 'notRunning';
+  // KubeVirt's stop turns Once into Halted and the next start into Always: a Once VM would lose what it is.
+  if (vm.spec?.runStrategy === 'Once') return 'runOnce';
   const paused = status === 'Paused';
   if (paused && timeoutMs === undefined) return 'asleep';
   const holdUntil = Date.parse(annotations[HOLD_UNTIL] ?? '');

@@ -14,6 +14,14 @@ import type { Upstream } from './endpoints';
 
 export type ForwardResult = 'done' | 'refused';
 
+/** Moments of a forward the sleep ladder times after a wake (contract §5). */
+export interface ForwardHooks {
+  /** The upstream accepted the connection. */
+  connected?(): void;
+  /** The first byte of the upstream's answer arrived. */
+  firstByte?(): void;
+}
+
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /** RFC 9110 §7.6.1: meaningful for one connection only, never forwarded. */
@@ -41,7 +49,7 @@ export function forwardHttp(
   path: string,
   agent: http.Agent,
   host?: string,
-  onFirstByte?: () => void,
+  hooks: ForwardHooks = {},
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
@@ -62,13 +70,14 @@ export function forwardHttp(
       const go = () => {
         connected = true;
         clearTimeout(timer);
+        hooks.connected?.();
         req.pipe(up);
       };
       if (sock.connecting) sock.once('connect', go);
       else go();
     });
     up.on('response', (answer) => {
-      onFirstByte?.();
+      hooks.firstByte?.();
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer.rawHeaders));
       answer.pipe(res);
       answer.on('error', () => res.destroy());
@@ -102,7 +111,7 @@ export function forwardUpgrade(
   upstream: Upstream,
   path: string,
   host?: string,
-  onFirstByte?: () => void,
+  hooks: ForwardHooks = {},
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
@@ -111,12 +120,13 @@ export function forwardUpgrade(
     sock.once('connect', () => {
       connected = true;
       clearTimeout(timer);
+      hooks.connected?.();
       const h = requestHeaders(req, true, host);
       let text = `${req.method} ${path} HTTP/1.1\r\n`;
       for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
       sock.write(`${text}\r\n`);
       if (head.length) sock.write(head);
-      if (onFirstByte) sock.once('data', onFirstByte);
+      if (hooks.firstByte) sock.once('data', hooks.firstByte);
       sock.pipe(client);
       client.pipe(sock);
       resolve('done');

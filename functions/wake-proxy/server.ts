@@ -11,8 +11,10 @@ import { proxyMetrics } from './metrics';
 import { Route, RouteTable, upstreamPath } from './routes';
 import { RequestTarget, requestTarget } from './target';
 import { tcpProxy, TcpProxy } from './tcp';
-import { Resolved, waker, WakeError, Waker, WakeTrace } from './wake';
+import { Resolved, UPSTREAM_RETRY, waker, WakeError, Waker, WakeTrace } from './wake';
 import { reportWake } from '../ladder';
+import { backoffMs } from '../runtime/backoff';
+import { sleep } from '../runtime/async';
 import { serveOperations } from '../runtime/operations';
 import { capText, MAX_ERROR_BODY_BYTES } from '../runtime/problems';
 import { drain } from '../runtime/drain';
@@ -68,8 +70,14 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const tunnels = new Set<Duplex>();
 
   /** The first byte of an answer after a wake: the wake is complete; report it once (metrics, ledger, K_SINK). */
+  function upstreamAccepted(w: WakeTrace): void {
+    if (w.phases.upstream === undefined && w.since !== undefined)
+      w.phases.upstream = Number(process.hrtime.bigint() - w.since) / 1e9;
+  }
+
   function wokeUp(w: WakeTrace, firstByte = true): void {
     if (w.reported) return;
+    upstreamAccepted(w);
     w.reported = true;
     if (firstByte && w.since !== undefined) w.phases.first_byte = Number(process.hrtime.bigint() - w.since) / 1e9;
     // Reported once the VM's own status has caught up too, so the `running` phase is in it.
@@ -137,17 +145,22 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     const vm = `${route.vm.namespace}/${route.vm.name}`;
     const path = upstreamPath(route, target.path);
     const host = target.forwardHost;
-    for (let attempt = 1; attempt <= 2; attempt++) {
+    // A held request is never answered 502: the upstream's answer, or 503 once the wake timeout has passed.
+    const deadline = Date.now() + config.proxyWakeTimeoutMs;
+    // The wake this request waited for, kept across refused connects (a later look finds the VM up).
+    let w: WakeTrace | undefined;
+    for (let refusals = 0; ; refusals++) {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
       runtime.recordActivity?.(resolved.vm).catch(() => {});
       const release = awake.hold(vm, resolved.vm);
-      const w = resolved.wake;
-      const firstByte = w && !w.reported ? () => wokeUp(w) : undefined;
+      w = w ?? resolved.wake;
+      const trace = w && !w.reported ? w : undefined;
+      const hooks = trace ? { connected: () => upstreamAccepted(trace), firstByte: () => wokeUp(trace) } : undefined;
       const result: ForwardResult =
         sink.kind === 'http'
-          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent, host, firstByte)
-          : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path, host, firstByte);
+          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent, host, hooks)
+          : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path, host, hooks);
       if (result === 'done' && sink.kind === 'upgrade' && !sink.socket.destroyed) {
         // Tunnels outlive the request; shutdown has to end them itself.
         tunnels.add(sink.socket);
@@ -159,10 +172,23 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
         release();
       }
       if (result === 'done') return;
-      // The cached upstream refused: the VM was probably stopped since. Look again (and wake it) once.
+      // Refused or not connected in time (nothing of the request was sent): the guest's service does not
+      // listen yet (ready is the pod's readiness), or the VM was stopped since. Look again, and try again.
       wake.forget(route);
+      const delay = backoffMs(refusals, UPSTREAM_RETRY);
+      if (Date.now() + delay >= deadline || drainer.closing() || clientGone(sink)) break;
+      await sleep(delay);
     }
-    reply(sink, 502, `VM ${vm}: its Service ${route.service.name} refused the connection after the VM was reported up`);
+    reply(
+      sink,
+      503,
+      `VM ${vm} is up but its Service ${route.service.name} did not accept a connection within ${config.proxyWakeTimeoutMs / 1000}s (VIRTWAKE_PROXY_WAKE_TIMEOUT); the guest may still be booting (a readinessProbe on the VM makes it ready only once it serves)`,
+      config.proxyRetryAfterSeconds,
+    );
+  }
+
+  function clientGone(sink: Sink): boolean {
+    return sink.kind === 'http' ? sink.res.destroyed : sink.socket.destroyed;
   }
 
   /** The upstream for `route`, waiting in the VM's queue if it has to wake; undefined when already answered. */

@@ -1,3 +1,4 @@
+import type { Backoff } from '../runtime/backoff';
 import type { Config } from '../runtime/config';
 import type { KubeVirt } from '../runtime/kubevirt';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
@@ -5,13 +6,11 @@ import { checkNamespace, checkVmOptIn } from '../runtime/policy';
 import { Denied, HandBack } from '../runtime/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
-import { isRunning } from '../runtime/vm-state';
-import { startUnderway } from '../runtime/vm-state';
+import { isRunning, isServing, needsStart } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
 import type { Target as Route } from './routes';
 import type { Tier, WakePhase } from '../runtime/metrics';
 import { pausedByVirtwake } from '../ladder';
-import net from 'node:net';
 
 // Getting a route's upstream: if it is known and was checked recently, at
 // once; otherwise read the VM and its Service's endpoints, and if the VM is
@@ -22,9 +21,17 @@ import net from 'node:net';
 // start and one wait, so 100 requests to a stopped VM make one start call.
 // The shared wake has one deadline, VIRTWAKE_PROXY_WAKE_TIMEOUT after it began.
 
+/**
+ * Between connects to an upstream that refused or did not answer in time. A
+ * VM's `ready` is its pod's readiness: without a readinessProbe that is when
+ * the domain started, not when the guest's service listens, so the first
+ * connects after a wake often fail. HTTP and TCP routes both retry with this
+ * until the wake timeout.
+ */
+export const UPSTREAM_RETRY: Backoff = { baseMs: 50, maxMs: 1_000, jitter: true };
+
 /** How long a known upstream is used without looking at the VM again. */
 export const UPSTREAM_TTL_MS = 5_000;
-const STOPPED = new Set(['Stopped', '']);
 
 export class WakeError extends Error {
   constructor(
@@ -140,7 +147,8 @@ export function waker(deps: WakerDeps): Waker {
         if (e instanceof Denied) throw new WakeError(403, e.message);
         throw e;
       }
-      if (isRunning(vm)) {
+      // Migrating is serving: the guest answers throughout a live migration.
+      if (isServing(vm)) {
         if (trace.wake) trace.wake.phases.running = trace.seconds();
         return { vm, waited };
       }
@@ -157,7 +165,7 @@ export function waker(deps: WakerDeps): Waker {
         const answer = await withRetries(config.retry, `unpause ${what}`, () =>
           kubevirt.lifecycle('unpause', namespace, name, {}),
         );
-        if (answer !== 'ok' && answer.outcome === 'failed')
+        if (answer !== 'ok' && answer.kind === 'outcome' && answer.outcome === 'failed')
           throw new WakeError(502, `KubeVirt refused to unpause ${what}: ${answer.message}`);
         if (answer === 'ok') {
           unpauses++;
@@ -165,18 +173,21 @@ export function waker(deps: WakerDeps): Waker {
           return woken(route, vm, deadline, trace);
         }
       }
-      if (STOPPED.has(status) && !started && !startUnderway(vm)) {
+      // Decided from runStrategy, the VMI and queued requests: a Halted VM importing a disk shows Provisioning.
+      if (!started && needsStart(vm)) {
         started = true;
         starts++;
         const answer = await withRetries(config.retry, `start ${what}`, () =>
           kubevirt.lifecycle('start', namespace, name, {}),
         );
-        if (answer !== 'ok' && answer.outcome === 'failed')
+        if (answer !== 'ok' && answer.kind === 'outcome' && answer.outcome === 'failed')
           throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
         if (answer === 'ok') {
           trace.wake = { tier: 'stopped', vm, phases: { accepted: trace.seconds() } };
           return woken(route, vm, deadline, trace);
         }
+        // "VM is already running" from a VMI shut down since the read: wait it out and start again.
+        if (answer.kind === 'depends') started = false;
       }
       // Stopping VMs are waited out and then started; starting and unpausing ones are waited for.
       const seen = await kubevirt.waitFor<VirtualMachine>(
@@ -184,10 +195,7 @@ export function waker(deps: WakerDeps): Waker {
         namespace,
         name,
         (v) =>
-          !v ||
-          isRunning(v) ||
-          (!unpaused && v.status?.printableStatus === 'Paused') ||
-          (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
+          !v || isServing(v) || (!unpaused && v.status?.printableStatus === 'Paused') || (!started && needsStart(v)),
         deadline,
         signal,
       );
@@ -216,17 +224,6 @@ export function waker(deps: WakerDeps): Waker {
       })
       .catch(() => undefined);
     return { vm, waited: true };
-  }
-
-  /** Hold until the upstream accepts a connection: a guest listens some time after its VM is ready. */
-  async function accepting(route: Route, upstream: Upstream, deadline: number): Promise<void> {
-    // A guest usually listens moments after its endpoint is ready: look again soon, and at most every 50 ms.
-    for (let pauseMs = 2; ; pauseMs = Math.min(pauseMs * 2, 50)) {
-      if (await connects(upstream, Math.max(1, deadline - Date.now()))) return;
-      if (Date.now() + pauseMs >= deadline || signal.aborted)
-        throw timeout(route, `with its service accepting connections at ${upstream.host}:${upstream.port}`);
-      await new Promise((r) => setTimeout(r, pauseMs));
-    }
   }
 
   function timeout(route: Route, what: string): WakeError {
@@ -274,11 +271,8 @@ export function waker(deps: WakerDeps): Waker {
               : `with a ready endpoint on Service ${namespace}/${service.name}`,
           );
       }
-      if (trace.wake) {
-        trace.wake.phases.endpoint = trace.seconds();
-        await accepting(route, upstream, deadline);
-        trace.wake.phases.upstream = trace.seconds();
-      }
+      // The upstream accepting and the first byte are timed by the forward (server.ts, tcp.ts).
+      if (trace.wake) trace.wake.phases.endpoint = trace.seconds();
       Object.assign(t, { upstream, vm, checkedAt: Date.now() });
       if (woke) deps.onWake?.(vmKey(route), 'ready', Date.now() - began);
       return { upstream, vm, woke, wake: trace.wake && { ...trace.wake, since: t0 } };
@@ -309,36 +303,4 @@ export function waker(deps: WakerDeps): Waker {
     starts: () => starts,
     unpauses: () => unpauses,
   };
-}
-
-/**
- * Whether a TCP connection to `u` opens within `timeoutMs`. The probe closes
- * with a FIN, not a reset, and drains whatever the guest says first (a banner),
- * so the guest sees an ordinary short connection.
- */
-function connects(u: Upstream, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const sock = net.connect({ host: u.host, port: u.port });
-    const settle = (ok: boolean) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(ok);
-    };
-    const timer = setTimeout(
-      () => {
-        settle(false);
-        sock.destroy();
-      },
-      Math.min(timeoutMs, 2_000),
-    );
-    sock.on('error', () => settle(false));
-    sock.once('connect', () => {
-      settle(true);
-      sock.resume();
-      sock.end();
-      setTimeout(() => sock.destroy(), 1_000).unref();
-    });
-  });
 }

@@ -1,81 +1,73 @@
 import http from 'node:http';
-import type net from 'node:net';
-import pino from 'pino';
-import { ConfigError, loadConfig } from '../../functions/runtime/config';
-import { eventSink } from '../../functions/runtime/sink';
+import type { AddressInfo } from 'node:net';
+import { sinkFrom } from '../../functions/runtime/sink';
+import type { CloudEvent } from '../../functions/runtime/cloudevents/event';
 
-// K_SINK: the address is checked at start; an event goes out in binary mode,
-// is retried on a 5xx, given up on a 4xx, and a failure never throws.
+// contract §2: K_SINK gets binary-mode CloudEvents, each tried a bounded number
+// of times; what still fails is handed back to the caller (which keeps its
+// record and tries on a later tick). A loopback server plays the Broker.
 
-const log = pino({ level: 'silent' });
-
-test('K_SINK must be an http(s) URL; the message says what to fix', () => {
-  expect(() => loadConfig({ K_SINK: 'broker' })).toThrow(ConfigError);
-  expect(() => loadConfig({ K_SINK: 'broker' })).toThrow('K_SINK: "broker" is not a URL');
-  expect(() => loadConfig({ K_SINK: 'ftp://x/' })).toThrow('must be an http:// or https:// URL');
-  expect(loadConfig({ K_SINK: 'http://broker-ingress.knative-eventing.svc/ns/virtwake' }).sinkUrl).toBe(
-    'http://broker-ingress.knative-eventing.svc/ns/virtwake',
-  );
-  expect(loadConfig({}).sinkUrl).toBeUndefined();
+const event = (id: string): CloudEvent => ({
+  specversion: '1.0',
+  id,
+  source: '/virtwake/pause',
+  type: 'io.virtwake.vm.pause.failed',
+  subject: 'default/vm-1',
+  datacontenttype: 'application/json',
+  data: { outcome: 'failed', reason: 'Timeout' },
+  extensions: { causationid: 'cmd-1', vmnamespace: 'default', vmname: 'vm-1' },
 });
 
-describe('sending', () => {
-  let server: http.Server;
-  let url: string;
-  const answers: number[] = [];
+async function broker(answers: number[]) {
   const seen: { headers: http.IncomingHttpHeaders; body: string }[] = [];
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        seen.push({ headers: req.headers, body });
-        res.writeHead(answers.shift() ?? 202).end();
-      });
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ headers: req.headers, body });
+      res.writeHead(answers.shift() ?? 202).end();
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`;
   });
-  afterAll(() => server.close());
-  beforeEach(() => {
-    seen.length = 0;
-    answers.length = 0;
-  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/ns/broker`, seen, server };
+}
 
-  const event = {
-    type: 'io.virtwake.vm.woke',
-    source: '/virtwake/wake-proxy',
-    subject: 'ns/vm',
-    id: 'e1',
-    data: { a: 1 },
-  };
-
-  test('binary mode, one POST when the sink takes it', async () => {
-    expect(await eventSink(url, log).send(event)).toBe(true);
-    expect(seen).toHaveLength(1);
-    expect(seen[0].headers).toMatchObject({
-      'ce-specversion': '1.0',
-      'ce-type': 'io.virtwake.vm.woke',
-      'ce-source': '/virtwake/wake-proxy',
-      'ce-subject': 'ns/vm',
+test('binary mode: ce- headers, JSON body; a 5xx is tried again', async () => {
+  const b = await broker([503, 202]);
+  try {
+    const lost = await sinkFrom(b.url, { baseDelayMs: 1 }).send([event('e1')]);
+    expect(lost).toEqual([]);
+    expect(b.seen).toHaveLength(2);
+    expect(b.seen[1].headers).toMatchObject({
       'ce-id': 'e1',
+      'ce-type': 'io.virtwake.vm.pause.failed',
+      'ce-causationid': 'cmd-1',
       'content-type': 'application/json',
     });
-    expect(JSON.parse(seen[0].body)).toEqual({ a: 1 });
-  });
+    expect(JSON.parse(b.seen[1].body)).toEqual({ outcome: 'failed', reason: 'Timeout' });
+  } finally {
+    b.server.close();
+  }
+});
 
-  test('a 5xx is retried (same id), a 4xx is not, and neither throws', async () => {
-    answers.push(503, 500);
-    expect(await eventSink(url, log).send(event)).toBe(true);
-    expect(seen.map((s) => s.headers['ce-id'])).toEqual(['e1', 'e1', 'e1']);
-    seen.length = 0;
-    answers.push(400);
-    expect(await eventSink(url, log).send(event)).toBe(false);
-    expect(seen).toHaveLength(1);
-  });
+test('bounded: three attempts, then handed back; a 400 is not tried again', async () => {
+  const b = await broker([500, 500, 500, 400]);
+  try {
+    const lost = await sinkFrom(b.url, { baseDelayMs: 1 }).send([event('e1'), event('e2')]);
+    expect(lost.map((e) => e.id)).toEqual(['e1', 'e2']);
+    expect(b.seen.map((s) => s.headers['ce-id'])).toEqual(['e1', 'e1', 'e1', 'e2']);
+  } finally {
+    b.server.close();
+  }
+});
 
-  test('without K_SINK nothing is sent', async () => {
-    expect(await eventSink(undefined, log).send(event)).toBe(false);
-    expect(seen).toHaveLength(0);
-  });
+test('no K_SINK: nothing is sent, everything handed back', async () => {
+  const sink = sinkFrom(undefined);
+  expect(sink.url).toBeUndefined();
+  expect((await sink.send([event('e1')])).map((e) => e.id)).toEqual(['e1']);
+});
+
+test('a sink that is not there: handed back, no throw', async () => {
+  const lost = await sinkFrom('http://127.0.0.1:1/', { baseDelayMs: 1, attempts: 2 }).send([event('e1')]);
+  expect(lost.map((e) => e.id)).toEqual(['e1']);
 });
