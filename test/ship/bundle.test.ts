@@ -102,6 +102,8 @@ test('the same bundle with VIRTWAKE_FUNCTIONS=wake-proxy wakes a stopped VM and 
         path: '/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/sleepy/start',
       }),
     );
+    // The answer comes once the Service's endpoint is ready; the VM's status follows one controller step later.
+    await sim.settle();
     expect(sim.store.getVM('default', 'sleepy')?.status?.printableStatus).toBe('Running');
     p.child.kill('SIGTERM');
     expect(await p.exited).toBe(0);
