@@ -135,36 +135,41 @@ export function dispatcher<F extends string>(
     const deliveryId = randomUUID();
     // Shutdown and a client that hung up both end a wait; the abort's reason says which.
     const signal = scope.signal ? AbortSignal.any([rt.signal, scope.signal]) : rt.signal;
-    return withRetries(rt.config.retry, `${p.event.type} ${namespace}/${name}`, async (attempt) => {
-      if (attempt > 1) stopIfGone(scope);
-      let vm: VirtualMachine | undefined;
-      try {
-        vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
-        if (!vm)
-          return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
-        checkVmOptIn(config, vm);
-        if (p.access) checkVmForSource(config, p.access, vm);
-        const ctx: VmContext = {
-          command,
-          namespace,
-          name,
-          vm,
-          event: p.event,
-          requestKey: requestKey(p.event),
-          deliveryId,
-          kubevirt: rt.kubevirt,
-          now: rt.now,
-          waitUntil,
-          signal,
-        };
-        const outcome = await fn.run(ctx);
-        if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
-        return outcome;
-      } catch (e) {
-        if (!(e instanceof KubeApiError)) throw e;
-        return apiAnswer(e, vm);
-      }
-    });
+    return withRetries(
+      rt.config.retry,
+      `${p.event.type} ${namespace}/${name}`,
+      async (attempt) => {
+        if (attempt > 1) stopIfGone(scope);
+        let vm: VirtualMachine | undefined;
+        try {
+          vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
+          if (!vm)
+            return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
+          checkVmOptIn(config, vm);
+          if (p.access) checkVmForSource(config, p.access, vm);
+          const ctx: VmContext = {
+            command,
+            namespace,
+            name,
+            vm,
+            event: p.event,
+            requestKey: requestKey(p.event),
+            deliveryId,
+            kubevirt: rt.kubevirt,
+            now: rt.now,
+            waitUntil,
+            signal,
+          };
+          const outcome = await fn.run(ctx);
+          if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
+          return outcome;
+        } catch (e) {
+          if (!(e instanceof KubeApiError)) throw e;
+          return apiAnswer(e, vm);
+        }
+      },
+      waitUntil,
+    );
   }
 
   async function runSelector(p: Prepared, scope: RequestScope): Promise<BulkEntry[]> {

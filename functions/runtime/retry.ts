@@ -2,6 +2,7 @@ import { KubeApiError } from './kube/errors';
 import { RetriesExhausted } from './errors';
 import { sleep } from './async';
 import { backoffMs } from './backoff';
+import { withDeadline } from './kube/deadline';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -33,17 +34,23 @@ export class Transient extends Error {
  * Transient, with full-jitter exponential backoff inside a time budget. A
  * Retry-After from the API server is honoured when it fits the budget; when it
  * does not, the event goes back to Knative with that Retry-After.
+ *
+ * Every API call inside `op` is cut off at the end of the budget (or at `deadline`,
+ * when the work has a later one of its own, a `wait`): one call that hangs does not
+ * outlast it.
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
   what: string,
   op: (attempt: number) => Promise<T>,
+  deadline?: number,
 ): Promise<T> {
   const started = Date.now();
+  const until = Math.max(deadline ?? 0, started + policy.budgetMs);
   let last: Transient | undefined;
   for (let attempt = 1; attempt <= policy.attempts; attempt++) {
     try {
-      return await op(attempt);
+      return await withDeadline(until, () => op(attempt));
     } catch (err) {
       if (!(err instanceof Transient)) throw err;
       last = err;

@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { apiErrorFrom, KubeTransportError } from './errors';
+import { callTimeout } from './deadline';
 
 export interface KubeRequest {
   method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -108,7 +109,7 @@ export async function connect(
               });
             },
           );
-          const timeoutMs = req.timeoutMs ?? defaultTimeout;
+          const timeoutMs = req.timeoutMs ?? callTimeout(defaultTimeout);
           r.setTimeout(timeoutMs, () =>
             r.destroy(new KubeTransportError(`${req.method} ${req.path} timed out after ${timeoutMs} ms`, 'ETIMEDOUT')),
           );
