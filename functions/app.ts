@@ -1,6 +1,6 @@
 import pino, { Logger } from 'pino';
-import { KubeConfig } from '@kubernetes/client-node';
-import { Config, loadConfig } from './runtime/config';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Config, ConfigError, loadConfig } from './runtime/config';
 import { connect, KubeConnection } from './runtime/kube/connection';
 import { kubevirtClient } from './runtime/kubevirt';
 import { createMetrics } from './runtime/metrics';
@@ -45,7 +45,8 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
     );
   const metrics = createMetrics();
   const connection = await connect({
-    kubeConfig: opts.kubeConfig ?? kubeConfigFrom(opts.env),
+    kubeConfig: opts.kubeConfig,
+    env: opts.env ?? process.env,
     timeoutMs: config.kubeTimeoutMs,
   });
   const kubevirt = kubevirtClient(connection, { call: metrics.kubeCall, wait: metrics.wait });
@@ -66,8 +67,22 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
       import('./wake-proxy/server'),
       import('./wake-proxy/routes'),
     ]);
-    const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace);
-    const proxy = createWakeProxy({ runtime, connection, routes });
+    const kService = (opts.env ?? process.env).K_SERVICE;
+    let proxy: Awaited<ReturnType<typeof createWakeProxy>>;
+    try {
+      const routes = loadRoutes(config.proxyRoutesFile as string, config.namespace, { httpPort: config.port });
+      // Knative Serving delivers HTTP to one container port only: a TCP listener there would never be reached.
+      if (routes.tcp.length && kService)
+        throw new ConfigError(
+          `VIRTWAKE_PROXY_ROUTES: ${routes.tcp[0].label}: TCP routes cannot be served by a Knative Service (K_SERVICE=${kService}); run them in the plain Deployment of knative/tcp-proxy/`,
+        );
+      proxy = createWakeProxy({ runtime, connection, routes });
+      // Bound now, so a port in use stops the process at start (exit 2) naming its route.
+      await proxy.tcp.listen();
+    } catch (e) {
+      connection.close();
+      throw e;
+    }
     return {
       ...proxy,
       config,
@@ -97,12 +112,4 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
       connection.close();
     },
   };
-}
-
-/** KUBECONFIG from the environment the app was given (tests pass their own); none = client-node's default search. */
-function kubeConfigFrom(env: NodeJS.ProcessEnv | undefined): KubeConfig | undefined {
-  if (!env?.KUBECONFIG) return undefined;
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.KUBECONFIG);
-  return kc;
 }

@@ -12,9 +12,11 @@ export const deadletter: EventFunction = {
       event.data && typeof event.data === 'object' && !Buffer.isBuffer(event.data)
         ? (event.data as Record<string, unknown>)
         : {};
+    const replyUndeliverable = isBrokerIngress(ext.knativeerrordest);
     rt.log.error(
       {
         deadLetter: true,
+        ...(replyUndeliverable ? { replyUndeliverable } : {}),
         type: event.type,
         id: event.id,
         source: event.source,
@@ -28,12 +30,26 @@ export const deadletter: EventFunction = {
         knativeerrordest: ext.knativeerrordest,
         knativeerrordata: decodeErrorData(ext.knativeerrordata),
       },
-      'event dead-lettered',
+      // Knative dead-letters the original command also when the command ran and only its result
+      // event could not be delivered back to the Broker; the destination tells the two apart.
+      replyUndeliverable
+        ? 'result undeliverable: the command ran, its result event could not be delivered to the Broker'
+        : 'event dead-lettered',
     );
     rt.metrics.action(event.type, 'dead-lettered');
     return undefined;
   },
 };
+
+/** The ingress of an MT channel-based (broker-ingress) or Kafka (kafka-broker-ingress) Broker. */
+function isBrokerIngress(dest: unknown): boolean {
+  if (typeof dest !== 'string') return false;
+  try {
+    return /^([a-z0-9-]+-)?broker-ingress\./.test(new URL(dest).hostname);
+  } catch {
+    return false;
+  }
+}
 
 /** Base64 → text; when it is one of our problem bodies, just its detail and errors. */
 export function decodeErrorData(value: unknown): unknown {

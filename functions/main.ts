@@ -12,9 +12,11 @@ async function main(): Promise<void> {
   const app = await createApp();
   const log = app.runtime.log;
   app.server.listen(app.config.port, () => {
+    const address = app.server.address();
     log.info(
       {
-        port: app.config.port,
+        // The bound port: PORT=0 asks the OS for a free one.
+        port: typeof address === 'object' && address ? address.port : app.config.port,
         namespace: app.config.namespace,
         functions: app.config.functions ? [...app.config.functions] : 'all',
       },

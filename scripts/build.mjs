@@ -30,6 +30,7 @@ const NARROW = {
   ],
   'prom-client': [
     ['Counter', 'prom-client/lib/counter', 'default'],
+    ['Gauge', 'prom-client/lib/gauge', 'default'],
     ['Histogram', 'prom-client/lib/histogram', 'default'],
     ['Registry', 'prom-client/lib/registry', 'default'],
   ],
@@ -172,17 +173,20 @@ async function loadTs(file) {
  */
 async function validatorsPlugin() {
   const { createAjv } = await loadTs('functions/runtime/validate-compile.ts');
-  const schemas = fs
-    .readdirSync('schemas')
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => JSON.parse(fs.readFileSync(path.join('schemas', f), 'utf8')));
+  // Command schemas, then the configuration files' (the wake proxy's routes).
+  const read = (dir) =>
+    fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+  const schemas = [...read('schemas'), ...read('schemas/config')];
   const contents = precompiledValidators(createAjv({ code: { source: true } }), schemas);
   return {
     name: 'virtwake-precompiled-validators',
     setup(b) {
-      b.onResolve({ filter: /^\.\/validate-compile$/ }, (args) =>
-        /[\\/]functions[\\/]runtime[\\/]validate\.ts$/.test(args.importer)
+      b.onResolve({ filter: /^\.\.?\/(runtime\/)?validate-compile$/ }, (args) =>
+        /[\\/]functions[\\/](runtime[\\/]validate|wake-proxy[\\/]routes)\.ts$/.test(args.importer)
           ? { path: 'validate-compile', namespace: 'virtwake-precompiled' }
           : undefined,
       );

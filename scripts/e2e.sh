@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end test of virtwake on a kind cluster made by scripts/cluster-up.sh:
 # build the image, load it into kind, `kubectl apply -k` the manifests in
-# knative/ (image overridden), create a demo VM, subscribe an event display to
-# the result events, send every command through the Broker from a pod with
+# knative/ (image overridden, the reaper's PingSource ticking every minute, a
+# wake-proxy route to the demo VM), create a demo VM that serves HTTP, subscribe
+# an event display to the result events and a second one through a Trigger
+# filtered on `vmname`, send every command through the Broker from a pod with
 # curl, and check both the VM's state (kubectl) and the result event (display
-# logs). Everything it created is deleted on exit (KEEP=1 keeps it).
+# logs). Then: the wake proxy starts the stopped VM for an HTTP request, and a
+# real PingSource tick makes the reaper stop it once idle. With BUILDER=func the
+# image is built by buildpacks and also deployed the `kn func deploy` way into a
+# second namespace (RBAC and policy from the same kustomization), where the
+# Service must be cluster-local and able to read VMs.
+# Everything it created is deleted on exit (KEEP=1 keeps it).
 #
 # Needs: kind, kubectl, docker or podman (or `func` with BUILDER=func), and a
 # cluster from scripts/cluster-up.sh.
@@ -33,8 +40,11 @@ KEEP="${KEEP:-0}"
 
 SOURCE=/virtwake-e2e
 DISPLAY_NAME=virtwake-e2e-display
+VMNAME_DISPLAY=virtwake-e2e-vmname
 CLIENT_POD=virtwake-e2e-client
 VM=demo
+VM_HTTP=demo-http   # the demo VM's Service, behind the wake proxy
+FUNC_NS=virtwake-func # BUILDER=func: the kn func deploy path's namespace
 WORK="" # temporary overlay, made below
 BROKER_URL=""
 
@@ -53,7 +63,12 @@ diagnostics() {
   log "diagnostics"
   kubectl -n "${NS}" get broker,trigger,ksvc,pingsource,vm,vmi,vmsnapshot,vmrestore,pods -o wide || true
   kubectl -n "${NS}" logs "deploy/${DISPLAY_NAME}" --tail=100 || true
+  kubectl -n "${NS}" logs "deploy/${VMNAME_DISPLAY}" --tail=100 || true
   kubectl -n "${NS}" logs -l serving.knative.dev/service -c virtwake --tail=50 --prefix || true
+  if [[ "${BUILDER}" == func ]]; then
+    kubectl -n "${FUNC_NS}" get broker,trigger,ksvc,pods -o wide || true
+    kubectl -n "${FUNC_NS}" logs -l serving.knative.dev/service -c user-container --tail=50 --prefix || true
+  fi
 }
 
 cleanup() {
@@ -70,6 +85,7 @@ cleanup() {
   kubectl -n "${NS}" delete vm "${VM}" --ignore-not-found --timeout=2m || true
   kubectl -n "${NS}" delete vmrestore,vmsnapshot --all --ignore-not-found --timeout=2m || true
   kubectl -n "${NS}" delete pod "${CLIENT_POD}" --ignore-not-found --wait=false || true
+  kubectl delete namespace "${FUNC_NS}" --ignore-not-found --timeout=5m || true
   if [[ -f "${WORK}/kustomization.yaml" ]]; then
     kubectl delete -k "${WORK}" --ignore-not-found --timeout=5m || true
   fi
@@ -112,6 +128,28 @@ images:
   - name: ghcr.io/virtwake/virtwake
     newName: ${IMAGE%:*}
     newTag: ${IMAGE##*:}
+patches:
+  # A real tick every minute instead of every five: the reaper is tested with
+  # the PingSource's own events. VMs without virtwake.io/idle-timeout are never
+  # reaped (no VIRTWAKE_IDLE_TIMEOUT), so the ticks leave the demo VM alone
+  # until the end sets one.
+  - target: {kind: PingSource, name: virtwake-reaper}
+    patch: |
+      - op: replace
+        path: /spec/schedule
+        value: "* * * * *"
+  # The wake proxy's route to the demo VM's HTTP Service, by path: behind
+  # Knative the proxy sees its own ksvc host, so the route is a pathPrefix.
+  - target: {kind: ConfigMap, name: virtwake-proxy-routes}
+    patch: |
+      - op: replace
+        path: /data/routes.yaml
+        value: |
+          routes:
+            - pathPrefix: /${VM}
+              stripPrefix: true
+              vm: {namespace: ${NS}, name: ${VM}}
+              service: {name: ${VM_HTTP}, port: 8080}
 EOF
 kubectl apply -k "${WORK}"
 kubectl -n "${NS}" wait --for=condition=Ready --timeout="${WAIT_TIMEOUT}" broker/virtwake
@@ -123,22 +161,23 @@ BROKER_URL="$(kubectl -n "${NS}" get broker virtwake -o jsonpath='{.status.addre
 log "Broker URL: ${BROKER_URL}"
 
 # --- result display, client pod, demo VM ---------------------------------------
-log "starting the event display and its Trigger on result events"
-kubectl apply -f - <<EOF
+# display NAME: an event_display Deployment and its Service.
+display() {
+  kubectl apply -f - <<EOF
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: ${DISPLAY_NAME}
+  name: $1
   namespace: ${NS}
 spec:
   replicas: 1
   selector:
     matchLabels:
-      app: ${DISPLAY_NAME}
+      app: $1
   template:
     metadata:
       labels:
-        app: ${DISPLAY_NAME}
+        app: $1
     spec:
       containers:
         - name: display
@@ -149,15 +188,24 @@ spec:
 apiVersion: v1
 kind: Service
 metadata:
-  name: ${DISPLAY_NAME}
+  name: $1
   namespace: ${NS}
 spec:
   selector:
-    app: ${DISPLAY_NAME}
+    app: $1
   ports:
     - port: 80
       targetPort: 8080
----
+EOF
+}
+
+log "starting the event displays and their Triggers on result events"
+display "${DISPLAY_NAME}"
+display "${VMNAME_DISPLAY}"
+# Result Triggers carry their own dead-letter sink: a result subscriber that
+# fails without one would fail the reply, and Knative would then dead-letter the
+# command that virtwake ran (knative/README.md).
+kubectl apply -f - <<RESULT_TRIGGERS
 apiVersion: eventing.knative.dev/v1
 kind: Trigger
 metadata:
@@ -178,14 +226,69 @@ spec:
       apiVersion: v1
       kind: Service
       name: ${DISPLAY_NAME}
-EOF
-kubectl -n "${NS}" rollout status "deploy/${DISPLAY_NAME}" --timeout="${WAIT_TIMEOUT}"
-kubectl -n "${NS}" wait --for=condition=Ready --timeout="${WAIT_TIMEOUT}" "trigger/${DISPLAY_NAME}"
+  delivery:
+    retry: 1
+    backoffPolicy: exponential
+    backoffDelay: PT2S
+    timeout: PT60S
+    deadLetterSink:
+      ref:
+        apiVersion: serving.knative.dev/v1
+        kind: Service
+        name: virtwake-deadletter
+---
+# Every result about this one VM, whatever its type: the extensions vmnamespace
+# and vmname are what a Trigger can filter on (it cannot see data).
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: ${VMNAME_DISPLAY}
+  namespace: ${NS}
+spec:
+  broker: virtwake
+  filters:
+    - exact:
+        vmnamespace: ${NS}
+        vmname: ${VM}
+  subscriber:
+    ref:
+      apiVersion: v1
+      kind: Service
+      name: ${VMNAME_DISPLAY}
+  delivery:
+    retry: 1
+    backoffPolicy: exponential
+    backoffDelay: PT2S
+    timeout: PT60S
+    deadLetterSink:
+      ref:
+        apiVersion: serving.knative.dev/v1
+        kind: Service
+        name: virtwake-deadletter
+RESULT_TRIGGERS
+for d in "${DISPLAY_NAME}" "${VMNAME_DISPLAY}"; do
+  kubectl -n "${NS}" rollout status "deploy/${d}" --timeout="${WAIT_TIMEOUT}"
+  kubectl -n "${NS}" wait --for=condition=Ready --timeout="${WAIT_TIMEOUT}" "trigger/${d}"
+done
 
 kubectl -n "${NS}" run "${CLIENT_POD}" --image="${CURL_IMAGE}" --restart=Never --command -- sleep 3600
 kubectl -n "${NS}" wait --for=condition=Ready --timeout="${WAIT_TIMEOUT}" "pod/${CLIENT_POD}"
 
-log "creating the demo VM (stopped, opted in)"
+log "creating the demo VM (stopped, opted in, serving HTTP on 8080) and its Service"
+kubectl apply -f - <<DEMO_HTTP
+apiVersion: v1
+kind: Service
+metadata:
+  name: ${VM_HTTP}
+  namespace: ${NS}
+spec:
+  selector:
+    kubevirt.io/vm: ${VM}
+  ports:
+    - name: http
+      port: 8080
+      targetPort: 8080
+DEMO_HTTP
 kubectl apply -f - <<DEMO_VM
 apiVersion: kubevirt.io/v1
 kind: VirtualMachine
@@ -208,6 +311,9 @@ spec:
             - name: containerdisk
               disk:
                 bus: virtio
+            - name: cloudinit
+              disk:
+                bus: virtio
         resources:
           requests:
             memory: 128Mi
@@ -215,11 +321,21 @@ spec:
         - name: containerdisk
           containerDisk:
             image: ${DEMO_VM_IMAGE}
+        # CirrOS runs a user-data script that starts with #!; busybox nc answers
+        # one request per loop, which is all the wake-proxy check needs.
+        - name: cloudinit
+          cloudInitNoCloud:
+            userData: |
+              #!/bin/sh
+              while true; do
+                printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\r\nhello virtwake\n' | nc -l -p 8080
+              done >/dev/null 2>&1 &
 DEMO_VM
 
 # --- helpers -------------------------------------------------------------------
 # send TYPE ID DATA [SOURCE]: POST a binary-mode CloudEvent to the Broker from
-# the client pod; the Broker answers 202 once it has the event.
+# the client pod. On InMemoryChannel the Broker answers 202 only when every
+# Trigger's delivery has ended (a `wait` included), so curl has no --max-time.
 send() {
   local type="$1" id="$2" data="$3" source="${4:-${SOURCE}}" code
   code="$(kubectl -n "${NS}" exec "${CLIENT_POD}" -- curl -sS -o /dev/null -w '%{http_code}' \
@@ -230,15 +346,21 @@ send() {
   log "sent ${type} id=${id}"
 }
 
-# has_event TYPE CAUSATIONID: the display's log holds an event with both.
+# has_event TYPE CAUSATIONID [DISPLAY]: the display's log holds an event with both.
 has_event() {
-  kubectl -n "${NS}" logs "deploy/${DISPLAY_NAME}" --tail=-1 2>/dev/null \
+  kubectl -n "${NS}" logs "deploy/${3:-${DISPLAY_NAME}}" --tail=-1 2>/dev/null \
     | awk -v want_type="type: $1" -v want_cause="causationid: $2" '
         /cloudevents\.Event/ { if (t && c) found = 1; t = 0; c = 0; next }
         { line = $0; sub(/^[ \t]+/, "", line)
           if (line == want_type) t = 1
           if (line == want_cause) c = 1 }
         END { if (t && c) found = 1; exit !found }'
+}
+
+# count_type TYPE: how many events of TYPE the display has logged.
+count_type() {
+  kubectl -n "${NS}" logs "deploy/${DISPLAY_NAME}" --tail=-1 2>/dev/null \
+    | awk -v want="type: $1" '{ line = $0; sub(/^[ \t]+/, "", line) } line == want { n++ } END { print n + 0 }'
 }
 
 # expect_reply TYPE CAUSATIONID: wait for that result event.
@@ -274,6 +396,14 @@ WAIT='"wait":{"timeoutSeconds":240}'
 send io.virtwake.vm.start e2e-start-1 "{\"name\":\"${VM}\",${WAIT}}"
 expect_reply io.virtwake.vm.start.completed e2e-start-1
 expect_jsonpath '{.status.printableStatus}' Running vm "${VM}"
+# The same result through the Trigger filtered on vmnamespace/vmname.
+has_event io.virtwake.vm.start.completed e2e-start-1 "${VMNAME_DISPLAY}" \
+  || fail "the vmname-filtered Trigger did not deliver start.completed for e2e-start-1"
+# A command about another VM: its result (failed/NotFound) reaches the first display, not the filtered one.
+send io.virtwake.vm.start e2e-ghost-1 '{"name":"ghost"}'
+expect_reply io.virtwake.vm.start.failed e2e-ghost-1
+! has_event io.virtwake.vm.start.failed e2e-ghost-1 "${VMNAME_DISPLAY}" \
+  || fail "the vmname-filtered Trigger let through a result about VM ghost"
 
 send io.virtwake.vm.start e2e-start-2 "{\"name\":\"${VM}\"}"
 expect_reply io.virtwake.vm.start.completed e2e-start-2 # AlreadyInState
@@ -322,15 +452,71 @@ until kubectl -n "${NS}" logs -l serving.knative.dev/service=virtwake-deadletter
 done
 log "dead-letter sink logged e2e-invalid-1"
 
-# The reaper: start the VM, let it sit idle past a 1 minute timeout, then send
-# the tick the PingSource would send (it only fires every 5 minutes).
-send io.virtwake.vm.start e2e-start-3 "{\"name\":\"${VM}\",${WAIT}}"
-expect_reply io.virtwake.vm.start.completed e2e-start-3
-kubectl -n "${NS}" annotate vm "${VM}" --overwrite virtwake.io/idle-timeout=1m
-log "letting the VM idle for 75 s"
-sleep 75
-send dev.knative.sources.ping e2e-reap-1 '{"action":"reap"}' "/apis/v1/namespaces/${NS}/pingsources/virtwake-reaper"
-expect_reply io.virtwake.reaper.completed e2e-reap-1
+# The wake proxy: the VM is stopped (after the restore); an HTTP request through
+# the proxy's in-cluster address starts it, waits for its Service's endpoint and
+# is answered by the VM.
 expect_jsonpath '{.status.printableStatus}' Stopped vm "${VM}"
+PROXY_URL="$(kubectl -n "${NS}" get ksvc virtwake-wake-proxy -o jsonpath='{.status.address.url}')"
+[[ -n "${PROXY_URL}" ]] || fail "ksvc virtwake-wake-proxy has no address"
+log "GET ${PROXY_URL}/${VM}/ through the wake proxy (the VM boots meanwhile)"
+answer="$(kubectl -n "${NS}" exec "${CLIENT_POD}" -- curl -sS --max-time 290 "${PROXY_URL}/${VM}/" || true)"
+[[ "${answer}" == "hello virtwake" ]] || fail "wake proxy: want 'hello virtwake' from the VM, got '${answer}'"
+expect_jsonpath '{.status.printableStatus}' Running vm "${VM}"
+[[ -n "$(kubectl -n "${NS}" get vm "${VM}" -o jsonpath='{.metadata.annotations.virtwake\.io/last-activity}')" ]] \
+  || fail "wake proxy: the request was not recorded as activity"
 
-log "PASS: every command answered with its result event and the VM followed"
+# The reaper, on the PingSource's own ticks (every minute here): give the VM a
+# 1 minute idle timeout and wait until a tick's reaper run stops it.
+reaps_before="$(count_type io.virtwake.reaper.completed)"
+kubectl -n "${NS}" annotate vm "${VM}" --overwrite virtwake.io/idle-timeout=1m
+log "waiting for a PingSource tick to reap the idle VM"
+deadline=$((SECONDS + 300))
+until [[ "$(kubectl -n "${NS}" get vm "${VM}" -o jsonpath='{.status.printableStatus}')" == Stopped ]]; do
+  ((SECONDS < deadline)) || fail "reaper: the VM was not stopped within 300 s of PingSource ticks"
+  sleep 5
+done
+(("$(count_type io.virtwake.reaper.completed)" > reaps_before)) \
+  || fail "reaper: the VM stopped but no io.virtwake.reaper.completed event was seen"
+log "a PingSource tick reaped the idle VM"
+
+# BUILDER=func: the kn func deploy path, in its own namespace. Its prerequisites
+# come from the same kustomization (labelled virtwake.io/kn-func=prerequisite),
+# moved to FUNC_NS by an overlay: the RoleBinding must follow.
+if [[ "${BUILDER}" == func ]]; then
+  log "deploying the kn func path into ${FUNC_NS}"
+  mkdir -p "${WORK}/func-overlay" "${WORK}/func-src"
+  cat >"${WORK}/func-overlay/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: ${FUNC_NS}
+resources:
+  - ../base
+EOF
+  kubectl apply -k "${WORK}/func-overlay" -l virtwake.io/kn-func=prerequisite
+  kubectl apply -n "${FUNC_NS}" -f - <<EOF
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: virtwake
+spec:
+  delivery: {retry: 1, backoffPolicy: exponential, backoffDelay: PT2S, timeout: PT300S}
+EOF
+  # func writes what it deployed back into func.yaml: deploy from a copy.
+  cp "${ROOT}/func.yaml" "${WORK}/func-src/func.yaml"
+  # shellcheck disable=SC2086 # FUNC_CLI may be two words ("kn func")
+  ${FUNC_CLI} deploy --path "${WORK}/func-src" --namespace "${FUNC_NS}" --image "${IMAGE}" --build=false --push=false
+  kubectl -n "${FUNC_NS}" wait --for=condition=Ready --timeout="${WAIT_TIMEOUT}" ksvc/virtwake
+  func_url="$(kubectl -n "${FUNC_NS}" get ksvc virtwake -o jsonpath='{.status.url}')"
+  [[ "${func_url}" == *.svc.cluster.local ]] || fail "kn func path: ksvc virtwake is public (${func_url})"
+  # A start for a VM that does not exist there: the answer is failed/NotFound,
+  # which needs a working `get` on VMs in FUNC_NS (a 403 would be a 503).
+  reply_type="$(kubectl -n "${NS}" exec "${CLIENT_POD}" -- curl -sS -o /dev/null -D - -X POST "${func_url}" \
+    -H 'Ce-Specversion: 1.0' -H 'Ce-Type: io.virtwake.vm.start' -H 'Ce-Id: e2e-func-1' -H "Ce-Source: ${SOURCE}" \
+    -H 'Content-Type: application/json' --data '{"name":"ghost"}' | tr -d '\r' | awk -F': ' 'tolower($1) == "ce-type" { print $2 }')"
+  [[ "${reply_type}" == io.virtwake.vm.start.failed ]] \
+    || fail "kn func path: want io.virtwake.vm.start.failed (NotFound) for ghost, got '${reply_type}'"
+  log "kn func path: cluster-local, RBAC works in ${FUNC_NS}"
+fi
+
+log "PASS: every command answered with its result event and the VM followed; the wake proxy woke the VM; a PingSource tick reaped it"
+if [[ "${BUILDER}" == func ]]; then log "PASS: the kn func path"; fi

@@ -28,11 +28,35 @@ case "$sender" in
       --datacontenttype application/json --data "$data" --mode binary -v
     ;;
   kn)
-    # kn event send builds data from --field path=value pairs; flatten the JSON object into them.
-    mapfile -t fields < <(node -e '
-      const walk = (o, p) => Object.entries(o).flatMap(([k, v]) =>
-        v !== null && typeof v === "object" ? walk(v, p + k + ".") : [`--field=${p}${k}=${JSON.stringify(v)}`]);
-      console.log(walk(JSON.parse(process.argv[1]), "").join("\n"));' "$data")
+    # kn event send builds data from path=value pairs. `--field` types its value (true/false, then a
+    # number, else the text as given, quotes included), so strings go as `--raw-field` (taken as-is)
+    # and only numbers and booleans as `--field`. kn cannot express arrays, null, or keys with a dot.
+    # NUL-separated, so a string may hold newlines; through a file, so a refusal stops the script.
+    fields_file="$(mktemp)"
+    # shellcheck disable=SC2016 # the ${...} below are JavaScript's, not the shell's
+    if ! node -e '
+      const fail = (why) => { console.error(`send-event.sh: kn event send cannot send ${why}; use SENDER=curl`); process.exit(2); };
+      const out = [];
+      const walk = (o, p) => {
+        for (const [k, v] of Object.entries(o)) {
+          if (k === "" || k.includes(".") || k.includes("=")) fail(`the key ${JSON.stringify(p + k)}`);
+          if (v === null) fail(`null (at ${p + k})`);
+          else if (Array.isArray(v)) fail(`an array (at ${p + k})`);
+          else if (typeof v === "object") walk(v, p + k + ".");
+          else if (typeof v === "string") out.push(`--raw-field=${p}${k}=${v}`);
+          else out.push(`--field=${p}${k}=${JSON.stringify(v)}`);
+        }
+      };
+      let data;
+      try { data = JSON.parse(process.argv[1]); } catch (e) { fail(`data that is not JSON (${e.message})`); }
+      if (data === null || typeof data !== "object" || Array.isArray(data)) fail("data that is not a JSON object");
+      walk(data, "");
+      process.stdout.write(out.map((f) => f + "\0").join(""));' "$data" >"$fields_file"; then
+      rm -f "$fields_file"
+      exit 2
+    fi
+    mapfile -d '' -t fields <"$fields_file"
+    rm -f "$fields_file"
     exec kn event send --to "$url" --id "$id" --source "$source" --type "$type" "${fields[@]}"
     ;;
   curl)

@@ -65,3 +65,28 @@ export async function seedDemoGuest(store: SimStore): Promise<number | undefined
   await store.addGuestService('default', 'reporting', { vmName: 'reporting', port: 80, guest: true });
   return store.guestPort('default', 'reporting');
 }
+
+/** Demo VMs with a web server in the guest, fronted by a Service, for the wake proxy. */
+export const DEMO_WEB_VMS = ['web-shop', 'wiki'];
+
+/**
+ * Stopped, opted-in VMs with a 1m idle timeout (the reaper puts them to sleep a minute after
+ * their last use), each behind a Service whose guest web server the simulator runs: it
+ * listens only while the VM runs, so the wake proxy reaches it only after waking the VM.
+ * Returns the wake proxy's routes file: /<vm>/… goes to that VM's Service, prefix stripped.
+ */
+export async function seedDemoWeb(store: SimStore): Promise<string> {
+  const routes: string[] = ['routes:'];
+  for (const name of DEMO_WEB_VMS) {
+    store.addVM(vm(name, 'Halted', { annotations: { 'virtwake.io/idle-timeout': '1m' } }), { running: false });
+    await store.addGuestService('default', name, { vmName: name, port: 80, guest: true });
+  }
+  for (const name of DEMO_WEB_VMS)
+    routes.push(
+      `  - pathPrefix: /${name}`,
+      '    stripPrefix: true',
+      `    vm: {namespace: default, name: ${name}}`,
+      `    service: {name: ${name}, port: 80}`,
+    );
+  return routes.join('\n') + '\n';
+}

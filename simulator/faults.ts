@@ -7,6 +7,14 @@ export interface FaultRule {
   times?: number;
   status?: number;
   message?: string;
+  /**
+   * Answer `status` with this text instead of a Status object: what a proxy or
+   * load balancer between the client and kube-apiserver sends (an HTML error
+   * page), which the API server itself never does (staging/src/k8s.io/apiserver
+   * pkg/endpoints/handlers/responsewriters/status.go always writes a Status).
+   */
+  rawBody?: string;
+  rawContentType?: string;
   retryAfterSeconds?: number;
   delayMs?: number;
   /** Destroy the socket without answering. */
@@ -102,6 +110,8 @@ export function ruleFromJson(body: unknown): FaultRule {
     }
   }
   if (typeof b.message === 'string') rule.message = b.message;
+  if (typeof b.rawBody === 'string') rule.rawBody = b.rawBody;
+  if (typeof b.rawContentType === 'string') rule.rawContentType = b.rawContentType;
   if (b.drop === true) rule.drop = true;
   if (b.hang === true) rule.hang = true;
   return rule;

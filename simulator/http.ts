@@ -179,6 +179,15 @@ export function createApiHandler(deps: HttpDeps) {
       return;
     }
     if (fault?.hang) return;
+    if (fault?.status && fault.rawBody !== undefined) {
+      res.writeHead(fault.status, {
+        'Content-Type': fault.rawContentType ?? 'text/html; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(fault.rawBody)),
+      });
+      res.end(fault.rawBody);
+      call.status = fault.status;
+      return;
+    }
     if (fault?.status) {
       call.status = writeError(res, faultError(fault));
       return;

@@ -44,6 +44,8 @@ export interface Config {
   proxyQueueSize: number;
   proxyWakeTimeoutMs: number;
   proxyRetryAfterSeconds: number;
+  /** How often an open TCP connection stamps its VM's activity (the stamp itself is throttled to once a minute). */
+  proxyActivityIntervalMs: number;
 }
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -110,6 +112,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `VIRTWAKE_PROXY_WAKE_TIMEOUT ${JSON.stringify(env.VIRTWAKE_PROXY_WAKE_TIMEOUT)} is not a duration from 1ms to 1h such as 90s or 3m`,
     );
   }
+  const proxyActivityIntervalMs = parseDuration(env.VIRTWAKE_PROXY_ACTIVITY_INTERVAL || '30s');
+  if (proxyActivityIntervalMs === undefined || proxyActivityIntervalMs < 10 || proxyActivityIntervalMs > 3_600_000) {
+    throw new ConfigError(
+      `VIRTWAKE_PROXY_ACTIVITY_INTERVAL ${JSON.stringify(env.VIRTWAKE_PROXY_ACTIVITY_INTERVAL)} is not a duration from 10ms to 1h such as 30s`,
+    );
+  }
   // The proxy owns the HTTP port (it forwards every path), so it cannot share an instance with the event handlers.
   if (functions?.has('wake-proxy')) {
     if (functions.size > 1)
@@ -160,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     proxyQueueSize: int(env, 'VIRTWAKE_PROXY_QUEUE_SIZE', 100, 1, 100_000),
     proxyWakeTimeoutMs,
     proxyRetryAfterSeconds: seconds(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
+    proxyActivityIntervalMs,
   };
 }
 

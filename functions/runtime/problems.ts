@@ -68,6 +68,73 @@ export class Problem extends Error {
   }
 }
 
+/**
+ * The largest body virtwake answers a non-2xx with. Knative's dispatcher copies
+ * the body of a failed delivery into the dead letter's `knativeerrordata`
+ * through a 1024-character base64 buffer and crashes (index out of range) on a
+ * body over 768 bytes, taking every in-memory channel of the cluster with it.
+ * 700 leaves room; the full detail goes to the log instead.
+ */
+export const MAX_ERROR_BODY_BYTES = 700;
+
+/** A longer detail is cut when errors are listed too, so that some of them fit. */
+const DETAIL_SHARE_BYTES = 300;
+/** A longer single error is cut, so that one long path or value does not hide the rest. */
+const ERROR_BYTES = 160;
+const ELLIPSIS = '…';
+
+/**
+ * The application/problem+json body for `p`, never over MAX_ERROR_BODY_BYTES:
+ * `detail` shortened, `errors` cut with a last entry "… N more".
+ */
+export function problemBody(p: Problem): Buffer {
+  const json = p.toJSON();
+  const full = JSON.stringify(json);
+  if (Buffer.byteLength(full) <= MAX_ERROR_BODY_BYTES) return Buffer.from(full);
+  const head = { type: json.type, title: json.title, status: json.status };
+  const sizeOf = (detail: string, errors: string[]) =>
+    Buffer.byteLength(JSON.stringify(errors.length ? { ...head, detail, errors } : { ...head, detail }));
+  const withRest = (kept: string[]) =>
+    kept.length < p.errors.length ? [...kept, `${ELLIPSIS} ${p.errors.length - kept.length} more`] : kept;
+
+  let detail = p.errors.length ? shorten(p.detail, DETAIL_SHARE_BYTES) : p.detail;
+  const kept: string[] = [];
+  for (const e of p.errors) {
+    const next = [...kept, shorten(e, ERROR_BYTES)];
+    if (sizeOf(detail, withRest(next)) > MAX_ERROR_BODY_BYTES) break;
+    kept.push(next[next.length - 1]);
+  }
+  const errors = withRest(kept);
+  const over = sizeOf(detail, errors) - MAX_ERROR_BODY_BYTES;
+  if (over > 0) detail = shorten(detail, jsonBytes(detail) - over);
+  return Buffer.from(JSON.stringify(errors.length ? { ...head, detail, errors } : { ...head, detail }));
+}
+
+/** `text` cut to at most `maxBytes` of UTF-8 (an ellipsis marks the cut), for plain-text error bodies. */
+export function capText(text: string, maxBytes = MAX_ERROR_BODY_BYTES): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  return cut(text, maxBytes, (ch) => Buffer.byteLength(ch));
+}
+
+/** Bytes `s` takes inside a JSON string (escapes counted). */
+const jsonBytes = (s: string) => Buffer.byteLength(JSON.stringify(s)) - 2;
+
+function shorten(s: string, maxBytes: number): string {
+  return jsonBytes(s) <= maxBytes ? s : cut(s, maxBytes, jsonBytes);
+}
+
+/** Whole code points of `s` while they fit in `maxBytes` with the ellipsis after them. */
+function cut(s: string, maxBytes: number, bytes: (ch: string) => number): string {
+  let budget = maxBytes - bytes(ELLIPSIS);
+  let out = '';
+  for (const ch of s) {
+    budget -= bytes(ch);
+    if (budget < 0) break;
+    out += ch;
+  }
+  return out + ELLIPSIS;
+}
+
 /** The event server's answer to an error, or undefined for one that is a bug of ours (500). */
 export function problemOf(e: unknown): Problem | undefined {
   if (e instanceof Problem) return e;

@@ -7,7 +7,7 @@ import { parseHttpMessage } from './cloudevents/http-parse';
 import { encodeBatch, encodeBinary } from './cloudevents/http-encode';
 import type { Dispatcher, Prepared, Result } from './dispatch';
 import type { Metrics } from './metrics';
-import { Problem, problemOf } from './problems';
+import { Problem, problemBody, problemOf } from './problems';
 import { serveOperations } from './operations';
 import { drain } from './drain';
 import { Abandoned } from './errors';
@@ -33,8 +33,8 @@ export interface VirtwakeServer {
   inFlight(): number;
 }
 
-/** Most entries of `errors` a problem body lists. */
-export const MAX_PROBLEM_ERRORS = 100;
+/** Most entries of a problem's `errors` one log line carries (the count is logged too). */
+const LOGGED_ERRORS = 100;
 
 export function createServer(deps: ServerDeps): VirtwakeServer {
   const { config, dispatcher, log, metrics } = deps;
@@ -174,11 +174,8 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
   function problem(res: http.ServerResponse, p: Problem, extra: Record<string, string>): void {
     if (res.headersSent) return void res.destroy();
     metrics.http(p.status);
-    const json = p.toJSON();
-    // A hostile body can fail validation a hundred thousand times over; say enough to fix it, not megabytes.
-    if (p.errors.length > MAX_PROBLEM_ERRORS)
-      json.errors = [...p.errors.slice(0, MAX_PROBLEM_ERRORS), `… and ${p.errors.length - MAX_PROBLEM_ERRORS} more`];
-    const body = Buffer.from(JSON.stringify(json));
+    // Capped (problems.ts): the full detail and errors are in the log line of this event.
+    const body = problemBody(p);
     const headers: Record<string, string | number> = {
       'content-type': 'application/problem+json',
       'content-length': body.length,
@@ -200,7 +197,13 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       status,
       durationMs,
     };
-    if (p) log.warn({ ...line, problem: p.detail, errors: p.errors.slice(0, 10) }, 'event refused');
+    // The answer's body is capped (problemBody); this line keeps the whole detail, and errors up to a bound
+    // that a hostile body failing validation a hundred thousand times cannot turn into megabytes.
+    if (p)
+      log.warn(
+        { ...line, problem: p.detail, errors: p.errors.slice(0, LOGGED_ERRORS), errorCount: p.errors.length },
+        'event refused',
+      );
     else log.info(line, 'event processed');
   }
 

@@ -40,10 +40,11 @@ export function forwardHttp(
   upstream: Upstream,
   path: string,
   agent: http.Agent,
+  host?: string,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
-    const headers = requestHeaders(req, false);
+    const headers = requestHeaders(req, false, host);
     // Node frames the body itself; a chunked request stays chunked only if we say so.
     if (/chunked/i.test(String(req.headers['transfer-encoding'] ?? ''))) headers.push('transfer-encoding', 'chunked');
     const up = http.request({
@@ -98,6 +99,7 @@ export function forwardUpgrade(
   head: Buffer,
   upstream: Upstream,
   path: string,
+  host?: string,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let connected = false;
@@ -106,7 +108,7 @@ export function forwardUpgrade(
     sock.once('connect', () => {
       connected = true;
       clearTimeout(timer);
-      const h = requestHeaders(req, true);
+      const h = requestHeaders(req, true, host);
       let text = `${req.method} ${path} HTTP/1.1\r\n`;
       for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
       sock.write(`${text}\r\n`);
@@ -126,8 +128,11 @@ export function forwardUpgrade(
   });
 }
 
-/** The client's headers minus hop-by-hop ones (kept for an upgrade), plus X-Forwarded-*. */
-function requestHeaders(req: http.IncomingMessage, upgrade: boolean): string[] {
+/**
+ * The client's headers minus hop-by-hop ones (kept for an upgrade), plus X-Forwarded-*.
+ * `host`: the host the client addressed when Host does not say it (absolute-form, K-Original-Host).
+ */
+function requestHeaders(req: http.IncomingMessage, upgrade: boolean, host?: string): string[] {
   const drop = hopByHop(req.headers.connection);
   const out: string[] = [];
   const raw = req.rawHeaders;
@@ -135,12 +140,15 @@ function requestHeaders(req: http.IncomingMessage, upgrade: boolean): string[] {
     const k = raw[i].toLowerCase();
     if (k.startsWith('x-forwarded-')) continue;
     if (drop.has(k) && !(upgrade && (k === 'connection' || k === 'upgrade'))) continue;
+    if (k === 'host' && host) continue;
     out.push(raw[i], raw[i + 1]);
   }
+  if (host) out.unshift('Host', host);
   const peer = req.socket.remoteAddress ?? '';
   const prior = req.headers['x-forwarded-for'];
   out.push('X-Forwarded-For', prior ? `${prior}, ${peer}` : peer);
-  if (req.headers.host) out.push('X-Forwarded-Host', String(req.headers['x-forwarded-host'] ?? req.headers.host));
+  const asked = host ?? req.headers.host;
+  if (asked) out.push('X-Forwarded-Host', String(req.headers['x-forwarded-host'] ?? asked));
   out.push('X-Forwarded-Proto', String(req.headers['x-forwarded-proto'] ?? 'http'));
   return out;
 }

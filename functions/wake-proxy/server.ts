@@ -3,12 +3,17 @@ import type { Duplex } from 'node:stream';
 import type { KubeConnection } from '../runtime/kube/connection';
 import type { Runtime } from '../runtime/runtime';
 import type { VirtwakeServer } from '../runtime/server';
+import { keepAwake } from './awake';
 import { endpointSlices } from './endpoints';
 import { forwardHttp, forwardUpgrade, ForwardResult, upstreamAgent } from './forward';
 import { wakeQueue, WakeQueue } from './queue';
+import { proxyMetrics } from './metrics';
 import { Route, RouteTable, upstreamPath } from './routes';
+import { RequestTarget, requestTarget } from './target';
+import { tcpProxy, TcpProxy } from './tcp';
 import { Resolved, waker, WakeError, Waker } from './wake';
 import { serveOperations } from '../runtime/operations';
+import { capText, MAX_ERROR_BODY_BYTES } from '../runtime/problems';
 import { drain } from '../runtime/drain';
 
 // The wake proxy (contract §5): an HTTP reverse proxy in front of VMs' Services.
@@ -18,9 +23,12 @@ import { drain } from '../runtime/drain';
 // endpoint. A full queue or a wake past its timeout is answered 503 with
 // Retry-After. Every request counts as activity on its VM (throttled).
 //
-// The proxy forwards every path, so its own endpoints (/health/readiness,
-// /health/liveness, /metrics) answer only probes (kubelet, Knative's
-// queue-proxy) and requests that match no route.
+// Routing reads the request as the upstream will (target.ts): dot segments
+// resolved, an absolute-form authority before Host, K-Original-Host (a Knative
+// DomainMapping) before Host. The proxy's own endpoints (/health/readiness,
+// /health/liveness, /metrics) are answered by the proxy and never wake a VM,
+// unless the request names a host route (then the path is the VM's own).
+// TCP routes (tcp.ts) share the wake and the per-VM queue.
 
 export interface WakeProxyDeps {
   runtime: Runtime;
@@ -31,7 +39,10 @@ export interface WakeProxyDeps {
 export interface WakeProxy extends VirtwakeServer {
   waker: Waker;
   queue: WakeQueue;
+  tcp: TcpProxy;
 }
+
+const OWN_PATHS = new Set(['/health/liveness', '/health/readiness', '/metrics']);
 
 type Sink =
   | { kind: 'http'; req: http.IncomingMessage; res: http.ServerResponse }
@@ -41,6 +52,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const { runtime, routes } = deps;
   const { config, log, metrics } = runtime;
   const queue = wakeQueue(config.proxyQueueSize);
+  const proxied = proxyMetrics(metrics.registry);
   const wake = waker({
     config,
     kubevirt: runtime.kubevirt,
@@ -48,6 +60,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     signal: runtime.signal,
     onWake: (vm, outcome, ms) => {
       metrics.action('wake-proxy.wake', outcome);
+      proxied.wake(outcome, ms / 1000);
       log.info({ vm, outcome, durationMs: ms }, 'wake finished');
     },
   });
@@ -55,56 +68,79 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   /** Keep-alive connections to upstreams, this proxy's own: closed on shutdown. */
   const agent = upstreamAgent();
 
+  // Long downloads, websockets and TCP sessions keep their VM awake for as long as they last.
+  const awake = keepAwake(runtime.recordActivity, config.proxyActivityIntervalMs);
+  const tcp = tcpProxy({
+    config,
+    log,
+    routes: routes.tcp,
+    waker: wake,
+    queue,
+    metrics: proxied,
+    awake,
+    recordActivity: runtime.recordActivity,
+  });
+
   const server = http.createServer((req, res) => {
-    const route = routes.match(req.headers.host, req.url ?? '/');
-    if (req.method === 'GET' && (!route || isProbe(req)) && serveOwn(req, res)) return;
-    if (!route)
-      return reply(
-        { kind: 'http', req, res },
-        404,
-        `no virtwake route for host ${req.headers.host ?? '(none)'} and path ${req.url}`,
-      );
-    track(handle(route, { kind: 'http', req, res }));
+    const target = requestTarget(req.url, req.headers);
+    const route = routes.match(target.hosts, target.path);
+    const path = target.path.split('?')[0];
+    if (OWN_PATHS.has(path) && (!route?.host || isProbe(req))) {
+      if ((req.method === 'GET' || req.method === 'HEAD') && serveOwn(path, res)) return;
+      res.setHeader('allow', 'GET, HEAD');
+      return reply({ kind: 'http', req, res }, 405, `${path} is the proxy's own endpoint; use GET`);
+    }
+    if (!route) return reply({ kind: 'http', req, res }, 404, notFound(req, target));
+    track(handle(route, target, { kind: 'http', req, res }));
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const route = routes.match(req.headers.host, req.url ?? '/');
-    if (!route)
-      return reply(
-        { kind: 'upgrade', req, socket, head },
-        404,
-        `no virtwake route for host ${req.headers.host ?? '(none)'} and path ${req.url}`,
-      );
-    track(handle(route, { kind: 'upgrade', req, socket, head }));
+    const target = requestTarget(req.url, req.headers);
+    const route = routes.match(target.hosts, target.path);
+    if (!route) return reply({ kind: 'upgrade', req, socket, head }, 404, notFound(req, target));
+    track(handle(route, target, { kind: 'upgrade', req, socket, head }));
   });
   // A held request's body waits unread while its VM boots; the wake timeout bounds that, not the server.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 5_000;
   const drainer = drain(server, config.shutdownTimeoutMs);
 
-  function serveOwn(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    return serveOperations(res, (req.url ?? '/').split('?')[0], drainer.closing(), metrics);
+  function serveOwn(path: string, res: http.ServerResponse): boolean {
+    return serveOperations(res, path, drainer.closing(), metrics);
+  }
+
+  function notFound(req: http.IncomingMessage, target: RequestTarget): string {
+    return `no virtwake route for host ${target.hosts.join(' or ') || '(none)'} and path ${target.path}${
+      target.path !== req.url ? ` (sent as ${req.url})` : ''
+    }`;
   }
 
   function track(p: Promise<void>): void {
     drainer.track(p.catch((err) => log.error({ err }, 'wake proxy: unexpected error')));
   }
 
-  async function handle(route: Route, sink: Sink): Promise<void> {
+  async function handle(route: Route, target: RequestTarget, sink: Sink): Promise<void> {
     if (drainer.closing()) return reply(sink, 503, 'virtwake wake-proxy is shutting down; retry', 1);
     const vm = `${route.vm.namespace}/${route.vm.name}`;
-    const path = upstreamPath(route, sink.req.url ?? '/');
+    const path = upstreamPath(route, target.path);
+    const host = target.forwardHost;
     for (let attempt = 1; attempt <= 2; attempt++) {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
       runtime.recordActivity?.(resolved.vm).catch(() => {});
+      const release = awake.hold(vm, resolved.vm);
       const result: ForwardResult =
         sink.kind === 'http'
-          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent)
-          : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path);
-      if (result === 'done' && sink.kind === 'upgrade') {
+          ? await forwardHttp(sink.req, sink.res, resolved.upstream, path, agent, host)
+          : await forwardUpgrade(sink.req, sink.socket, sink.head, resolved.upstream, path, host);
+      if (result === 'done' && sink.kind === 'upgrade' && !sink.socket.destroyed) {
         // Tunnels outlive the request; shutdown has to end them itself.
         tunnels.add(sink.socket);
-        sink.socket.once('close', () => tunnels.delete(sink.socket));
+        sink.socket.once('close', () => {
+          tunnels.delete(sink.socket);
+          release();
+        });
+      } else {
+        release();
       }
       if (result === 'done') return;
       // The cached upstream refused: the VM was probably stopped since. Look again (and wake it) once.
@@ -151,7 +187,11 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
 
   function reply(sink: Sink, status: number, message: string, retryAfter?: number): void {
     metrics.http(status);
-    const body = `virtwake wake-proxy: ${message}\n`;
+    const full = `virtwake wake-proxy: ${message}`;
+    // The same cap as every other error body (problems.ts); a long one is logged whole.
+    const text = capText(full, MAX_ERROR_BODY_BYTES - 1);
+    if (text !== full) log.warn({ status, problem: full }, 'error answer cut to fit its size limit');
+    const body = `${text}\n`;
     const headers: Record<string, string | number> = {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
@@ -175,14 +215,22 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     server,
     waker: wake,
     queue,
-    inFlight: drainer.inFlight,
-    shutdown: () =>
-      drainer.shutdown({
-        leftover() {
+    tcp,
+    inFlight: () => drainer.inFlight() + tcp.active(),
+    shutdown: () => {
+      let tcpDone: Promise<void> = Promise.resolve();
+      return drainer.shutdown({
+        onClosing() {
+          tcpDone = tcp.shutdown(Date.now() + config.shutdownTimeoutMs);
+        },
+        async leftover() {
           for (const t of tunnels) t.destroy();
+          await tcpDone;
+          awake.stop();
           agent.destroy();
         },
-      }),
+      });
+    },
   };
 }
 

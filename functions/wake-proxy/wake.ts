@@ -8,7 +8,7 @@ import { Transient, withRetries } from '../runtime/retry';
 import { isRunning } from '../runtime/vm-state';
 import { startUnderway } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
-import type { Route } from './routes';
+import type { Target as Route } from './routes';
 
 // Getting a route's upstream: if it is known and was checked recently, at
 // once; otherwise read the VM and its Service's endpoints, and if the VM is

@@ -2,7 +2,7 @@
 // start, a burst on few pods, memory over time, the reaper), each figure next
 // to a baseline measured in the same run. Separate processes, loopback only,
 // never part of `npm test`. Flags: --quick (fewer, shorter runs),
-// --only=cold,throughput,memory,reaper,activity, --no-build (measure dist/ as it is).
+// --only=cold,throughput,memory,reaper,activity,tcp, --no-build (measure dist/ as it is).
 
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -12,6 +12,7 @@ import { memoryBench } from './memory';
 import { throughputBench } from './throughput';
 import { runActivityBench } from './activity';
 import { runReaperBench } from './reaper';
+import { tcpBench } from './tcp';
 import { startSim, type SimHandle } from './lib/sim';
 import { ms, ratio } from './lib/stats';
 import { renderTable, type Row } from './lib/table';
@@ -20,7 +21,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = new Set(
-  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper,activity').split(','),
+  (args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'cold,throughput,memory,reaper,activity,tcp').split(','),
 );
 
 const PLAN = quick
@@ -34,6 +35,9 @@ const PLAN = quick
       memWarmup: 50_000,
       activity: 10_000,
     };
+const TCP_PLAN = quick
+  ? { rounds: 3, bytes: 64 * 1024 * 1024, pings: 500, connects: 50 }
+  : { rounds: 7, bytes: 256 * 1024 * 1024, pings: 2000, connects: 200 };
 
 async function reaperRows(): Promise<Row[]> {
   const head: Row = { section: '4. Reaper: one pass over 10,000 VMs (scripts/bench/reaper.ts)' };
@@ -85,7 +89,7 @@ async function main(): Promise<void> {
   let sim: SimHandle | undefined;
   let plainSim: SimHandle | undefined;
   try {
-    if (only.has('cold') || only.has('throughput') || only.has('memory')) sim = await startSim();
+    if (only.has('cold') || only.has('throughput') || only.has('memory') || only.has('tcp')) sim = await startSim();
     if (only.has('cold')) plainSim = await startSim({ tls: false });
     await section(
       'cold',
@@ -96,6 +100,7 @@ async function main(): Promise<void> {
       throughputBench(sim as SimHandle, { slices: PLAN.tpSlices, sliceMs: PLAN.tpSliceMs, warmupMs: PLAN.warmupMs }),
     );
     await section('memory', () => memoryBench(sim as SimHandle, { events: PLAN.memEvents, warmup: PLAN.memWarmup }));
+    await section('tcp', () => tcpBench(sim as SimHandle, TCP_PLAN));
   } finally {
     await sim?.close();
     await plainSim?.close();

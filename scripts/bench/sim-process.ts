@@ -8,6 +8,15 @@ import { startSimulator, type BulkVMInput } from '../../simulator';
 
 type Message =
   | { seq: number; op: 'addVMs'; vms: BulkVMInput[] }
+  | {
+      seq: number;
+      op: 'addService';
+      namespace: string;
+      name: string;
+      vmName: string;
+      port: number;
+      upstreamPort: number;
+    }
   | { seq: number; op: 'settle' }
   | { seq: number; op: 'calls' }
   | { seq: number; op: 'resetCalls' }
@@ -25,6 +34,9 @@ async function main(): Promise<void> {
         switch (m.op) {
           case 'addVMs':
             value = sim.store.addVMs(m.vms);
+            break;
+          case 'addService':
+            sim.store.addService(m.namespace, m.name, { vmName: m.vmName, port: m.port, upstreamPort: m.upstreamPort });
             break;
           case 'settle':
             await sim.settle(10_000);

@@ -12,11 +12,14 @@ import { compileValidator, createAjv } from '../../functions/runtime/validate-co
 const { precompiledValidators } = require('../../scripts/precompile-validators.cjs');
 
 const dir = path.join(__dirname, '../../schemas');
-const schemas: Record<string, any>[] = fs
-  .readdirSync(dir)
-  .filter((f) => f.endsWith('.json'))
-  .sort()
-  .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+// As scripts/build.mjs compiles them: the command schemas, then the configuration files' (schemas/config).
+const read = (d: string): Record<string, any>[] =>
+  fs
+    .readdirSync(d)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => JSON.parse(fs.readFileSync(path.join(d, f), 'utf8')));
+const schemas = [...read(dir), ...read(path.join(dir, 'config'))];
 
 function loadPrecompiled(): { compileValidator(schema: object): any } {
   const source: string = precompiledValidators(createAjv({ code: { source: true } }), schemas);
@@ -65,6 +68,15 @@ function samples(schema: Record<string, any>): unknown[] {
   ];
   for (const field of Object.keys(schema.properties ?? {})) {
     for (const v of ODD_VALUES) out.push({ name: 'vm-1', [field]: v }, { [field]: v });
+  }
+  // The routes file: odd values in each field of an HTTP and a TCP route.
+  if (schema.properties?.routes) {
+    const http = { host: 'a.example', vm: { name: 'a' }, service: { name: 'a', port: 80 } };
+    const tcp = { listen: { tcp: 5432 }, vm: { name: 'db' }, service: { name: 'db', port: 'pg' } };
+    out.push({ routes: [http, tcp] }, { routes: null }, { routes: {} });
+    for (const route of [http, tcp] as Record<string, unknown>[])
+      for (const field of [...Object.keys(route), 'pathPrefix', 'stripPrefix', 'listen', 'bogus'])
+        for (const v of ODD_VALUES) out.push({ routes: [{ ...route, [field]: v }] });
   }
   return out;
 }

@@ -32,6 +32,8 @@ export interface HarnessOptions {
   sim?: SimOptions;
   env?: Record<string, string>;
   now?: () => Date;
+  /** Where every instance's log lines go (silent when unset, unless TEST_LOG_LEVEL says otherwise). */
+  log?: pino.DestinationStream;
 }
 
 let seq = 0;
@@ -54,7 +56,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     const a = await createApp({
       env: baseEnv(sim, { ...opts.env, ...env }),
       now: opts.now,
-      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      logger: opts.log ? pino({ level: 'debug' }, opts.log) : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     });
     apps.push(a);
     // Listening up front lets concurrent requests share one server (supertest would otherwise listen and close per request).

@@ -5,11 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { CORE_SCHEMA, load } from 'js-yaml';
+import { CORE_SCHEMA, load, loadAll } from 'js-yaml';
 import Ajv from 'ajv';
-import { ROOT, isObj, schemaFileFor, str, validate, validatorFor } from './manifests';
+import { ROOT, at, isObj, schemaFileFor, str, validate, validatorFor } from './manifests';
 
-const SCRIPTS = ['scripts/cluster-up.sh', 'scripts/e2e.sh'];
+const SCRIPTS = ['scripts/cluster-up.sh', 'scripts/e2e.sh', 'scripts/send-event.sh'];
 const read = (rel: string) => readFileSync(path.join(ROOT, rel), 'utf8');
 
 /** The body of the heredoc `<<'TAG'` / `<<TAG` in a script. */
@@ -220,8 +220,41 @@ describe('scripts/e2e.sh', () => {
       expect(text).toMatch(new RegExp(`^send io\\.virtwake\\.vm\\.${t} `, 'm'));
       expect(text).toMatch(new RegExp(`^expect_reply io\\.virtwake\\.vm\\.${t}\\.completed `, 'm'));
     }
-    expect(text).toMatch(/^send dev\.knative\.sources\.ping /m);
-    expect(text).toMatch(/^expect_reply io\.virtwake\.reaper\.completed /m);
+  });
+
+  // The reaper is driven by the PingSource's own ticks (every minute in the e2e overlay), not a hand-sent ping.
+  test('reaps on a real PingSource tick', () => {
+    expect(text).not.toMatch(/^send dev\.knative\.sources\.ping /m);
+    expect(text).toMatch(/path: \/spec\/schedule\n\s+value: "\* \* \* \* \*"/);
+    expect(text).toMatch(/count_type io\.virtwake\.reaper\.completed\)" > reaps_before/);
+  });
+
+  test('wakes the stopped VM through the wake proxy and expects its answer', () => {
+    expect(text).toMatch(/get ksvc virtwake-wake-proxy -o jsonpath='\{\.status\.address\.url\}'/);
+    expect(text).toMatch(/== "hello virtwake" \]\]/);
+    expect(text).toMatch(/pathPrefix: \/\$\{VM\}/);
+  });
+
+  test('result Triggers are valid, carry their own dead-letter sink, and one filters on vmname', () => {
+    const yaml = heredoc(text, 'RESULT_TRIGGERS').replace(/\$\{(\w+)\}/g, (_m, v: string) =>
+      v === 'NS' ? 'virtwake' : `x-${v.toLowerCase().replace(/_/g, '-')}`,
+    );
+    const docs = loadAll(yaml, { schema: CORE_SCHEMA }).filter(isObj);
+    expect(docs).toHaveLength(2);
+    for (const t of docs) {
+      expect(validate(validatorFor(schemaFileFor(str(t.apiVersion), str(t.kind))), t)).toEqual([]);
+      expect(at(t, 'spec', 'delivery', 'deadLetterSink', 'ref', 'name')).toBe('virtwake-deadletter');
+    }
+    expect(docs.map((t) => at(t, 'spec', 'filters', 0, 'exact'))).toContainEqual({
+      vmnamespace: 'virtwake',
+      vmname: 'x-vm',
+    });
+  });
+
+  test('BUILDER=func also deploys the kn func path with the labelled prerequisites and checks it', () => {
+    expect(text).toMatch(/kubectl apply -k "\$\{WORK\}\/func-overlay" -l virtwake\.io\/kn-func=prerequisite/);
+    expect(text).toMatch(/\$\{FUNC_CLI\} deploy --path /);
+    expect(text).toMatch(/\*\.svc\.cluster\.local \]\] \|\| fail/);
   });
 
   test('cleans up on exit', () => {

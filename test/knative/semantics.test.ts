@@ -299,8 +299,10 @@ describe('RBAC wiring', () => {
       kind: 'Role',
       name: nameOf(roles[0].doc),
     });
+    // `default` is what kustomize's namespace transformer rewrites to the kustomization's
+    // namespace; kustomize.test.ts checks the rendered subject (virtwake, and other in an overlay).
     expect(at(bindings[0].doc, 'subjects')).toEqual([
-      { kind: 'ServiceAccount', name: 'virtwake', namespace: NAMESPACE },
+      { kind: 'ServiceAccount', name: 'virtwake', namespace: 'default' },
     ]);
     expect(ofKind('v1 ServiceAccount').map((s) => nameOf(s.doc))).toEqual(['virtwake']);
   });

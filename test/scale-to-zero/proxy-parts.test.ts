@@ -4,7 +4,15 @@ import path from 'node:path';
 import { ConfigError, loadConfig } from '../../functions/runtime/config';
 import { pickReady } from '../../functions/wake-proxy/endpoints';
 import { wakeQueue } from '../../functions/wake-proxy/queue';
-import { loadRoutes, parseRoutes, routeTable, upstreamPath } from '../../functions/wake-proxy/routes';
+import {
+  loadRoutes,
+  normaliseHost,
+  parseAllRoutes,
+  parseRoutes,
+  routeTable,
+  upstreamPath,
+} from '../../functions/wake-proxy/routes';
+import { normalisePath, requestTarget } from '../../functions/wake-proxy/target';
 
 // The proxy's pure parts: routes, endpoint choice, the bounded queue, its configuration.
 
@@ -135,7 +143,13 @@ test('configuration', () => {
     reaperSource: undefined,
     proxyQueueSize: 100,
     proxyWakeTimeoutMs: 120_000,
+    proxyActivityIntervalMs: 30_000,
   });
+  expect(loadConfig({ VIRTWAKE_PROXY_ACTIVITY_INTERVAL: '1m' }).proxyActivityIntervalMs).toBe(60_000);
+  for (const bad of ['soon', '0s', '2h'])
+    expect(() => loadConfig({ VIRTWAKE_PROXY_ACTIVITY_INTERVAL: bad })).toThrow(
+      /VIRTWAKE_PROXY_ACTIVITY_INTERVAL .* is not a duration from 10ms to 1h/,
+    );
   expect(loadConfig({ VIRTWAKE_NAMESPACE: 'vms', VIRTWAKE_PROXY_WAKE_TIMEOUT: '3m' }).proxyWakeTimeoutMs).toBe(180_000);
   expect(() => loadConfig({ VIRTWAKE_PROXY_WAKE_TIMEOUT: 'later' })).toThrow(/VIRTWAKE_PROXY_WAKE_TIMEOUT/);
   expect(() => loadConfig({ VIRTWAKE_FUNCTIONS: 'wake-proxy,start', VIRTWAKE_PROXY_ROUTES: '/r' })).toThrow(
@@ -143,4 +157,86 @@ test('configuration', () => {
   );
   expect(() => loadConfig({ VIRTWAKE_FUNCTIONS: 'wake-proxy' })).toThrow(/VIRTWAKE_PROXY_ROUTES must name/);
   expect(() => loadConfig({ VIRTWAKE_REAPER_PAGE_SIZE: '0' })).toThrow(/VIRTWAKE_REAPER_PAGE_SIZE/);
+});
+
+describe('the request target, read as the upstream reads it', () => {
+  test.each([
+    ['/reports/../admin', '/admin'],
+    ['/reports/%2e%2E/admin?x=../y', '/admin?x=../y'],
+    ['/a/./b/../../c/', '/c/'],
+    ['/a/b/..', '/a/'],
+    ['/..', '/'],
+    ['/a//b', '/a//b'],
+    ['*', '*'],
+  ])('%s is %s', (sent, path) => {
+    expect(normalisePath(sent)).toBe(path);
+  });
+
+  test('absolute-form authority, then K-Original-Host, then Host', () => {
+    expect(requestTarget('http://erp.example:80/x/../y', { host: 'other' })).toEqual({
+      hosts: ['erp.example:80'],
+      path: '/y',
+      forwardHost: 'erp.example:80',
+    });
+    expect(requestTarget('/p', { host: 'ksvc.local', 'k-original-host': 'erp.example' })).toEqual({
+      hosts: ['erp.example', 'ksvc.local'],
+      path: '/p',
+      forwardHost: 'erp.example',
+    });
+    expect(requestTarget('/p', { host: 'erp.example' }).forwardHost).toBeUndefined();
+  });
+
+  test('a host route matches the first candidate that has one; the host is compared without port and trailing dot', () => {
+    const t = routeTable(
+      parseRoutes(
+        {
+          routes: [
+            { host: 'erp.example', vm: { name: 'erp' }, service },
+            { host: 'ksvc.local', vm: { name: 'ksvc' }, service },
+          ],
+        },
+        'default',
+      ),
+    );
+    expect(t.match(['ERP.example.:443', 'ksvc.local'], '/')?.vm.name).toBe('erp');
+    expect(t.match(['unknown.example', 'ksvc.local'], '/')?.vm.name).toBe('ksvc');
+    expect(normaliseHost('[::1]:8080')).toBe('[::1]');
+  });
+});
+
+describe('TCP routes in the routes file', () => {
+  const tcp = (port: unknown, extra: Record<string, unknown> = {}) => ({
+    listen: { tcp: port },
+    vm: { name: 'db' },
+    service: { name: 'db', port: 5432 },
+    ...extra,
+  });
+
+  test('sit beside HTTP routes; the namespace defaults', () => {
+    const { http, tcp: tcps } = parseAllRoutes({ routes: [{ vm, service }, tcp(5432)] }, 'vms');
+    expect(http).toHaveLength(1);
+    expect(tcps).toEqual([
+      {
+        listen: { tcp: 5432 },
+        vm: { namespace: 'vms', name: 'db' },
+        service: { name: 'db', port: 5432 },
+        label: 'routes[1] (listen tcp 5432 → VM vms/db)',
+      },
+    ]);
+  });
+
+  test.each([
+    [
+      { routes: [tcp(5432), tcp(5432)] },
+      /routes\[1\] \(listen tcp 5432 → VM d\/db\): port 5432 is already taken by routes\[0\]/,
+    ],
+    [{ routes: [tcp('5432')] }, /routes\[0\]\.listen\.tcp: must be a port number from 1 to 65535 \(got "5432"\)/],
+    [{ routes: [tcp(0)] }, /routes\[0\]\.listen\.tcp/],
+    [{ routes: [tcp(22, { host: 'x' })] }, /routes\[0\]\.host: unknown field \(the TCP route listening on 22\)/],
+    [{ routes: [tcp(22, { vm: {} })] }, /routes\[0\]\.vm\.name: required/],
+    [{ route: [] }, /route: unknown field/],
+  ])('%o is refused', (doc, message) => {
+    expect(() => parseAllRoutes(doc, 'd')).toThrow(ConfigError);
+    expect(() => parseAllRoutes(doc, 'd')).toThrow(message);
+  });
 });

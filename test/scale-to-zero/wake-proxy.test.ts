@@ -275,3 +275,108 @@ test('an upstream that refuses the connection is looked up again once, then answ
     2,
   );
 });
+
+describe('routing on what the upstream will see', () => {
+  let p: App;
+  beforeAll(async () => {
+    for (const vm of ['rt-erp', 'rt-abs', 'rt-reports', 'rt-any']) addVM(vm);
+    p = await proxy({}, [
+      route('erp.example', 'rt-erp'),
+      route('abs.example', 'rt-abs'),
+      { pathPrefix: '/reports', vm: { name: 'rt-reports' }, service: { name: 'rt-reports', port: 80 } },
+      { vm: { name: 'rt-any' }, service: { name: 'rt-any', port: 80 } },
+    ]);
+  });
+
+  test("the proxy's own /metrics and health through a catch-all route never wake a VM", async () => {
+    h.sim.resetCalls();
+    const scrape = await get(p, '10.1.2.3:8080', '/metrics');
+    expect(scrape.status).toBe(200);
+    expect(scrape.body.toString()).toMatch(/virtwake_proxy_wake_duration_seconds/);
+    expect((await get(p, '10.1.2.3:8080', '/health/readiness')).body.toString()).toBe('ready');
+    expect((await get(p, '10.1.2.3:8080', '/x/../health/liveness')).body.toString()).toBe('ok');
+    expect((await get(p, 'x', '/metrics', {}, Buffer.from('no'))).status).toBe(405);
+    expect(h.sim.calls).toEqual([]);
+    // Under a host route the path is the VM's own.
+    expect((await get(p, 'erp.example', '/metrics')).body.toString()).toBe('hello from the VM: /metrics');
+  });
+
+  test('dot segments are resolved before routing: /reports/../admin is not under /reports', async () => {
+    h.sim.resetCalls();
+    for (const sent of ['/reports/../admin', '/reports/%2e%2E/admin', '/reports/./../admin']) {
+      const a = await get(p, 'other.example', sent);
+      expect([a.status, a.body.toString()]).toEqual([200, 'hello from the VM: /admin']);
+    }
+    expect(starts('rt-any')).toHaveLength(1);
+    expect(starts('rt-reports')).toHaveLength(0);
+    expect((await get(p, 'other.example', '/x/../reports/q')).body.toString()).toBe('hello from the VM: /reports/q');
+    expect(starts('rt-reports')).toHaveLength(1);
+  });
+
+  test('an absolute-form target is routed by its authority, not by Host', async () => {
+    h.sim.resetCalls();
+    const a = await get(p, 'erp.example', 'http://abs.example/ledger?y=2026');
+    expect([a.status, a.body.toString()]).toEqual([200, 'hello from the VM: /ledger?y=2026']);
+    expect(starts('rt-abs')).toHaveLength(1);
+    expect(starts('rt-erp')).toHaveLength(0);
+    expect(seen.at(-1)).toMatchObject({ host: 'abs.example', 'x-forwarded-host': 'abs.example' });
+  });
+
+  test('a trailing-dot host is the host', async () => {
+    const a = await get(p, 'ERP.example.:8443', '/dot');
+    expect(a.body.toString()).toBe('hello from the VM: /dot');
+    expect(seen.at(-1)).toMatchObject({ host: 'ERP.example.:8443' });
+    const b = await get(p, 'erp.example.', '/reports/r');
+    expect(b.body.toString()).toBe('hello from the VM: /reports/r');
+    expect(starts('rt-erp').length + starts('rt-reports').length).toBeLessThanOrEqual(2);
+  });
+
+  test('behind a Knative DomainMapping the host route matches K-Original-Host, and the VM sees that host', async () => {
+    const a = await get(p, 'virtwake-wake-proxy.virtwake.svc.cluster.local', '/mapped', {
+      'k-original-host': 'erp.example',
+    });
+    expect(a.body.toString()).toBe('hello from the VM: /mapped');
+    expect(seen.at(-1)).toMatchObject({ host: 'erp.example', 'x-forwarded-host': 'erp.example' });
+    // Without it, the ksvc host routes by path as before.
+    const b = await get(p, 'virtwake-wake-proxy.virtwake.svc.cluster.local', '/reports/1');
+    expect(b.body.toString()).toBe('hello from the VM: /reports/1');
+  });
+});
+
+test('an open websocket keeps stamping its VM awake while it lasts, and stops when it closes', async () => {
+  addVM('ws-awake');
+  const p = await proxy({ VIRTWAKE_PROXY_ACTIVITY_INTERVAL: '20ms' }, [route('ws.example', 'ws-awake')]);
+  const { port } = p.server.address() as net.AddressInfo;
+  const tunnel = await new Promise<net.Socket>((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/ws',
+      headers: { host: 'ws.example', connection: 'Upgrade', upgrade: 'websocket' },
+      agent,
+    });
+    req.on('upgrade', (_res, socket: net.Socket) => resolve(socket));
+    req.on('error', reject);
+    req.end();
+  });
+  const stamp = () => h.sim.store.getVM('default', 'ws-awake')?.metadata.annotations?.[LAST_ACTIVITY];
+  const until = async (what: string, cond: () => boolean) => {
+    for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    if (!cond()) throw new Error(`never happened: ${what}`);
+  };
+  for (let i = 0; i < 2; i++) {
+    clock.advance(11 * 60_000);
+    const now = clock.now().toISOString().replace('.000Z', 'Z');
+    await until(`stamped at ${now}`, () => stamp() === now);
+  }
+  tunnel.destroy();
+  // Once the proxy has seen the close, time passing writes no more stamps (a 20 ms beat would otherwise).
+  let quiet = false;
+  for (let i = 0; i < 20 && !quiet; i++) {
+    const before = stamp();
+    clock.advance(11 * 60_000);
+    await new Promise((r) => setTimeout(r, 100));
+    quiet = stamp() === before;
+  }
+  expect(quiet).toBe(true);
+});

@@ -7,7 +7,7 @@ import request from 'supertest';
 import type { App } from '../../functions/app';
 import { collectionPath, objectPath } from '../../functions/runtime/kubevirt';
 import { InvalidName } from '../../functions/runtime/errors';
-import { MAX_PROBLEM_ERRORS } from '../../functions/runtime/server';
+import { MAX_ERROR_BODY_BYTES } from '../../functions/runtime/problems';
 import { Harness, replyData, startHarness } from '../helpers/harness';
 
 // Hostile and malformed input through the real server: the public CloudEvents
@@ -419,9 +419,9 @@ describe('huge selectors', () => {
     const matchLabels = Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`Bad Key ${i}`, 'x']));
     const res = await h.send('io.virtwake.vm.start', { selector: { matchLabels } });
     const { errors } = refused(res, 400);
-    expect(errors).toHaveLength(MAX_PROBLEM_ERRORS + 1);
-    expect(errors[errors.length - 1]).toMatch(/^… and \d+ more$/);
-    expect(res.text.length).toBeLessThan(64 * 1024);
+    expect(errors.length).toBeGreaterThan(1);
+    expect(errors[errors.length - 1]).toMatch(/^… \d+ more$/);
+    expect(Buffer.byteLength(res.text)).toBeLessThanOrEqual(MAX_ERROR_BODY_BYTES);
   });
 
   test('one huge key or value: 400', async () => {

@@ -1,10 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
+import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
-import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { apiErrorFrom, KubeTransportError } from './errors';
 import { callTimeout } from './deadline';
+import { checkKubeConfig, KubeconfigError, loadKubeConfig } from './kubeconfig';
 
 export interface KubeRequest {
   method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -27,33 +28,55 @@ export interface KubeConnection {
 const AUTH_REFRESH_MS = 60_000;
 
 /**
- * Load the standard client configuration (KUBECONFIG, else ~/.kube/config, else
- * in-cluster) with @kubernetes/client-node and turn it into one keep-alive agent.
+ * Load the client configuration (kubeconfig.ts: KUBECONFIG, ~/.kube/config, in-cluster)
+ * with @kubernetes/client-node and turn it into one keep-alive agent.
  *
  * client-node hands TLS settings over as an https.Agent built per call; we take
  * the TLS material it resolved and keep one agent so connections are reused.
+ * Credentials are resolved once here (an exec plugin runs now), so a kubeconfig that
+ * cannot authenticate stops the process at start with a KubeconfigError.
  */
 export async function connect(
-  opts: { kubeConfig?: KubeConfig; kubeconfigEnv?: string; timeoutMs?: number } = {},
+  opts: { kubeConfig?: KubeConfig; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<KubeConnection> {
-  const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfigEnv);
+  const kc = opts.kubeConfig ? checkKubeConfig(opts.kubeConfig) : loadKubeConfig(opts.env).kubeConfig;
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  if (!cluster) throw new KubeconfigError('no current cluster');
   const base = new URL(cluster.server);
   const isHttps = base.protocol === 'https:';
   const defaultTimeout = opts.timeoutMs ?? 10_000;
 
-  let resolved = await resolveOptions(kc);
+  let resolved: ResolvedOptions;
+  try {
+    resolved = await resolveOptions(kc);
+  } catch (e) {
+    throw new KubeconfigError(
+      `${credentialsOf(kc)}: ${(e as Error).message?.trim() || 'it exited non-zero and wrote nothing to stderr'}`,
+    );
+  }
   let resolvedAt = Date.now();
-  const agent = isHttps
-    ? new https.Agent({ ...tlsFields(resolved), keepAlive: true, maxSockets: 64 })
-    : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  let agent: http.Agent;
+  try {
+    agent = isHttps
+      ? new https.Agent({ ...tlsFields(resolved), keepAlive: true, maxSockets: 64 })
+      : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  } catch (e) {
+    // A PEM that does not parse: the CA, client certificate or key.
+    throw new KubeconfigError(
+      `cluster "${cluster.name}" / user "${kc.getCurrentUser()?.name}": TLS material is unusable: ${(e as Error).message}`,
+    );
+  }
   const transport = isHttps ? https : http;
   const basePath = base.pathname.replace(/\/$/, '');
 
   async function authHeaders(): Promise<Record<string, string>> {
     if (Date.now() - resolvedAt > AUTH_REFRESH_MS) {
-      resolved = await resolveOptions(kc);
+      try {
+        resolved = await resolveOptions(kc);
+      } catch (e) {
+        // An exec plugin or token file that fails later is a failed call (retried, then 503), not a crash.
+        throw new KubeTransportError(`${credentialsOf(kc)}: ${(e as Error).message?.trim() || 'no message'}`);
+      }
       resolvedAt = Date.now();
     }
     return (resolved.headers ?? {}) as Record<string, string>;
@@ -133,25 +156,13 @@ export async function connect(
   };
 }
 
-/**
- * KUBECONFIG (one path or a list, merged as kubectl does), else ~/.kube/config,
- * else the in-cluster service account. Takes the variable as an argument so a
- * server built in-process reads its own environment, not the test runner's.
- */
-export function loadKubeConfig(kubeconfigEnv: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  const files = (kubeconfigEnv ?? '').split(path.delimiter).filter(Boolean);
-  if (files.length === 0) {
-    kc.loadFromDefault();
-    return kc;
-  }
-  kc.loadFromFile(files[0]);
-  for (const file of files.slice(1)) {
-    const more = new KubeConfig();
-    more.loadFromFile(file);
-    kc.mergeConfig(more, true);
-  }
-  return kc;
+/** Which credential failed to resolve, for the start-up error. */
+function credentialsOf(kc: KubeConfig): string {
+  const user = kc.getCurrentUser();
+  const exec = user?.exec as { command?: string } | undefined;
+  if (exec) return `user "${user?.name}": exec plugin ${JSON.stringify(exec.command ?? '')} failed`;
+  if (user?.authProvider) return `user "${user.name}": auth provider failed`;
+  return `user "${user?.name}": credentials could not be read`;
 }
 
 type ResolvedOptions = https.RequestOptions & { headers?: Record<string, unknown> };
@@ -170,7 +181,7 @@ async function resolveOptions(kc: KubeConfig): Promise<ResolvedOptions> {
  */
 function tlsFields(o: ResolvedOptions): https.AgentOptions {
   const material: tls.SecureContextOptions = {};
-  if (o.ca) material.ca = o.ca;
+  if (o.ca) material.ca = certificates(o.ca);
   if (o.cert) material.cert = o.cert;
   if (o.key) material.key = o.key;
   if (o.pfx) material.pfx = o.pfx;
@@ -179,6 +190,15 @@ function tlsFields(o: ResolvedOptions): https.AgentOptions {
   if (o.servername) out.servername = o.servername;
   if (o.rejectUnauthorized !== undefined) out.rejectUnauthorized = o.rejectUnauthorized;
   return out;
+}
+
+/** Node takes a CA that holds no certificate without a word, then fails every handshake: refuse it at start. */
+function certificates(ca: NonNullable<https.AgentOptions['ca']>): typeof ca {
+  const text = (Array.isArray(ca) ? ca : [ca]).map((c) => c.toString()).join('\n');
+  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0) throw new Error('the certificate authority holds no PEM certificate');
+  for (const pem of pems) new X509Certificate(pem);
+  return ca;
 }
 
 function queryString(q: KubeRequest['query']): string {

@@ -27,15 +27,22 @@ export class KubeTransportError extends Error {
 
 export function apiErrorFrom(status: number, body: Buffer, retryAfterHeader?: string | string[]): KubeApiError {
   let reason = '';
-  let message = body.toString('utf8').slice(0, 2000);
+  const text = body.toString('utf8');
+  let message = text;
   try {
-    const parsed = JSON.parse(message) as { reason?: unknown; message?: unknown };
+    // Parsed whole: a Status with a long message cut first would no longer be JSON.
+    const parsed = JSON.parse(text) as { reason?: unknown; message?: unknown };
     if (typeof parsed.reason === 'string') reason = parsed.reason;
     if (typeof parsed.message === 'string') message = parsed.message;
   } catch {
     // Not a Status object (a proxy or load balancer answered); keep the raw text.
   }
-  return new KubeApiError(status, reason, message || `HTTP ${status}`, parseRetryAfter(retryAfterHeader));
+  return new KubeApiError(
+    status,
+    reason,
+    message.slice(0, 2000) || `HTTP ${status}`,
+    parseRetryAfter(retryAfterHeader),
+  );
 }
 
 export function parseRetryAfter(header: string | string[] | undefined): number | undefined {

@@ -103,11 +103,14 @@ export async function coldStart(
       return { ms, status, running };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (exited !== null) throw new Error(`${t.name} exited with ${exited} before answering:\n${running.stderr()}`, { cause: e });
+      if (exited !== null)
+        throw new Error(`${t.name} exited with ${exited} before answering:\n${running.stderr()}`, { cause: e });
       if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') throw e;
       if (Date.now() > deadline) {
         await stop(running);
-        throw new Error(`${t.name} did not answer within ${opts.timeoutMs ?? 15_000} ms:\n${running.stderr()}`, { cause: e });
+        throw new Error(`${t.name} did not answer within ${opts.timeoutMs ?? 15_000} ms:\n${running.stderr()}`, {
+          cause: e,
+        });
       }
       await sleep(opts.pollMs ?? 1);
     }

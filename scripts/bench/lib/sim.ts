@@ -13,6 +13,8 @@ export interface SimHandle {
   ca?: string;
   pid?: number;
   addVMs(vms: BulkVMInput[]): Promise<number>;
+  /** A Service for `vmName` whose endpoint (127.0.0.1:upstreamPort) is ready while the VM runs. */
+  addService(name: string, vmName: string, port: number, upstreamPort: number): Promise<void>;
   settle(): Promise<void>;
   calls(): Promise<number>;
   resetCalls(): Promise<void>;
@@ -62,6 +64,8 @@ export async function startSim(opts: { tls?: boolean } = {}): Promise<SimHandle>
     ...info,
     pid: child.pid,
     addVMs: (vms) => call<number>({ op: 'addVMs', vms }),
+    addService: (name, vmName, port, upstreamPort) =>
+      call<void>({ op: 'addService', namespace: 'default', name, vmName, port, upstreamPort }),
     settle: () => call<void>({ op: 'settle' }),
     calls: () => call<number>({ op: 'calls' }),
     resetCalls: () => call<void>({ op: 'resetCalls' }),
