@@ -63,8 +63,23 @@ export async function withRetries<T>(
     }
   }
   const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
-  throw new RetriesExhausted(
-    `${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`,
-    retryAfter,
-  );
+  throw new RetriesExhausted(`${what}: ${whatHappened(last?.cause)} (${last?.message ?? 'unknown error'})`, retryAfter);
+}
+
+/**
+ * What the last failure means, in words that fit it: a KubeVirt that is busy with the VM
+ * (its request queue, a snapshot, a conflicting change) is reachable, not unavailable.
+ */
+function whatHappened(cause: unknown): string {
+  if (cause instanceof KubeApiError) {
+    if (/already underway/.test(cause.message))
+      return 'KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries';
+    if (/in progress/.test(cause.message))
+      return 'KubeVirt refuses the request while another operation on this VM is in progress, still so after retries';
+    if (cause.status === 409)
+      return 'the VM kept being changed by someone else at the same moment (conflict), still so after retries';
+    if (cause.status === 401)
+      return "the API server did not accept virtwake's credentials (401), still so after retries";
+  }
+  return 'KubeVirt API unavailable after retries';
 }

@@ -5,6 +5,7 @@ import { checkNamespace, checkVmOptIn } from '../runtime/policy';
 import { Denied, HandBack } from '../runtime/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
+import { withDeadline } from '../runtime/kube/deadline';
 import { isRunning } from '../runtime/vm-state';
 import { startUnderway } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
@@ -49,6 +50,8 @@ export interface Waker {
   forget(route: Route): void;
   /** start PUTs sent (for tests and metrics). */
   starts(): number;
+  /** The answer to a request held past VIRTWAKE_PROXY_WAKE_TIMEOUT. */
+  timeoutError(route: Route): WakeError;
 }
 
 export interface WakerDeps {
@@ -142,6 +145,13 @@ export function waker(deps: WakerDeps): Waker {
   }
 
   function timeout(route: Route, what: string): WakeError {
+    // A wait cut short by shutdown is not a VM that failed to come up.
+    if (signal.aborted)
+      return new WakeError(
+        503,
+        `the wake proxy is shutting down; VM ${route.vm.namespace}/${route.vm.name} was not waited for to the end, retry`,
+        config.proxyRetryAfterSeconds,
+      );
     return new WakeError(
       503,
       `VM ${route.vm.namespace}/${route.vm.name} did not come up ${what} within ${config.proxyWakeTimeoutMs / 1000}s (VIRTWAKE_PROXY_WAKE_TIMEOUT); it may still be starting, retry shortly`,
@@ -149,9 +159,14 @@ export function waker(deps: WakerDeps): Waker {
     );
   }
 
-  async function lookUp(route: Route, t: TargetState): Promise<Resolved> {
+  function lookUp(route: Route, t: TargetState): Promise<Resolved> {
+    // Every API call of the wake is cut off at its deadline (one that hangs cannot outlast it).
+    const deadline = Date.now() + config.proxyWakeTimeoutMs;
+    return withDeadline(deadline, () => lookUpUntil(route, t, deadline));
+  }
+
+  async function lookUpUntil(route: Route, t: TargetState, deadline: number): Promise<Resolved> {
     const began = Date.now();
-    const deadline = began + config.proxyWakeTimeoutMs;
     const { service } = route;
     const { namespace } = route.vm;
     try {
@@ -179,8 +194,8 @@ export function waker(deps: WakerDeps): Waker {
       return { upstream, vm, woke };
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
-      const err =
-        e instanceof HandBack ? new WakeError(503, e.message, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
+      // The answer's Retry-After is the configured one (VIRTWAKE_PROXY_RETRY_AFTER), not the retry budget's.
+      const err = e instanceof HandBack ? new WakeError(503, e.message, config.proxyRetryAfterSeconds) : e;
       if (err instanceof WakeError)
         deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
       throw err;
@@ -202,5 +217,6 @@ export function waker(deps: WakerDeps): Waker {
       t.checkedAt = 0;
     },
     starts: () => starts,
+    timeoutError: (route) => timeout(route, 'to serve this request'),
   };
 }

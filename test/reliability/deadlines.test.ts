@@ -79,3 +79,19 @@ test('the retry budget bounds one hanging call: 503 long before the 30 s per-cal
   expect(seconds).toBeLessThan(KUBE_TIMEOUT_S / 3);
   h.sim.faults.clear();
 }, 40_000);
+
+test('KubeVirt\'s "already underway" that never clears is handed back saying so, not "API unavailable"', async () => {
+  const name = addVM();
+  const rule = h.sim.faults.add({
+    method: 'PUT',
+    path: new RegExp(`/virtualmachines/${name}/start$`),
+    status: 500,
+    message: 'Internal error occurred: unable to complete request: stop/start already underway',
+  });
+  const res = await h.send('io.virtwake.vm.start', { name });
+  h.sim.faults.remove(rule);
+  expect(res.status).toBe(503);
+  const detail = JSON.parse(res.text).detail as string;
+  expect(detail).toMatch(/KubeVirt is still carrying out an earlier start\/stop request on this VM/);
+  expect(detail).not.toMatch(/unavailable/);
+});

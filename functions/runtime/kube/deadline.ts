@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 // The time by which the work in progress must be answered (a retry budget, a
 // `wait`), carried along the async call chain so that every API call made for
 // that work is cut off by it: one hanging call can no longer outlast the budget
-// it was made under. The innermost scope wins.
+// it was made under. Scopes nest: the nearest deadline of them all counts.
 
 const current = new AsyncLocalStorage<number>();
 
@@ -15,7 +15,8 @@ export const LATE_CALL_MS = 250;
 
 /** Run `work` with every API call inside it bounded by `deadline` (epoch ms). */
 export function withDeadline<T>(deadline: number, work: () => Promise<T>): Promise<T> {
-  return current.run(deadline, work);
+  const outer = current.getStore();
+  return current.run(outer === undefined ? deadline : Math.min(outer, deadline), work);
 }
 
 /** The timeout for a call starting now: the client's own, or less when the deadline in scope is nearer. */
