@@ -24,6 +24,8 @@ export interface ServerDeps {
   metrics: Metrics;
   /** Begin refusing work: called once on shutdown, before in-flight requests drain. */
   onClosing?(): void;
+  /** Why the API cannot be reached with this instance's credentials (readiness fails then); undefined when fine. */
+  problem?(): string | undefined;
 }
 
 export interface VirtwakeServer {
@@ -47,7 +49,10 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     { connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) },
     (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, drainer.closing(), metrics))
+      if (
+        (req.method === 'GET' || req.method === 'HEAD') &&
+        serveOperations(res, path, drainer.closing(), metrics, deps.problem)
+      )
         return;
       if (req.method === 'OPTIONS') {
         res.writeHead(204, { allow: 'POST, OPTIONS' });

@@ -107,7 +107,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const drainer = drain(server, config.shutdownTimeoutMs);
 
   function serveOwn(path: string, res: http.ServerResponse): boolean {
-    return serveOperations(res, path, drainer.closing(), metrics);
+    return serveOperations(res, path, drainer.closing(), metrics, deps.connection.problem);
   }
 
   function notFound(req: http.IncomingMessage, target: RequestTarget): string {
