@@ -173,7 +173,7 @@ async function loadTs(file) {
  */
 async function validatorsPlugin() {
   const { createAjv } = await loadTs('functions/runtime/validate-compile.ts');
-  // Command schemas, then the configuration files' (the wake proxy's routes).
+  // Command schemas, then the configuration files' (the policy file, the wake proxy's routes).
   const read = (dir) =>
     fs
       .readdirSync(dir)
@@ -185,8 +185,10 @@ async function validatorsPlugin() {
   return {
     name: 'virtwake-precompiled-validators',
     setup(b) {
+      // Every importer in functions/ (commands, the policy file, the routes file): it
+      // may import only compileValidator, which the stand-in exports.
       b.onResolve({ filter: /^\.\.?\/(runtime\/)?validate-compile$/ }, (args) =>
-        /[\\/]functions[\\/](runtime[\\/]validate|wake-proxy[\\/]routes)\.ts$/.test(args.importer)
+        /[\\/]functions[\\/]/.test(args.importer)
           ? { path: 'validate-compile', namespace: 'virtwake-precompiled' }
           : undefined,
       );

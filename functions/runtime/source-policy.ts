@@ -1,14 +1,18 @@
-import fs from 'node:fs';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import { explainMismatch, format, matches, parseSelector, Requirement } from './labels';
-import { isNamespace } from './names';
+import { ConfigFileError, jsonPath, parseConfigText, readConfigFile } from './config-file';
+import { compileValidator } from './validate-compile';
 import { Denied } from './errors';
+import policySchema from '../../schemas/config/policy.json';
 
 // Per-source policy (docs/policy.md): which CloudEvent sources may do which
-// actions, in which namespaces, on VMs with which labels. A JSON file, usually
-// a ConfigMap mounted in the Service (VIRTWAKE_POLICY_FILE), read and checked
-// once at start-up. Rules only grant: a request is allowed when some rule
-// allows it, and a source no rule names may do nothing. The environment's
-// limits (VIRTWAKE_NAMESPACES, VIRTWAKE_VM_SELECTOR) still apply on top.
+// actions, in which namespaces, on VMs with which labels. A YAML or JSON file,
+// usually a ConfigMap mounted in the Service (VIRTWAKE_POLICY_FILE), read and
+// checked once at start-up: its shape against schemas/config/policy.json, then
+// what a schema cannot say (unique rule names, selectors that parse). Rules
+// only grant: a request is allowed when some rule allows it, and a source no
+// rule names may do nothing. The environment's limits (VIRTWAKE_NAMESPACES,
+// VIRTWAKE_VM_SELECTOR) still apply on top.
 
 export const POLICY_ACTIONS = [
   'start',
@@ -55,99 +59,144 @@ export interface SourceRequest {
 
 export class PolicyFileError extends Error {}
 
-const TOP_FIELDS = new Set(['description', 'rules']);
-const RULE_FIELDS = new Set(['name', 'description', 'sources', 'actions', 'namespaces', 'selector']);
-const MAX_TEXT = 1024;
-
 /** Read and check a policy file; every problem is a PolicyFileError that says where. */
 export function loadSourcePolicy(file: string): SourcePolicy {
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return checkSourcePolicy(readConfigFile(file), file);
   } catch (e) {
-    throw new PolicyFileError(`cannot read ${file}: ${(e as Error).message}`);
+    if (e instanceof ConfigFileError) throw new PolicyFileError(e.message);
+    throw e;
   }
-  return parseSourcePolicy(text, file);
 }
 
+/** A policy file's text (YAML or JSON), checked. */
 export function parseSourcePolicy(text: string, file = '(policy)'): SourcePolicy {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseConfigText(text, file);
   } catch (e) {
-    throw new PolicyFileError(`${file} is not JSON: ${(e as Error).message}`);
+    if (e instanceof ConfigFileError) throw new PolicyFileError(e.message);
+    throw e;
   }
-  const fail = (where: string, what: string): never => {
-    throw new PolicyFileError(`${file}: ${where}: ${what}`);
+  return checkSourcePolicy(doc, file);
+}
+
+let validator: ValidateFunction | undefined;
+
+function checkSourcePolicy(doc: unknown, file: string): SourcePolicy {
+  const fail = (problems: string[]): never => {
+    throw new PolicyFileError(`${file}: ${problems.join('; ')}`);
   };
-  if (!isObject(doc)) return fail('top level', 'must be an object such as {"rules": [...]}');
-  for (const k of Object.keys(doc))
-    if (!TOP_FIELDS.has(k)) fail('top level', `unknown field ${JSON.stringify(k)} (allowed: rules, description)`);
-  if (doc.description !== undefined && typeof doc.description !== 'string') fail('description', 'must be a string');
-  if (!Array.isArray(doc.rules)) return fail('rules', 'must be an array of rules');
-
+  validator ??= compileValidator(policySchema);
+  if (!validator(doc)) fail(describe(validator.errors ?? [], doc));
+  // The schema has checked the shape; what is left is what a schema cannot say.
+  const raw = (doc as { rules: PolicyRule[] }).rules;
+  const problems: string[] = [];
   const seen = new Set<string>();
-  const rules = doc.rules.map((raw: unknown, i: number): CompiledRule => {
-    let where = `rules[${i}]`;
-    if (!isObject(raw)) return fail(where, 'must be an object');
-    if (typeof raw.name !== 'string' || raw.name.trim() === '' || raw.name.length > 253)
-      return fail(where, 'needs a "name" (a non-empty string up to 253 characters)');
-    const name = raw.name;
-    where = `rules[${i}] ("${name}")`;
-    if (seen.has(name)) fail(where, 'another rule has the same name');
-    seen.add(name);
-    for (const k of Object.keys(raw))
-      if (!RULE_FIELDS.has(k))
-        fail(where, `unknown field ${JSON.stringify(k)} (allowed: ${[...RULE_FIELDS].join(', ')})`);
-    if (raw.description !== undefined && typeof raw.description !== 'string')
-      fail(where, '"description" must be a string');
-
-    const sources = stringList(raw.sources, `${where}.sources`, fail);
-    const actions = stringList(raw.actions, `${where}.actions`, fail);
-    for (const a of actions) {
-      if (a !== '*' && !(POLICY_ACTIONS as readonly string[]).includes(a))
-        fail(`${where}.actions`, `unknown action ${JSON.stringify(a)} (known: ${POLICY_ACTIONS.join(', ')}, or "*")`);
-    }
-    const namespaces = stringList(raw.namespaces, `${where}.namespaces`, fail);
-    for (const ns of namespaces) {
-      if (ns !== '*' && !isNamespace(ns))
-        fail(`${where}.namespaces`, `${JSON.stringify(ns)} is not a namespace name (or "*")`);
-    }
+  const rules = raw.map((r, i): CompiledRule => {
+    const where = `rules[${i}] (${JSON.stringify(r.name)})`;
+    if (seen.has(r.name)) problems.push(`${where}: another rule has the same name`);
+    seen.add(r.name);
     let requirements: Requirement[] = [];
-    if (raw.selector !== undefined) {
-      if (typeof raw.selector !== 'string')
-        return fail(`${where}.selector`, 'must be a label selector string such as "ci=true"');
+    if (r.selector !== undefined) {
       try {
-        requirements = parseSelector(raw.selector);
+        requirements = parseSelector(r.selector);
       } catch (e) {
-        fail(`${where}.selector`, (e as Error).message);
+        problems.push(`${where}.selector: ${(e as Error).message}`);
       }
     }
     return {
-      name,
-      ...(raw.description !== undefined && { description: raw.description as string }),
-      sources,
-      actions: actions as PolicyRule['actions'],
-      namespaces,
-      ...(raw.selector !== undefined && { selector: raw.selector as string }),
-      sourceMatchers: sources.map(globMatcher),
+      name: r.name,
+      ...(r.description !== undefined && { description: r.description }),
+      sources: r.sources,
+      actions: r.actions,
+      namespaces: r.namespaces,
+      ...(r.selector !== undefined && { selector: r.selector }),
+      sourceMatchers: r.sources.map(globMatcher),
       requirements,
     };
   });
+  if (problems.length) fail(problems);
   return { file, rules };
 }
 
-function stringList(value: unknown, where: string, fail: (where: string, what: string) => never): string[] {
-  if (!Array.isArray(value) || value.length === 0) return fail(where, 'must be a non-empty array of strings');
-  for (const v of value) {
-    if (typeof v !== 'string' || v === '' || v.length > MAX_TEXT)
-      fail(where, `${JSON.stringify(v)} is not a non-empty string up to ${MAX_TEXT} characters`);
+const TOP_FIELDS = Object.keys(policySchema.properties);
+const RULE_FIELDS = Object.keys(policySchema.$defs.rule.properties);
+const MAX_SOURCE = policySchema.$defs.rule.properties.sources.items.maxLength;
+
+/** What each field must be, said the way the person fixing the file needs it. */
+const FIELD_HINTS: Record<string, string> = {
+  '': 'must be an object such as {"rules": [...]}',
+  rules: 'must be an array of rules',
+  rule: 'must be an object',
+  name: 'needs a "name" (a non-empty string up to 253 characters)',
+  description: 'must be a string',
+  sources: 'must be a non-empty array of strings',
+  actions: 'must be a non-empty array of strings',
+  namespaces: 'must be a non-empty array of strings',
+  selector: 'must be a label selector string such as "ci=true"',
+};
+
+/**
+ * ajv's errors, one per place: `rules[1] ("ci").actions[0]: unknown action "delete" (known: …)`.
+ * A rule is named by its index and, once it has a usable one, its name.
+ */
+function describe(errors: ErrorObject[], doc: unknown): string[] {
+  const out = new Map<string, string>();
+  const add = (key: string, message: string) => {
+    if (!out.has(key)) out.set(key, message);
+  };
+  for (const e of errors) {
+    const parts = e.instancePath.split('/').slice(1);
+    const at = place(parts, doc);
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      const allowed = parts.length === 0 ? TOP_FIELDS : RULE_FIELDS;
+      add(
+        `${e.instancePath}/${extra}`,
+        `${at}: unknown field ${JSON.stringify(extra)} (allowed: ${allowed.join(', ')})`,
+      );
+      continue;
+    }
+    if (e.keyword === 'required') {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      if (missing === 'name') add(`${e.instancePath}/name`, `${at}: ${FIELD_HINTS.name}`);
+      else add(`${e.instancePath}/${missing}`, `${place([...parts, missing], doc)}: ${FIELD_HINTS[missing]}`);
+      continue;
+    }
+    const last = parts.at(-1) ?? '';
+    const field = /^\d+$/.test(last) ? parts.at(-2) : last;
+    const item = /^\d+$/.test(last) && parts.length > 2;
+    let message: string;
+    if (item && field === 'actions')
+      message = `unknown action ${shown(e.data)} (known: ${POLICY_ACTIONS.join(', ')}, or "*")`;
+    else if (item && field === 'namespaces') message = `${shown(e.data)} is not a namespace name (or "*")`;
+    else if (item) message = `${shown(e.data)} is not a non-empty string up to ${MAX_SOURCE} characters`;
+    else if (field === 'name') {
+      // A rule without a usable name is named by its index only.
+      add(e.instancePath, `${place(parts.slice(0, -1), doc)}: ${FIELD_HINTS.name}`);
+      continue;
+    } else message = FIELD_HINTS[parts.length === 2 ? 'rule' : (field ?? '')] ?? e.message ?? e.keyword;
+    add(e.instancePath, `${at}: ${message}`);
   }
-  return value as string[];
+  return [...out.values()];
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A value as the message quotes it: JSON, cut short. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** rules/1/sources/0 → `rules[1] ("ci").sources[0]`; the document itself → `top level`. */
+function place(parts: string[], doc: unknown): string {
+  if (parts.length === 0) return 'top level';
+  const path = jsonPath(`/${parts.join('/')}`);
+  if (parts[0] !== 'rules' || parts[1] === undefined) return path;
+  const name = (doc as { rules: { name?: unknown }[] }).rules[Number(parts[1])]?.name;
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 253) return path;
+  const rule = `rules[${parts[1]}]`;
+  return `${rule} (${JSON.stringify(name)})${path.slice(rule.length)}`;
 }
 
 /**

@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import { loadYaml } from '@kubernetes/client-node';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import { ConfigError } from '../runtime/config';
+import { ConfigFileError, jsonPath, readConfigFile } from '../runtime/config-file';
 import { compileValidator } from '../runtime/validate-compile';
 import routesSchema from '../../schemas/config/routes.json';
 
@@ -56,19 +55,12 @@ export interface RouteOptions {
 }
 
 export function loadRoutes(file: string, defaultNamespace: string, opts: RouteOptions = {}): RouteTable {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`VIRTWAKE_PROXY_ROUTES: cannot read ${file}: ${(e as Error).message}`);
-  }
   let doc: unknown;
   try {
-    doc = loadYaml(text);
+    doc = readConfigFile(file);
   } catch (e) {
-    throw new ConfigError(
-      `VIRTWAKE_PROXY_ROUTES: ${file} is neither YAML nor JSON: ${(e as Error).message.split('\n')[0]}`,
-    );
+    if (e instanceof ConfigFileError) throw new ConfigError(`VIRTWAKE_PROXY_ROUTES: ${e.message}`);
+    throw e;
   }
   const { http, tcp } = parseAllRoutes(doc, defaultNamespace, file, opts);
   return routeTable(http, tcp);
@@ -160,7 +152,7 @@ function describe(errors: ErrorObject[], doc: unknown): string[] {
     // The if/then/else and oneOf wrappers repeat what their branches say.
     if (e.keyword === 'if' || (e.keyword === 'oneOf' && !e.instancePath.endsWith('/port'))) continue;
     const parts = e.instancePath.split('/').slice(1);
-    const field = dotted(parts);
+    const field = jsonPath(e.instancePath);
     const which = routeLabel(parts, doc);
     if (e.keyword === 'additionalProperties') {
       const extra = (e.params as { additionalProperty: string }).additionalProperty;
@@ -176,11 +168,6 @@ function describe(errors: ErrorObject[], doc: unknown): string[] {
     }
   }
   return [...out.values()];
-}
-
-/** /routes/1/service/port → routes[1].service.port */
-function dotted(parts: string[]): string {
-  return parts.map((p, i) => (/^\d+$/.test(p) && i > 0 ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
 /** A TCP route is named by its port too, so the operator finds it. */

@@ -78,6 +78,15 @@ function samples(schema: Record<string, any>): unknown[] {
       for (const field of [...Object.keys(route), 'pathPrefix', 'stripPrefix', 'listen', 'bogus'])
         for (const v of ODD_VALUES) out.push({ routes: [{ ...route, [field]: v }] });
   }
+  // The policy file: odd values in each field of a rule, and in the items of its lists.
+  if (schema.properties?.rules) {
+    const rule = { name: 'ci', sources: ['/ci/*'], actions: ['start'], namespaces: ['ci'], selector: 'ci=true' };
+    out.push({ rules: [rule] }, { rules: null }, { rules: {} }, { rules: [rule, rule] }, { rules: [] });
+    for (const field of [...Object.keys(rule), 'description', 'bogus'])
+      for (const v of ODD_VALUES) {
+        out.push({ rules: [{ ...rule, [field]: v }] }, { rules: [{ ...rule, [field]: [v] }] });
+      }
+  }
   return out;
 }
 

@@ -87,6 +87,13 @@ describe('routes', () => {
     expect(loadRoutes(path.join(dir, 'r.yaml'), 'ns').routes[0].vm).toEqual({ namespace: 'ns', name: 'a' });
     expect(loadRoutes(path.join(dir, 'r.json'), 'ns').routes[0].host).toBe('b.example');
     expect(() => loadRoutes(path.join(dir, 'nope'), 'ns')).toThrow(/VIRTWAKE_PROXY_ROUTES: cannot read/);
+    // An empty file (or only comments) is no routes yet, as the schema's `routes: null` is; a broken one is refused.
+    fs.writeFileSync(path.join(dir, 'empty.yaml'), '# no routes yet\n');
+    expect(loadRoutes(path.join(dir, 'empty.yaml'), 'ns').routes).toEqual([]);
+    fs.writeFileSync(path.join(dir, 'broken.yaml'), 'routes: [\n');
+    expect(() => loadRoutes(path.join(dir, 'broken.yaml'), 'ns')).toThrow(
+      /^VIRTWAKE_PROXY_ROUTES: .*broken\.yaml is neither YAML nor JSON: /,
+    );
   });
 });
 

@@ -4,8 +4,10 @@ import { replyData, startHarness, type Harness } from '../helpers/harness';
 import { expectedIdle, makeFleet, toSimulator } from '../../scripts/bench/lib/population';
 
 // The reaper through the real server over HTTP, against the simulator with an
-// injected clock: which VMs it stops among 10,000, how many API calls that
-// takes, and what two replicas ticking at once do.
+// injected clock: which VMs it stops among 1,000, how many API calls that
+// takes, and what two replicas ticking at once do. The fleet is big enough to
+// mix every case and span several pages; the same pass over 10,000 VMs is in
+// `npm run bench` (scripts/bench/reaper.ts).
 
 const PING = 'dev.knative.sources.ping';
 const PING_SOURCE = '/apis/v1/namespaces/virtwake/pingsources/virtwake-reaper';
@@ -14,9 +16,9 @@ const T0 = new Date('2030-03-01T12:00:00Z');
 const isStop = (c: RecordedCall) => c.method === 'PUT' && c.subresource === 'stop';
 const key = (c: RecordedCall) => `${c.namespace}/${c.name}`;
 
-describe('reaper over 10,000 VMs', () => {
+describe('reaper over 1,000 VMs', () => {
   const clock = new ManualClock(T0);
-  const fleet = makeFleet(10_000, { seed: 7 });
+  const fleet = makeFleet(1_000, { seed: 7 });
   const idle = expectedIdle(fleet);
   let h: Harness;
 
@@ -33,8 +35,8 @@ describe('reaper over 10,000 VMs', () => {
 
   test('stops exactly the idle, unprotected, opted-in running VMs, each once, in pages plus stops', async () => {
     // The fleet really mixes every case.
-    expect(idle.size).toBeGreaterThan(500);
-    expect(fleet.filter((v) => v.running && v.protectedLabel === 'true' && v.optedIn).length).toBeGreaterThan(100);
+    expect(idle.size).toBeGreaterThan(50);
+    expect(fleet.filter((v) => v.running && v.protectedLabel === 'true' && v.optedIn).length).toBeGreaterThan(10);
     h.sim.resetCalls();
 
     const res = await h.send(PING, { action: 'reap' }, { source: PING_SOURCE }).expect(200);
@@ -66,6 +68,7 @@ describe('reaper over 10,000 VMs', () => {
     expect(lists.length).toBe(summary.pages);
     for (const l of lists) expect(Number(l.query?.limit)).toBe(500);
     const listed = fleet.filter((v) => v.optedIn && v.protectedLabel !== 'true').length;
+    expect(listed).toBeGreaterThan(500); // several pages
     expect(lists.filter((l) => l.resource === 'virtualmachines')).toHaveLength(Math.ceil(listed / 500));
     expect(lists.find((l) => l.resource === 'virtualmachines')?.query?.labelSelector).toBe(
       'virtwake.io/enabled=true,virtwake.io/protected!=true',
@@ -120,7 +123,7 @@ describe('reaper over 10,000 VMs', () => {
 describe('two reaper replicas ticking at once', () => {
   test('stop each idle VM exactly once and do not fight', async () => {
     const clock = new ManualClock(T0);
-    const fleet = makeFleet(3_000, { seed: 11, namespaces: ['vms', 'apps'] });
+    const fleet = makeFleet(1_000, { seed: 11, namespaces: ['vms', 'apps'] });
     const idle = expectedIdle(fleet, 45 * 60_000);
     const h = await startHarness({
       sim: { clock, stepMs: 5 },

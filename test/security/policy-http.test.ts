@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,3 +200,26 @@ test('without a policy file any source may act (contract §4 only)', async () =>
   const res = await h.send('io.virtwake.vm.stop', { name }, { source: '/someone-else', to: open }).expect(200);
   expect(replyData(res).outcome).toBe('accepted');
 });
+
+test('a bad policy file stops the program at start: exit 2, the place and the fix, no stack trace', async () => {
+  const file = path.join(dir, 'bad-policy.yaml');
+  fs.writeFileSync(
+    file,
+    'rules:\n  - name: ci\n    sources: [/ci/*]\n    actions: [start, delete]\n    namespaces: [ci]\n',
+  );
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'functions/main.ts'], {
+    cwd: path.resolve(__dirname, '../..'),
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', VIRTWAKE_POLICY_FILE: file, LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  // A file it accepted would leave it serving: stop it, so that shows as a wrong code, not a hang.
+  const guard = setTimeout(() => proc.kill('SIGTERM'), 50_000);
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+  clearTimeout(guard);
+  expect(stderr).toBe(
+    `virtwake: configuration error: VIRTWAKE_POLICY_FILE: ${file}: rules[0] ("ci").actions[1]: unknown action "delete" (known: start, stop, restart, pause, unpause, snapshot, restore, activity, or "*")\n`,
+  );
+  expect(code).toBe(2);
+}, 60_000);

@@ -9,6 +9,7 @@ import {
   checkVm,
   globMatcher,
   parseSourcePolicy,
+  POLICY_ACTIONS,
   PolicyFileError,
   requiredActions,
   SourcePolicy,
@@ -42,8 +43,17 @@ function denial(fn: () => void): Problem {
 
 describe('the policy file is checked at start-up', () => {
   const bad: Array<[string, string, RegExp]> = [
-    ['not JSON', 'sources: []', /is not JSON/],
-    ['YAML is not accepted', 'rules:\n  - name: x\n', /is not JSON/],
+    ['neither YAML nor JSON', '{"rules": [', /policy\.json is neither YAML nor JSON: unexpected end of the stream/],
+    [
+      'not a policy (YAML now parses it; the schema names the field)',
+      'sources: []',
+      /top level: unknown field "sources" \(allowed: rules, description\)/,
+    ],
+    [
+      'YAML is accepted and checked like JSON',
+      'rules:\n  - name: x\n',
+      /rules\[0\] \("x"\)\.sources: must be a non-empty array of strings/,
+    ],
     ['not an object', '[]', /top level: must be an object/],
     ['no rules', '{}', /rules: must be an array/],
     ['unknown top-level field', '{"rules": [], "default": "allow"}', /unknown field "default"/],
@@ -90,6 +100,43 @@ describe('the policy file is checked at start-up', () => {
       /must be a label selector string/,
     ],
     ['empty source', JSON.stringify({ rules: [{ ...CI_RULE, sources: [''] }] }), /"" is not a non-empty string/],
+    // YAML's own ways to be wrong.
+    ['an empty file', '', /policy\.json: top level: must be an object such as \{"rules": \[\.\.\.\]\}/],
+    ['only comments', '# nothing yet\n', /top level: must be an object/],
+    ['a YAML list', '- name: x\n', /top level: must be an object/],
+    ['a key twice', 'rules: []\nrules: []\n', /is neither YAML nor JSON: duplicated mapping key \(2:1\)/],
+    [
+      'a bare * in YAML',
+      'rules:\n  - name: x\n    sources: [*]\n    actions: ["*"]\n    namespaces: ["*"]\n',
+      /is neither YAML nor JSON: .*alias.* \(3:16\) \(a bare \* starts a YAML alias: write "\*"\)$/,
+    ],
+    ['a tab for indentation', 'rules:\n\t- name: x\n', /is neither YAML nor JSON: /],
+    [
+      'YAML 1.1 booleans are strings here: on is not an action',
+      'rules:\n  - name: x\n    sources: ["*"]\n    actions: [on]\n    namespaces: ["*"]\n',
+      /rules\[0\] \("x"\)\.actions\[0\]: unknown action "on"/,
+    ],
+    ['a date is not a string', 'description: 2030-03-01\nrules: []\n', /description: must be a string/],
+    [
+      'the ConfigMap pasted instead of its policy.json',
+      'apiVersion: v1\nkind: ConfigMap\ndata:\n  policy.json: "{}"\n',
+      /top level: unknown field "apiVersion"/,
+    ],
+    [
+      'every problem at once, each at its place',
+      'rules:\n  - name: a\n    sources: ["/ci/*", 7]\n    actions: [start, delete]\n    namespaces: [ci]\n    namespace: [ci]\n  - sources: ["*"]\n    actions: ["*"]\n    namespaces: [Prod]\n',
+      /^policy\.json: rules\[0\] \("a"\): unknown field "namespace" \(allowed: name, description, sources, actions, namespaces, selector\); rules\[0\] \("a"\)\.sources\[1\]: 7 is not a non-empty string up to 1024 characters; rules\[0\] \("a"\)\.actions\[1\]: unknown action "delete" \(known: start, stop, restart, pause, unpause, snapshot, restore, activity, or "\*"\); rules\[1\]: needs a "name" \(a non-empty string up to 253 characters\); rules\[1\]\.namespaces\[0\]: "Prod" is not a namespace name \(or "\*"\)$/,
+    ],
+    [
+      'a long bad value is quoted short',
+      JSON.stringify({ rules: [{ ...CI_RULE, namespaces: ['x'.repeat(5000)] }] }),
+      /namespaces\[0\]: "x{76}\.\.\. is not a namespace name/,
+    ],
+    [
+      'duplicate names and a bad selector, both reported',
+      JSON.stringify({ rules: [CI_RULE, { ...CI_RULE, selector: 'a=b=c' }] }),
+      /rules\[1\] \("ci-may-start-and-snapshot"\): another rule has the same name; rules\[1\] \("ci-may-start-and-snapshot"\)\.selector: /,
+    ],
   ];
   test.each(bad)('%s → a PolicyFileError that says where', (_what, text, message) => {
     expect(() => parseSourcePolicy(text, 'policy.json')).toThrow(PolicyFileError);
@@ -112,6 +159,41 @@ describe('the policy file is checked at start-up', () => {
       'ci-may-start-and-snapshot',
     ]);
     expect(loadConfig({}).policy).toBeUndefined();
+  });
+
+  test('a YAML file reads as the same policy as its JSON', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virtwake-policy-'));
+    const file = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(
+      file,
+      [
+        '# CI may start and snapshot its own VMs',
+        'rules:',
+        '  - name: ci-may-start-and-snapshot',
+        '    sources: [/ci/*]',
+        '    actions: [start, snapshot]',
+        '    namespaces: [ci]',
+        '    selector: ci=true',
+        '',
+      ].join('\n'),
+    );
+    const fromYaml = loadConfig({ VIRTWAKE_POLICY_FILE: file }).policy!;
+    const fromJson = policyOf(CI_RULE);
+    const plain = (p: SourcePolicy) => p.rules.map(({ sourceMatchers: _m, ...rule }) => rule);
+    expect(plain(fromYaml)).toEqual(plain(fromJson));
+    expect(fromYaml.file).toBe(file);
+    fs.writeFileSync(
+      file,
+      'rules:\n  - name: x\n    sources: [/ci/*]\n    actions: [stop]\n    namespaces: [ci]\n    selector: "ci=not valid!"\n',
+    );
+    expect(() => loadConfig({ VIRTWAKE_POLICY_FILE: file })).toThrow(
+      /^VIRTWAKE_POLICY_FILE: .*policy\.yaml: rules\[0\] \("x"\)\.selector: /,
+    );
+  });
+
+  test('the schema and the code know the same actions', () => {
+    const schema = JSON.parse(fs.readFileSync(path.join(__dirname, '../../schemas/config/policy.json'), 'utf8'));
+    expect(schema.$defs.rule.properties.actions.items.enum).toEqual([...POLICY_ACTIONS, '*']);
   });
 
   test('the shipped ConfigMap holds a valid policy that allows what the environment allows', () => {
