@@ -1,8 +1,6 @@
 import { accepted, completed, VmCommand, VmFunction } from './runtime/function';
 import { awaitTarget } from './runtime/lifecycle';
-import { HandBack } from './runtime/errors';
-import { isRunning } from './runtime/vm-state';
-import { startUnderway } from './runtime/vm-state';
+import { isPaused, isRunning, isServing, startUnderway } from './runtime/vm-state';
 import { start } from './start';
 
 // io.virtwake.vm.activity: "someone used this VM". The stamp itself
@@ -14,11 +12,6 @@ export interface ActivityCommand extends VmCommand {
   wake?: boolean;
 }
 
-/** States in which the guest is up or on its way; waking them needs no start. */
-const UP = new Set(['Running', 'Paused', 'Migrating']);
-/** Only these are started; anything else (Starting, Provisioning, CrashLoopBackOff…) is KubeVirt's to finish. */
-const STOPPED = new Set(['Stopped', '']);
-
 export const activity: VmFunction<ActivityCommand> = {
   async run(ctx) {
     const { vm, command } = ctx;
@@ -29,18 +22,11 @@ export const activity: VmFunction<ActivityCommand> = {
         vm,
       });
     }
-    const status = vm.status?.printableStatus ?? '';
-    if (UP.has(status)) return completed('AlreadyInState', { vm });
-    // A start now would be answered "already running" by the VMI that is going away; try again once it is gone.
-    if (status === 'Stopping' || status === 'Terminating') {
-      throw new HandBack(
-        `VM ${ctx.namespace}/${ctx.name} is ${status.toLowerCase()}; redeliver to wake it once it has stopped`,
-        5,
-      );
-    }
-    // Started as io.virtwake.vm.start would, so a concurrent start's refusal reads the same way.
-    if (STOPPED.has(status) && !startUnderway(vm)) return start.run(ctx);
-    // Starting, Provisioning, WaitingForVolumeBinding…: a start is already under way.
+    if (isServing(vm) || isPaused(vm)) return completed('AlreadyInState', { vm });
+    // Nothing asks KubeVirt to run it (whatever its status shows: Stopped, Provisioning, Stopping…): start it as
+    // io.virtwake.vm.start would, which also waits out a VMI being shut down and reads a concurrent start's refusal.
+    if (!startUnderway(vm)) return start.run(ctx);
+    // Starting, CrashLoopBackOff, volumes provisioning for a VM set to run…: KubeVirt is on it.
     return awaitTarget(ctx, isRunning, 'AlreadyInProgress');
   },
 };

@@ -4,7 +4,17 @@
 // are checked against it.
 
 export type FunctionName =
-  'start' | 'stop' | 'restart' | 'pause' | 'unpause' | 'snapshot' | 'restore' | 'activity' | 'reaper' | 'deadletter';
+  | 'start'
+  | 'stop'
+  | 'restart'
+  | 'pause'
+  | 'unpause'
+  | 'snapshot'
+  | 'restore'
+  | 'activity'
+  | 'reaper'
+  | 'results'
+  | 'deadletter';
 
 export interface CommandSpec {
   /** CloudEvent type this function consumes. */
@@ -26,11 +36,19 @@ export const COMMANDS: readonly CommandSpec[] = [
   { type: 'io.virtwake.vm.snapshot', fn: 'snapshot', service: 'virtwake-snapshot', schema: true },
   { type: 'io.virtwake.vm.restore', fn: 'restore', service: 'virtwake-snapshot', schema: true },
   { type: 'dev.knative.sources.ping', fn: 'reaper', service: 'virtwake-reaper', schema: false },
+  // contract §2: the ApiServerSource's change events (knative/apiserversource.yaml) settle pending requests.
+  { type: 'dev.knative.apiserver.resource.add', fn: 'results', service: 'virtwake-reaper', schema: false },
+  { type: 'dev.knative.apiserver.resource.update', fn: 'results', service: 'virtwake-reaper', schema: false },
+  { type: 'dev.knative.apiserver.resource.delete', fn: 'results', service: 'virtwake-reaper', schema: false },
 ];
 
 /** Reply types: `<command>.accepted|completed|failed`, and the reaper's summary. */
 export const REPLY_SUFFIXES = ['accepted', 'completed', 'failed'] as const;
 export const REAPER_REPLY_TYPE = 'io.virtwake.reaper.completed';
+/** contract §2: a VM's printableStatus changed (published by the results function). */
+export const STATE_CHANGED_TYPE = 'io.virtwake.vm.state.changed';
+/** Functions that observe rather than command: their types get no `<type>.<outcome>` replies. */
+export const OBSERVERS: ReadonlySet<FunctionName> = new Set(['reaper', 'results']);
 
 /** The longest `wait` a command may ask for (contract §1); Knative timeouts sit above it. */
 export const MAX_WAIT_SECONDS = 270;

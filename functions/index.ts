@@ -15,6 +15,7 @@ import pauseSchema from '../schemas/io.virtwake.vm.pause.json';
 import unpauseSchema from '../schemas/io.virtwake.vm.unpause.json';
 import { activity } from './activity';
 import { reaper } from './reaper';
+import { results } from './results';
 import activitySchema from '../schemas/io.virtwake.vm.activity.json';
 import snapshotSchema from '../schemas/io.virtwake.vm.snapshot.json';
 import restoreSchema from '../schemas/io.virtwake.vm.restore.json';
@@ -31,6 +32,7 @@ export const HANDLERS: Record<FunctionName, Handler> = {
   deadletter: { kind: 'event', fn: deadletter },
   activity: { kind: 'vm', fn: activity, schema: activitySchema },
   reaper: { kind: 'event', fn: reaper },
+  results: { kind: 'event', fn: results },
   snapshot: { kind: 'vm', fn: snapshot, schema: snapshotSchema },
   restore: { kind: 'vm', fn: restore, schema: restoreSchema },
 };

@@ -1,60 +1,43 @@
 import { accepted, completed, failed, Outcome, VmCommand, VmContext, VmFunction } from './runtime/function';
 import type { VirtualMachineInstance } from './runtime/kubevirt-types';
 import { watchWhileWaiting } from './runtime/lifecycle';
-import { Transient } from './runtime/retry';
 
 // io.virtwake.vm.restart: PUT …/virtualmachines/{name}/restart; wait for a new
 // VMI (another uid) Running.
 //
-// A redelivered restart must not restart twice, on any replica (contract §6). Before
-// the PUT the request claims the restart on the VM itself, an annotation holding
-// the request key and the VMI uid it saw, written with a resourceVersion
-// precondition. A later delivery that finds its own claim restarts only if that
-// VMI is still there and nothing is under way, and the claim is its own or has
-// expired (a fresh claim of another delivery may be about to PUT: hand the
-// event back with 503 rather than risk a second restart); an event older than
-// the current VMI was already served by some start or restart.
+// A redelivered restart must not restart twice, on any replica (contract §6).
+// Before the PUT the request is claimed in the VM's ledger (runtime/ledger.ts)
+// with the VMI uid it saw. The ledger answers a delivery of a request it holds
+// as recorded; a claim that never got its outcome (the replica died around
+// the PUT) is taken over only after it expired, and then this function looks
+// first: that VMI replaced, or a restart under way, means the PUT happened.
+// A request older than the current VMI (by ce-time) was already served by
+// some start or restart.
 
 export interface RestartCommand extends VmCommand {
   force?: boolean;
 }
 
-export const RESTART_CLAIM = 'virtwake.io/restart-request';
-/** How long a claim by another delivery is trusted to be followed by its PUT. */
-export const CLAIM_TTL_MS = 30_000;
-
 export const restart: VmFunction<RestartCommand> = {
   async run(ctx) {
-    const { vm, namespace, name, kubevirt, requestKey, command, event } = ctx;
+    const { vm, namespace, name, kubevirt, command, event } = ctx;
     const vmi = await kubevirt.getVMI(namespace, name);
-    const claim = parseClaim(vm.metadata.annotations?.[RESTART_CLAIM]);
+    const earlier = ctx.recorded?.pending?.target === 'new-vmi' ? ctx.recorded.pending : undefined;
 
-    if (claim?.request === requestKey && !command.dryRun) {
-      const sameVmi = vmi?.metadata.uid === claim.vmiUid;
+    if (earlier && !command.dryRun) {
+      const sameVmi = vmi?.metadata.uid === earlier.vmi;
       const underway = !!vm.status?.stateChangeRequests?.length || !!vmi?.metadata.deletionTimestamp;
-      if (!sameVmi || underway) return settle(ctx, claim.vmiUid, vmi);
-      if (claim.delivery !== ctx.deliveryId && ctx.now().getTime() - claim.at < CLAIM_TTL_MS) {
-        throw new Transient(new Error('restart claimed by another delivery of this request, not yet under way'));
-      }
-    } else if (!command.dryRun && vmi) {
-      if (vmi && event.time && newerThan(vmi, event.time)) {
-        return completed('AlreadyInState', { message: 'the VM was (re)started after this request was made', vm });
-      }
-      // A conflict here means another delivery or replica got there first: re-read and decide again.
-      await kubevirt.mergePatch('virtualmachines', namespace, name, {
-        metadata: {
-          resourceVersion: vm.metadata.resourceVersion,
-          annotations: {
-            [RESTART_CLAIM]: `${requestKey} ${vmi?.metadata.uid ?? '-'} ${ctx.deliveryId} ${ctx.now().getTime()}`,
-          },
-        },
-      });
+      if (!sameVmi || underway) return settle(ctx, earlier.vmi, vmi);
+    } else if (!command.dryRun && vmi && event.time && newerThan(vmi, event.time)) {
+      return completed('AlreadyInState', { message: 'the VM was (re)started after this request was made', vm });
     }
+    if (!command.dryRun) await ctx.claim?.({ target: 'new-vmi', ...(vmi?.metadata.uid && { vmi: vmi.metadata.uid }) });
 
     const body: Record<string, unknown> = command.force ? { gracePeriodSeconds: 0 } : {};
     if (command.dryRun) body.dryRun = ['All'];
     const answer = await kubevirt.lifecycle('restart', namespace, name, body);
     if (answer !== 'ok') {
+      if (answer.kind === 'depends') return failed('Refused', answer.message, { vm });
       return answer.outcome === 'failed'
         ? failed(answer.reason, answer.message, { vm })
         : { outcome: answer.outcome, reason: answer.reason, message: answer.message, vm };
@@ -81,19 +64,6 @@ async function settle(
     message: `no new VMI running within ${ctx.command.wait?.timeoutSeconds}s`,
     vm: ctx.vm,
   });
-}
-
-interface Claim {
-  request: string;
-  vmiUid: string | undefined;
-  delivery: string;
-  at: number;
-}
-
-function parseClaim(text: string | undefined): Claim | undefined {
-  if (!text) return undefined;
-  const [request, uid, delivery = '', at = '0'] = text.split(' ');
-  return { request, vmiUid: uid === '-' ? undefined : uid, delivery, at: Number(at) || 0 };
 }
 
 function newerThan(vmi: VirtualMachineInstance, eventTime: string): boolean {

@@ -1,6 +1,7 @@
 import type { VmContext } from './runtime/function';
 import { KubeApiError } from './runtime/kube/errors';
 import { listAll } from './runtime/paging';
+import { readLedger } from './runtime/ledger';
 import {
   ANNOTATION_CREATED_AT,
   LABEL_MANAGED_BY,
@@ -13,7 +14,9 @@ import {
 // Snapshot retention (`keep: N` on io.virtwake.vm.snapshot): keep the N newest
 // *ready* snapshots virtwake made of the VM, delete its older and failed ones.
 // A good snapshot is never deleted before N others are ready, nor one that an
-// unfinished restore reads.
+// unfinished restore reads, nor one a newer request made: a late delivery of
+// an older request must not delete what came after it (contract §6). Which
+// are newer is the VM's request ledger's order, not the clocks'.
 
 const RESOURCE = 'virtualmachinesnapshots';
 
@@ -31,7 +34,7 @@ export async function applyRetention(ctx: VmContext, keep: number, current: stri
   const inUse = new Set(
     restores.filter((r) => r.status?.complete !== true).map((r) => r.spec?.virtualMachineSnapshotName),
   );
-  const doomed = retention(snaps, vm, keep, inUse, current);
+  const doomed = retention(snaps, vm, keep, inUse, current, madeAfter(ctx));
   const deleted: string[] = [];
   const refused: string[] = [];
   for (const name of doomed) {
@@ -53,7 +56,8 @@ export async function applyRetention(ctx: VmContext, keep: number, current: stri
  * Which of `snaps` retention deletes: virtwake's snapshots of `vm` beyond the
  * `keep` newest ready ones, and its failed ones; never `current` (this
  * request's own), one still in progress (another request's), one being
- * deleted, or one an unfinished restore reads.
+ * deleted, one an unfinished restore reads, or one a newer request made
+ * (`newerRequests`, from the VM's ledger).
  */
 export function retention(
   snaps: VirtualMachineSnapshot[],
@@ -61,6 +65,7 @@ export function retention(
   keep: number,
   inUse: ReadonlySet<string | undefined>,
   current?: string,
+  newerRequests: ReadonlySet<string> = new Set(),
 ): string[] {
   const candidates = snaps
     .filter((s) => s.metadata.labels?.[LABEL_MANAGED_BY] === MANAGER && s.spec?.source?.name === vm && !isGoing(s))
@@ -70,12 +75,26 @@ export function retention(
     .filter(isReady)
     .sort((a, b) => Number(b.metadata.name === current) - Number(a.metadata.name === current));
   const kept = new Set(ready.slice(0, keep));
+  const newer = (s: VirtualMachineSnapshot) => newerRequests.has(s.metadata.name);
   return candidates
     .filter(
-      (s) => !kept.has(s) && s.metadata.name !== current && (isReady(s) || isFailed(s)) && !inUse.has(s.metadata.name),
+      (s) =>
+        !kept.has(s) &&
+        s.metadata.name !== current &&
+        !newer(s) &&
+        (isReady(s) || isFailed(s)) &&
+        !inUse.has(s.metadata.name),
     )
     .map((s) => s.metadata.name)
     .reverse(); // oldest first: an interrupted clean-up has then removed the least valuable ones
+}
+
+/** Objects that requests recorded after this one (in the VM's ledger) created. */
+function madeAfter(ctx: VmContext): Set<string> {
+  const entries = readLedger(ctx.vm).entries;
+  const i = entries.findIndex((e) => e.key === ctx.requestKey);
+  if (i < 0) return new Set();
+  return new Set(entries.slice(i + 1).flatMap((e) => (e.object ? [e.object] : [])));
 }
 
 function newestFirst(a: VirtualMachineSnapshot, b: VirtualMachineSnapshot): number {

@@ -11,6 +11,7 @@ import {
   indicationsOf,
   ownedMetadata,
   progressOf,
+  snapshotApiProblem,
   snapshotInfo,
   VirtualMachineSnapshot,
   vmRef,
@@ -36,6 +37,7 @@ export interface SnapshotCommand extends VmCommand {
 const RESOURCE = 'virtualmachinesnapshots';
 
 export const snapshot: VmFunction<SnapshotCommand> = {
+  adopts: true,
   async run(ctx) {
     const { command, namespace, name: vm, requestKey } = ctx;
     const name = command.snapshotName ?? derivedName('snapshot', requestKey, vm);
@@ -49,14 +51,31 @@ export const snapshot: VmFunction<SnapshotCommand> = {
         ...(command.failureDeadline !== undefined && { failureDeadline: command.failureDeadline }),
       },
     };
-    const found = (await findOwn(ctx, RESOURCE, name, ours)) ?? (await createOwn(ctx, RESOURCE, body, ours));
+    let found;
+    try {
+      found = await findOwn(ctx, RESOURCE, name, ours);
+      if (!found) {
+        // Recorded but gone (deleted by the retention of a newer request): never made again (contract §6).
+        if (ctx.recorded && ctx.recorded.state !== 'claimed') return gone(ctx, name);
+        if (!command.dryRun) await ctx.claim?.({ target: 'snapshot-ready', object: name });
+        found = await createOwn(ctx, RESOURCE, body, ours);
+      }
+    } catch (e) {
+      const why = snapshotApiProblem(e);
+      if (why) return failed('SnapshotApiUnavailable', `cannot snapshot VM ${namespace}/${vm}: ${why}`, { vm: ctx.vm });
+      throw e;
+    }
     if (found.kind === 'taken') {
       return failed(
         'NameInUse',
         `VirtualMachineSnapshot ${namespace}/${name} already exists and was not created by this request for VM ${vm}`,
       );
     }
-    if (found.kind === 'refused') return failed('Refused', found.error.message, { vm: ctx.vm });
+    if (found.kind === 'refused') {
+      const why = snapshotApiProblem(found.error);
+      if (why) return failed('SnapshotApiUnavailable', `cannot snapshot VM ${namespace}/${vm}: ${why}`, { vm: ctx.vm });
+      return failed('Refused', found.error.message, { vm: ctx.vm });
+    }
     if (command.dryRun)
       return accepted('DryRun', {
         message: 'KubeVirt validated the snapshot; nothing was created or deleted',
@@ -65,6 +84,14 @@ export const snapshot: VmFunction<SnapshotCommand> = {
     return settle(ctx, found.object);
   },
 };
+
+function gone(ctx: VmContext<SnapshotCommand>, name: string): Outcome {
+  const e = ctx.recorded;
+  const message = `an earlier delivery of this request created VirtualMachineSnapshot ${ctx.namespace}/${name}, which has been deleted since; nothing was done`;
+  const extra = { message, snapshot: { name }, vm: ctx.vm };
+  if (e?.outcome === 'failed') return failed(e.reason ?? 'SnapshotFailed', message, extra);
+  return e?.outcome === 'accepted' ? accepted(e.reason, extra) : completed(e?.reason, extra);
+}
 
 async function settle(ctx: VmContext<SnapshotCommand>, created: VirtualMachineSnapshot): Promise<Outcome> {
   const { namespace, command } = ctx;

@@ -1,6 +1,7 @@
 import { rfc3339 } from '../runtime/activity';
 import { RetriesExhausted } from '../runtime/errors';
 import { KubeApiError } from '../runtime/kube/errors';
+import { vmSpecInvalid, vmSpecInvalidMessage } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import type { Runtime } from '../runtime/runtime';
 import { Candidate, REAPED_AT, SkipReason } from './rules';
@@ -22,6 +23,8 @@ export async function stopIdle(rt: Runtime, c: Candidate, now: number): Promise<
     const cause = e instanceof Transient ? e.cause : e;
     if (cause instanceof KubeApiError && cause.status === 409) return 'changed';
     if (cause instanceof KubeApiError && cause.status === 404) return 'gone';
+    const invalid = vmSpecInvalid(e);
+    if (invalid) return { reason: 'VmInvalid', message: vmSpecInvalidMessage(vm, invalid) };
     // Unknown whether the claim landed: leave the VM for the next tick rather than risk a second stop.
     return { reason: 'ClaimFailed', message: (e as Error).message };
   }
@@ -40,7 +43,8 @@ export async function stopIdle(rt: Runtime, c: Candidate, now: number): Promise<
     );
     return 'stopped';
   }
-  if (answer.outcome === 'completed' || answer.outcome === 'accepted') return 'alreadyStopped';
+  if (answer.kind === 'depends' || answer.outcome === 'completed' || answer.outcome === 'accepted')
+    return 'alreadyStopped';
   await release(rt, c);
   return answer.reason === 'NotFound' ? 'gone' : { reason: answer.reason, message: answer.message };
 }

@@ -1,6 +1,8 @@
 import { REAPER_REPLY_TYPE } from '../commands';
 import type { EventFunction } from '../runtime/runtime';
 import { reap } from './pass';
+import { hasDue, sweepDeadlines } from '../results/deadlines';
+import type { VirtualMachine } from '../runtime/kubevirt-types';
 
 // The reaper (contract §5): on each PingSource tick, list the opted-in VMs page by
 // page and stop every running one that has been idle longer than its
@@ -30,7 +32,15 @@ export const reaper: EventFunction = {
       );
       return undefined;
     }
-    const summary = await reap(rt);
+    // The same tick checks the deadlines of pending results (contract §2) on the VMs it lists; they go to K_SINK.
+    const due: VirtualMachine[] = [];
+    const summary = await reap(rt, (vm) => {
+      if (hasDue(vm, rt.now().getTime())) due.push(vm);
+    });
+    const deadlines = await sweepDeadlines(rt, due).catch((err: unknown) => {
+      log.warn({ err: (err as Error).message }, 'deadlines not checked on this tick; the next one tries again');
+      return { timedOut: 0, undelivered: 0, error: (err as Error).message };
+    });
     log.info(
       {
         scanned: summary.scanned,
@@ -39,13 +49,14 @@ export const reaper: EventFunction = {
         stopped: summary.stoppedCount,
         failed: summary.failedCount,
         skipped: summary.skipped,
+        deadlines,
       },
       'reaper run finished',
     );
     return {
       type: REAPER_REPLY_TYPE,
       subject: summary.namespaces === '*' ? '*' : summary.namespaces.join(','),
-      data: summary,
+      data: { ...summary, deadlines },
     };
   },
 };

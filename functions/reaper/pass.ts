@@ -28,7 +28,8 @@ export interface ReaperSummary {
   durationMs: number;
 }
 
-export async function reap(rt: Runtime): Promise<ReaperSummary> {
+/** `listed` sees every VM the pass lists (the deadline check of contract §2 reads the same pages). */
+export async function reap(rt: Runtime, listed?: (vm: VirtualMachine) => void): Promise<ReaperSummary> {
   const { config } = rt;
   const started = process.hrtime.bigint();
   const now = rt.now().getTime();
@@ -55,6 +56,7 @@ export async function reap(rt: Runtime): Promise<ReaperSummary> {
     const candidates = new Map<string, Candidate>();
     await eachPage<VirtualMachine>(rt, 'virtualmachines', ns, { labelSelector }, s, (vm) => {
       s.scanned++;
+      listed?.(vm);
       const c = classify(vm, config, now);
       if (typeof c === 'string') skip(c);
       else candidates.set(`${c.namespace}/${c.name}`, c);

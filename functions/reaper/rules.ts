@@ -18,6 +18,8 @@ const REAPABLE = new Set(['Running', 'Paused']);
 
 export type SkipReason =
   | 'notRunning'
+  | 'migrating'
+  | 'runOnce'
   | 'noIdleTimeout'
   | 'invalidIdleTimeout'
   | 'protected'
@@ -61,7 +63,11 @@ export function classify(
     if (timeoutMs === undefined) return 'invalidIdleTimeout';
   }
   if (!timeoutMs) return 'noIdleTimeout';
+  // Serving throughout a live migration (KubeVirt shows Migrating before Running): left to a later tick.
+  if (vm.status?.printableStatus === 'Migrating' && !vm.metadata.deletionTimestamp) return 'migrating';
   if (vm.metadata.deletionTimestamp || !REAPABLE.has(vm.status?.printableStatus ?? '')) return 'notRunning';
+  // KubeVirt's stop turns Once into Halted and the next start into Always: a Once VM would lose what it is.
+  if (vm.spec?.runStrategy === 'Once') return 'runOnce';
   const lastActivity = parseStamp(annotations[LAST_ACTIVITY], now);
   // Recent activity alone keeps a VM: the later of activity and VMI start can only be later still.
   if (lastActivity !== undefined && now - lastActivity <= timeoutMs) return 'active';

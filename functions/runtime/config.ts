@@ -39,6 +39,10 @@ export interface Config {
   reaperConcurrency: number;
   /** Longest list of VM names in the reaper's summary event; counts are always complete. */
   reaperReportMax: number;
+  /** contract §2: where events that are no delivery's reply go (K_SINK, set by a SinkBinding); undefined = nowhere. */
+  sink?: string;
+  /** contract §2: how long an accepted command waits for its target before it is reported failed/Timeout. */
+  resultTimeoutMs: number;
   /** Wake proxy: routes file (YAML or JSON), requests held per VM while it wakes, and how long they are held. */
   proxyRoutesFile?: string;
   proxyQueueSize: number;
@@ -164,12 +168,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reaperPageSize: int(env, 'VIRTWAKE_REAPER_PAGE_SIZE', 500, 1, 5000),
     reaperConcurrency: int(env, 'VIRTWAKE_REAPER_CONCURRENCY', 8, 1, 64),
     reaperReportMax: int(env, 'VIRTWAKE_REAPER_REPORT_MAX', 1000, 0, 100_000),
+    sink: sinkUrl(env.K_SINK),
+    resultTimeoutMs: positiveDuration(env, 'VIRTWAKE_RESULT_TIMEOUT', '10m', 24 * 3600_000),
     proxyRoutesFile: env.VIRTWAKE_PROXY_ROUTES || undefined,
     proxyQueueSize: int(env, 'VIRTWAKE_PROXY_QUEUE_SIZE', 100, 1, 100_000),
     proxyWakeTimeoutMs,
     proxyRetryAfterSeconds: seconds(env, 'VIRTWAKE_PROXY_RETRY_AFTER', 10, 1, 3600),
     proxyActivityIntervalMs,
   };
+}
+
+/** K_SINK as a SinkBinding sets it: an absolute http(s) URL. */
+function sinkUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(
+      `K_SINK ${JSON.stringify(raw)} is not an absolute URL such as http://broker-ingress/ns/broker`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError(`K_SINK must be an http or https URL, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+function positiveDuration(env: NodeJS.ProcessEnv, key: string, dflt: string, maxMs: number): number {
+  const raw = env[key] || dflt;
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0 || ms > maxMs)
+    throw new ConfigError(
+      `${key} ${JSON.stringify(raw)} is not a duration from 1ms to ${maxMs / 3600_000}h such as 10m`,
+    );
+  return ms;
 }
 
 function podNamespace(): string | undefined {

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event';
 import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
+import { awaitRecorded, guard, settleRecorded } from './requests';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
 import { Abandoned, Denied, HandBack, InvalidCommand, InvalidName } from './errors';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
 import { Transient, withRetries } from './retry';
 import { KubeApiError } from './kube/errors';
+import { vmSpecInvalid, vmSpecInvalidMessage } from './kubevirt-answers';
 import type { EventFunction, Runtime } from './runtime';
 import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
@@ -133,6 +135,7 @@ export function dispatcher<F extends string>(
     const waitSeconds = command.wait?.timeoutSeconds;
     const waitUntil = waitSeconds && !command.dryRun ? Date.now() + waitSeconds * 1000 : undefined;
     const deliveryId = randomUUID();
+    const budgetUntil = Date.now() + rt.config.retry.budgetMs;
     // Shutdown and a client that hung up both end a wait; the abort's reason says which.
     const signal = scope.signal ? AbortSignal.any([rt.signal, scope.signal]) : rt.signal;
     return withRetries(
@@ -158,10 +161,12 @@ export function dispatcher<F extends string>(
             kubevirt: rt.kubevirt,
             now: rt.now,
             waitUntil,
+            budgetUntil,
             signal,
           };
-          const outcome = await fn.run(ctx);
-          if (!command.dryRun && rt.recordActivity) await rt.recordActivity(outcome.vm ?? vm);
+          if (command.dryRun) return await fn.run(ctx);
+          const { outcome, vm: last } = await guarded(ctx, p.fn, fn);
+          if (rt.recordActivity) await rt.recordActivity(last ?? outcome.vm ?? vm);
           return outcome;
         } catch (e) {
           if (!(e instanceof KubeApiError)) throw e;
@@ -237,6 +242,7 @@ export function dispatcher<F extends string>(
     if (p.handler.kind === 'event') {
       const r = await p.handler.fn.handle(p.event, rt);
       if (!r) return { outcome: 'processed' };
+      if (r.event) return { reply: r.event, target: r.event.subject, outcome: r.event.type };
       const reply = buildReply(
         p.event,
         {
@@ -272,6 +278,29 @@ export function dispatcher<F extends string>(
     };
   }
 
+  /**
+   * contract §6: the request ledger decides whether this delivery may act
+   * (requests.ts); the function claims right before its KubeVirt call, and
+   * what it came to is recorded after. Returns the VM as last written.
+   */
+  async function guarded(
+    ctx: VmContext,
+    action: string,
+    fn: VmFunction,
+  ): Promise<{ outcome: Outcome; vm?: VirtualMachine }> {
+    const g = guard(ctx, { action, resultTimeoutMs: config.resultTimeoutMs });
+    const d = g.decision;
+    if (g.answer && !(d.kind === 'recorded' && fn.adopts)) {
+      const final = d.kind === 'recorded' ? await settleRecorded(ctx, d.entry) : undefined;
+      if (final) return final;
+      const outcome = d.kind === 'recorded' ? await awaitRecorded(ctx, g.answer, d.entry) : g.answer;
+      return { outcome, vm: await g.settle(outcome) };
+    }
+    const recorded = d.kind === 'recorded' || d.kind === 'retake' ? d.entry : undefined;
+    const outcome = await fn.run({ ...ctx, claim: g.claim, recorded });
+    return { outcome, vm: await g.settle(outcome) };
+  }
+
   return { prepare, execute };
 }
 
@@ -289,6 +318,10 @@ function stopIfGone(scope: RequestScope): void {
  */
 function apiAnswer(e: KubeApiError, vm: VirtualMachine | undefined): Outcome {
   if (e.status === 404) return failed('NotFound', e.message, { vm });
+  // KubeVirt's VM webhook refusing virtwake's own annotation write (ledger, claims): the VM is the problem.
+  const invalid = vmSpecInvalid(e);
+  if (invalid && vm)
+    return failed('VmInvalid', vmSpecInvalidMessage(`${vm.metadata.namespace}/${vm.metadata.name}`, invalid), { vm });
   if (e.status === 400 || e.status === 403 || e.status === 422) return failed('Refused', e.message, { vm });
   throw new Transient(e, `the API server answered ${e.status}: ${e.message}`);
 }

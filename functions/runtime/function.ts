@@ -1,6 +1,7 @@
 import type { CloudEvent } from './cloudevents/event';
 import type { KubeVirt } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
+import type { Entry, Pending } from './ledger';
 
 // What a function sees and returns. A function is one small file that takes a
 // validated command for one VM and returns an outcome; HTTP, CloudEvents,
@@ -40,12 +41,31 @@ export interface VmContext<C extends VmCommand = VmCommand> {
   now(): Date;
   /** Epoch ms until which `wait` may hold the reply; undefined when the command did not ask to wait. */
   waitUntil?: number;
+  /**
+   * Epoch ms until which the function may hold the event to get past a passing
+   * state (a VMI shutting down) when the command did not ask to wait: the retry
+   * budget (VIRTWAKE_RETRY_BUDGET). Past it the event goes back to Knative.
+   */
+  budgetUntil?: number;
   /** Aborted when the server shuts down, so long waits give the event back to Knative. */
   signal: AbortSignal;
+  /**
+   * contract §6: record this request in the VM's ledger right before the
+   * KubeVirt call that acts on it, with what its outcome waits for. Absent for a
+   * dry run; a second call in one delivery changes nothing.
+   */
+  claim?(p: Omit<Pending, 'deadline'>): Promise<void>;
+  /** What an earlier delivery of this request recorded (restart re-checks its VMI; snapshot and restore adopt). */
+  recorded?: Entry;
 }
 
 export interface VmFunction<C extends VmCommand = VmCommand> {
   run(ctx: VmContext<C>): Promise<Outcome>;
+  /**
+   * Its objects are its record (snapshot, restore): run again for a request the
+   * ledger already holds, with ctx.recorded set, to report on what it made.
+   */
+  adopts?: boolean;
 }
 
 export const accepted = (reason?: string, extra: Partial<Outcome> = {}): Outcome => ({

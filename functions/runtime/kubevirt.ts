@@ -42,7 +42,7 @@ export interface ListOptions {
 }
 
 /** KubeVirt's refusal of a lifecycle call, judged, with its message verbatim. */
-export type Refusal = Extract<Verdict, { kind: 'outcome' }> & { message: string };
+export type Refusal = Exclude<Verdict, { kind: 'transient' }> & { message: string };
 
 export type WatchResult<T> = { done: true; object: T } | { done: false };
 
@@ -100,7 +100,8 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
       try {
         return await call<T>('get', resource, { method: 'GET', path: objectPath(resource, namespace, name) });
       } catch (e) {
-        if (e instanceof KubeApiError && e.status === 404) return undefined;
+        // The object is missing, unless the whole API is (snapshot.kubevirt.io before KubeVirt 1.3): say that instead.
+        if (e instanceof KubeApiError && e.status === 404 && !apiNotServed(e)) return undefined;
         return transientOr(e);
       }
     },
@@ -182,6 +183,11 @@ export function kubevirtClient(conn: KubeConnection, observe: CallObserver = IGN
     },
   };
   return kv;
+}
+
+/** kube-apiserver's 404 for a path no API serves, as opposed to a missing object of a served resource. */
+export function apiNotServed(e: KubeApiError): boolean {
+  return e.status === 404 && e.message === 'the server could not find the requested resource';
 }
 
 async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(

@@ -1,21 +1,38 @@
 import type { Action } from './kubevirt-answers';
 import { accepted, completed, failed, Outcome, VmContext } from './function';
-import type { Resource, WatchResult } from './kubevirt';
+import type { Refusal, Resource, WatchResult } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
 import { Abandoned, HandBack } from './errors';
+import type { Target } from './ledger';
 
 // The shape shared by start, stop, pause and unpause: one subresource call,
 // KubeVirt's answer judged by the table, then an optional watch for the target.
+
+/** What each call's outcome waits for, by name, for the ledger (contract §2). */
+const TARGETS: Record<Action, (body: Record<string, unknown>) => Target> = {
+  start: (body) => (body.paused === true ? 'paused' : 'running'),
+  stop: () => 'stopped',
+  restart: () => 'new-vmi',
+  pause: () => 'paused',
+  unpause: () => 'unpaused',
+};
 
 export async function lifecycleAction(
   ctx: VmContext,
   action: Action,
   body: Record<string, unknown>,
   target: (vm: VirtualMachine | undefined) => boolean,
+  /** For answers the table marks `depends`: the function looks at the VM and decides. */
+  recheck?: (answer: Refusal & { kind: 'depends' }) => Promise<Outcome>,
 ): Promise<Outcome> {
   const { namespace, name, kubevirt, command } = ctx;
   if (command.dryRun) body = { ...body, dryRun: ['All'] };
+  else await ctx.claim?.({ target: TARGETS[action](body) });
   const answer = await kubevirt.lifecycle(action, namespace, name, body);
+  if (answer !== 'ok' && answer.kind === 'depends') {
+    if (recheck) return recheck(answer);
+    return failed('Refused', answer.message, { vm: ctx.vm });
+  }
   if (answer !== 'ok') {
     if (answer.outcome === 'failed') return failed(answer.reason, answer.message, { vm: ctx.vm });
     if (answer.outcome === 'completed') return completed(answer.reason, { message: answer.message, vm: ctx.vm });

@@ -24,6 +24,11 @@ export interface EventReply {
   reason?: string;
   extensions?: Record<string, string>;
   data: unknown;
+  /**
+   * The reply as the function built it, sent as is: a result of another request
+   * (contract §2) carries that request's causationid and id, not the trigger's.
+   */
+  event?: CloudEvent;
 }
 
 export interface EventFunction {

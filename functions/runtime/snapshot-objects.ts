@@ -1,6 +1,6 @@
 import type { VmContext } from './function';
 import { KubeApiError } from './kube/errors';
-import type { Resource } from './kubevirt';
+import { apiNotServed, Resource } from './kubevirt';
 import type { Condition, ObjectMeta } from './kubevirt-types';
 import { isLabelValue } from './labels';
 import { watchWhileWaiting } from './lifecycle';
@@ -36,6 +36,8 @@ export interface VirtualMachineSnapshot {
   status?: {
     phase?: string;
     readyToUse?: boolean;
+    /** The UID of the VM it was taken of: KubeVirt restores it only onto that VM. */
+    sourceUID?: string;
     creationTime?: string;
     error?: { time?: string; message?: string };
     conditions?: Condition[];
@@ -201,4 +203,19 @@ export async function awaitSettled<T extends { metadata: ObjectMeta }>(
   if (seen.done) return { object: seen.object, timedOut: false };
   // Read once more so the reply can say where it got to.
   return { object: (await ctx.kubevirt.get<T>(resource, ctx.namespace, name)) ?? current, timedOut: true };
+}
+
+/**
+ * Why this cluster cannot take snapshots or restores at all, if that is what
+ * `err` says: snapshot.kubevirt.io/v1beta1 is served from KubeVirt 1.3, and
+ * before 1.9 the Snapshot feature gate must be enabled by hand (the webhooks
+ * then refuse with 400, KubeVirt vmsnapshot.go / vmrestore.go).
+ */
+export function snapshotApiProblem(err: unknown): string | undefined {
+  if (!(err instanceof KubeApiError)) return undefined;
+  if (apiNotServed(err))
+    return 'this cluster serves no snapshot.kubevirt.io/v1beta1 API (KubeVirt 1.3 or later is needed for snapshots and restores)';
+  if (err.status === 400 && /feature gate not enabled/.test(err.message))
+    return `KubeVirt's Snapshot feature gate is off (before KubeVirt 1.9 it must be listed in the KubeVirt CR's spec.configuration.developerConfiguration.featureGates): ${err.message}`;
+  return undefined;
 }

@@ -11,7 +11,9 @@ import { proxyMetrics } from './metrics';
 import { Route, RouteTable, upstreamPath } from './routes';
 import { RequestTarget, requestTarget } from './target';
 import { tcpProxy, TcpProxy } from './tcp';
-import { Resolved, waker, WakeError, Waker } from './wake';
+import { Resolved, UPSTREAM_RETRY, waker, WakeError, Waker } from './wake';
+import { backoffMs } from '../runtime/backoff';
+import { sleep } from '../runtime/async';
 import { serveOperations } from '../runtime/operations';
 import { capText, MAX_ERROR_BODY_BYTES } from '../runtime/problems';
 import { drain } from '../runtime/drain';
@@ -125,7 +127,9 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     const vm = `${route.vm.namespace}/${route.vm.name}`;
     const path = upstreamPath(route, target.path);
     const host = target.forwardHost;
-    for (let attempt = 1; attempt <= 2; attempt++) {
+    // A held request is never answered 502: the upstream's answer, or 503 once the wake timeout has passed.
+    const deadline = Date.now() + config.proxyWakeTimeoutMs;
+    for (let refusals = 0; ; refusals++) {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
       // Nobody waits for the answer any more: never forwarded, so it holds no upstream socket.
@@ -150,10 +154,23 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
         release();
       }
       if (result === 'done') return;
-      // The cached upstream refused: the VM was probably stopped since. Look again (and wake it) once.
+      // Refused or not connected in time (nothing of the request was sent): the guest's service does not
+      // listen yet (ready is the pod's readiness), or the VM was stopped since. Look again, and try again.
       wake.forget(route);
+      const delay = backoffMs(refusals, UPSTREAM_RETRY);
+      if (Date.now() + delay >= deadline || drainer.closing() || clientGone(sink)) break;
+      await sleep(delay);
     }
-    reply(sink, 502, `VM ${vm}: its Service ${route.service.name} refused the connection after the VM was reported up`);
+    reply(
+      sink,
+      503,
+      `VM ${vm} is up but its Service ${route.service.name} did not accept a connection within ${config.proxyWakeTimeoutMs / 1000}s (VIRTWAKE_PROXY_WAKE_TIMEOUT); the guest may still be booting (a readinessProbe on the VM makes it ready only once it serves)`,
+      config.proxyRetryAfterSeconds,
+    );
+  }
+
+  function clientGone(sink: Sink): boolean {
+    return sink.kind === 'http' ? sink.res.destroyed : sink.socket.destroyed;
   }
 
   /** The upstream for `route`, waiting in the VM's queue if it has to wake; undefined when already answered. */

@@ -8,7 +8,8 @@ import type { Upstream } from './endpoints';
 import type { ProxyMetrics } from './metrics';
 import type { WakeQueue } from './queue';
 import type { TcpRoute } from './routes';
-import { WakeError, Waker } from './wake';
+import { backoffMs } from '../runtime/backoff';
+import { UPSTREAM_RETRY, WakeError, Waker } from './wake';
 
 // TCP routes (docs/tcp-wake.md): every connection to a route's port is for one
 // VM. If the VM is up the connection is spliced to its Service at once.
@@ -26,8 +27,6 @@ import { WakeError, Waker } from './wake';
 /** What the proxy keeps of a held client's first bytes; beyond it the client is not read (TCP flow control). */
 export const FIRST_BYTES_LIMIT = 64 * 1024;
 const CONNECT_TIMEOUT_MS = 5_000;
-const RETRY_MIN_MS = 50;
-const RETRY_MAX_MS = 1_000;
 
 export interface TcpProxyDeps {
   config: Config;
@@ -121,7 +120,7 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
     let resolvedVm: VirtualMachine | undefined;
     let result = 'forwarded';
     try {
-      let delay = RETRY_MIN_MS;
+      let refusals = 0;
       while (!upstream) {
         if (abort.signal.aborted) {
           result = closing ? 'shutting_down' : 'client_gone';
@@ -147,12 +146,12 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
         if (upstream || abort.signal.aborted) continue;
         // Running and ready, but the guest's service is not listening yet (or the VM went away): look again.
         waker.forget(route);
+        const delay = backoffMs(refusals++, UPSTREAM_RETRY);
         if (Date.now() + delay >= deadline) {
           result = 'wake_timeout';
           break;
         }
         await pause(delay, abort.signal);
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
     } catch (e) {
       if (!(e instanceof WakeError)) throw e;

@@ -1,3 +1,4 @@
+import type { Backoff } from '../runtime/backoff';
 import type { Config } from '../runtime/config';
 import type { KubeVirt } from '../runtime/kubevirt';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
@@ -6,8 +7,7 @@ import { Denied, HandBack } from '../runtime/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import { withDeadline } from '../runtime/kube/deadline';
-import { isRunning } from '../runtime/vm-state';
-import { startUnderway } from '../runtime/vm-state';
+import { isServing, needsStart } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
 import type { Target as Route } from './routes';
 
@@ -20,9 +20,17 @@ import type { Target as Route } from './routes';
 // start and one wait, so 100 requests to a stopped VM make one start call.
 // The shared wake has one deadline, VIRTWAKE_PROXY_WAKE_TIMEOUT after it began.
 
+/**
+ * Between connects to an upstream that refused or did not answer in time. A
+ * VM's `ready` is its pod's readiness: without a readinessProbe that is when
+ * the domain started, not when the guest's service listens, so the first
+ * connects after a wake often fail. HTTP and TCP routes both retry with this
+ * until the wake timeout.
+ */
+export const UPSTREAM_RETRY: Backoff = { baseMs: 50, maxMs: 1_000, jitter: true };
+
 /** How long a known upstream is used without looking at the VM again. */
 export const UPSTREAM_TTL_MS = 5_000;
-const STOPPED = new Set(['Stopped', '']);
 
 export class WakeError extends Error {
   constructor(
@@ -109,7 +117,8 @@ export function waker(deps: WakerDeps): Waker {
         if (e instanceof Denied) throw new WakeError(403, e.message);
         throw e;
       }
-      if (isRunning(vm)) return { vm, waited };
+      // Migrating is serving: the guest answers throughout a live migration.
+      if (isServing(vm)) return { vm, waited };
       const status = vm.status?.printableStatus ?? '';
       if (status === 'Paused')
         throw new WakeError(
@@ -117,25 +126,24 @@ export function waker(deps: WakerDeps): Waker {
           `${what} is paused; the proxy starts stopped VMs but does not unpause them`,
           config.proxyRetryAfterSeconds,
         );
-      if (STOPPED.has(status) && !started && !startUnderway(vm)) {
+      // Decided from runStrategy, the VMI and queued requests: a Halted VM importing a disk shows Provisioning.
+      if (!started && needsStart(vm)) {
         started = true;
         starts++;
         const answer = await withRetries(config.retry, `start ${what}`, () =>
           kubevirt.lifecycle('start', namespace, name, {}),
         );
-        if (answer !== 'ok' && answer.outcome === 'failed')
+        if (answer !== 'ok' && answer.kind === 'outcome' && answer.outcome === 'failed')
           throw new WakeError(502, `KubeVirt refused to start ${what}: ${answer.message}`);
+        // "VM is already running" from a VMI shut down since the read: wait it out and start again.
+        if (answer !== 'ok' && answer.kind === 'depends') started = false;
       }
       // Stopping VMs are waited out and then started; starting ones are waited for.
       const seen = await kubevirt.waitFor<VirtualMachine>(
         'virtualmachines',
         namespace,
         name,
-        (v) =>
-          !v ||
-          isRunning(v) ||
-          v.status?.printableStatus === 'Paused' ||
-          (!started && STOPPED.has(v.status?.printableStatus ?? '') && !startUnderway(v)),
+        (v) => !v || isServing(v) || v.status?.printableStatus === 'Paused' || (!started && needsStart(v)),
         deadline,
         signal,
       );

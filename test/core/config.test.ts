@@ -13,6 +13,8 @@ describe('configuration from the environment (contract §7)', () => {
     expect(c.reply).toBe(true);
     expect(c.idleTimeoutMs).toBeUndefined();
     expect(c.maxBodyBytes).toBe(1024 * 1024);
+    expect(c.sink).toBeUndefined();
+    expect(c.resultTimeoutMs).toBe(600_000);
   });
 
   test("'*' allows any namespace; an empty selector requires nothing", () => {
@@ -28,6 +30,10 @@ describe('configuration from the environment (contract §7)', () => {
     [{ VIRTWAKE_VM_SELECTOR: 'a=b c' }, /VIRTWAKE_VM_SELECTOR: invalid label value/],
     [{ VIRTWAKE_REPLY: 'maybe' }, /VIRTWAKE_REPLY must be true or false/],
     [{ VIRTWAKE_IDLE_TIMEOUT: 'soon' }, /VIRTWAKE_IDLE_TIMEOUT "soon" is not a positive duration/],
+    [{ K_SINK: 'broker-ingress/virtwake' }, /K_SINK "broker-ingress\/virtwake" is not an absolute URL/],
+    [{ K_SINK: 'ftp://broker/x' }, /K_SINK must be an http or https URL/],
+    [{ VIRTWAKE_RESULT_TIMEOUT: '0s' }, /VIRTWAKE_RESULT_TIMEOUT "0s" is not a duration from 1ms to 24h/],
+    [{ VIRTWAKE_RESULT_TIMEOUT: 'later' }, /VIRTWAKE_RESULT_TIMEOUT "later" is not a duration/],
   ])('%o is refused with a message naming the variable', (env, message) => {
     expect(() => loadConfig({ VIRTWAKE_NAMESPACE: 'default', ...env })).toThrow(ConfigError);
     expect(() => loadConfig({ VIRTWAKE_NAMESPACE: 'default', ...env })).toThrow(message);

@@ -34,14 +34,10 @@ interface Cell {
 }
 
 const cells: Cell[] = [
-  {
-    action: 'start',
-    runStrategy: 'Always',
-    state: {},
-    outcome: 'failed',
-    reason: 'Refused',
-    message: /Always does not support manual start requests/,
-  },
+  // KubeVirt runs an Always VM itself: without a VMI yet (its controller has not caught up, or it waits out a
+  // start-failure backoff) the start is KubeVirt's already, whatever the refusal says (issue 13: whether a start
+  // is under way is read from runStrategy, the VMI and stateChangeRequests).
+  { action: 'start', runStrategy: 'Always', state: {}, outcome: 'accepted', reason: 'AlreadyInProgress' },
   {
     action: 'start',
     runStrategy: 'Always',
@@ -54,13 +50,13 @@ const cells: Cell[] = [
   { action: 'start', runStrategy: 'Manual', state: {}, outcome: 'accepted' },
   { action: 'start', runStrategy: 'Manual', state: { running: true }, outcome: 'completed', reason: 'AlreadyInState' },
   { action: 'start', runStrategy: 'RerunOnFailure', state: {}, outcome: 'accepted' },
+  // KubeVirt deletes the failed VMI and reruns the VM itself (finding L5): the start is under way.
   {
     action: 'start',
     runStrategy: 'RerunOnFailure',
     state: { running: true, vmiPhase: 'Failed' },
-    outcome: 'failed',
-    reason: 'Refused',
-    message: /RerunOnFailure does not support starting VM from failed state/,
+    outcome: 'accepted',
+    reason: 'AlreadyInProgress',
   },
   {
     action: 'start',
@@ -210,17 +206,17 @@ describe('selector commands', () => {
     const labels = { ...OPT_IN, fleet: 'blue' };
     const a = addVM('Halted', {}, labels);
     const b = addVM('Manual', {}, labels);
-    const c = addVM('Always', {}, labels); // refused: Always does not support manual start
+    const c = addVM('Once', {}, labels); // refused: Once does not support manual start requests
     addVM('Halted', {}, { fleet: 'blue' }); // not opted in: never touched
     const res = await h.send('io.virtwake.vm.start', { selector: { matchLabels: { fleet: 'blue' } } }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.start.failed');
     const data = replyData(res);
     expect(data.matched).toBe(3);
-    // Sorted by name: vm-always-… < vm-halted-… < vm-manual-….
+    // Sorted by name: vm-halted-… < vm-manual-… < vm-once-….
     expect(data.results).toEqual([
-      expect.objectContaining({ name: c, outcome: 'failed', reason: 'Refused' }),
       { name: a, outcome: 'accepted' },
       { name: b, outcome: 'accepted' },
+      expect.objectContaining({ name: c, outcome: 'failed', reason: 'Refused' }),
     ]);
   });
 
@@ -274,7 +270,9 @@ describe('idempotency (contract §6)', () => {
     expect(restarts).toHaveLength(1);
     // Redelivered later, after the restart took effect: still no second restart.
     const late = await h.send('io.virtwake.vm.restart', { name }, event).expect(200);
-    expect(replyData(late)).toMatchObject({ outcome: 'completed', reason: 'AlreadyInState' });
+    // The ledger holds the request: its final outcome, seen now (a new VMI runs), not a new AlreadyInState.
+    expect(replyData(late)).toMatchObject({ outcome: 'completed' });
+    expect(replyData(late).reason).toBeUndefined();
     expect(h.sim.calls.filter((c) => c.subresource === 'restart' && c.status === 202)).toHaveLength(1);
     expect(h.sim.store.getVMI('default', name)?.metadata.uid).not.toBe(before);
   });
@@ -289,9 +287,15 @@ describe('idempotency (contract §6)', () => {
 
   test('start and stop redelivered: already in state is completed', async () => {
     const name = addVM('Halted');
-    await h.send('io.virtwake.vm.start', { name, wait: { timeoutSeconds: 30 } }, { id: 'twice' }).expect(200);
+    const first = await h
+      .send('io.virtwake.vm.start', { name, wait: { timeoutSeconds: 30 } }, { id: 'twice' })
+      .expect(200);
     const again = await h.send('io.virtwake.vm.start', { name }, { id: 'twice' }).expect(200);
-    expect(replyData(again)).toMatchObject({ outcome: 'completed', reason: 'AlreadyInState' });
+    // contract §6: a delivery of a recorded request is answered with its recorded outcome (it was
+    // AlreadyInState before the ledger), so with the same result id as the first answer.
+    expect(replyData(again)).toEqual(expect.objectContaining({ outcome: 'completed' }));
+    expect(replyData(again).reason).toBeUndefined();
+    expect(again.headers['ce-id']).toBe(first.headers['ce-id']);
   });
 
   test('no writes happen for a command whose VM is gone', () => {

@@ -3,9 +3,11 @@ import request from 'supertest';
 import { startSimulator, Simulator, SimOptions } from '../../simulator';
 import path from 'node:path';
 import { App, createApp } from '../../functions/app';
-import { compareRoleWithCalls } from '../knative/rbac';
+import { clusterWide, compareRoleWithCalls } from '../knative/rbac';
 
 const ROLE = path.join(__dirname, '../../knative/rbac.yaml');
+/** VIRTWAKE_NAMESPACES='*' lists across namespaces: the ClusterRole variant (knative/cluster-wide/) allows that. */
+const CLUSTER_ROLE = path.join(__dirname, '../../knative/cluster-wide/cluster-rbac.yaml');
 
 // A KubeVirt API simulator on loopback plus the real virtwake server wired to
 // it through a kubeconfig, driven over HTTP with supertest.
@@ -83,13 +85,20 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async close() {
       for (const a of apps) await a.close();
       await sim.close();
-      // Every call any integration test made must be one the shipped Role allows.
+      // Every call any integration test made must be one the shipped Role allows; one across all
+      // namespaces, one the ClusterRole variant allows.
+      const calls = sim.calls.filter((c) => c.status !== 401);
       const { missing } = compareRoleWithCalls(
         ROLE,
-        sim.calls.filter((c) => c.status !== 401),
+        calls.filter((c) => !clusterWide(c)),
       );
       if (missing.length)
         throw new Error(`knative/rbac.yaml does not allow calls virtwake made in this test: ${missing.join(', ')}`);
+      const wide = compareRoleWithCalls(CLUSTER_ROLE, calls.filter(clusterWide)).missing;
+      if (wide.length)
+        throw new Error(
+          `knative/cluster-wide/cluster-rbac.yaml does not allow calls virtwake made in this test: ${wide.join(', ')}`,
+        );
     },
   };
 }

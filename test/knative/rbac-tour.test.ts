@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startHarness, Harness } from '../helpers/harness';
 import { compareRoleWithCalls } from './rbac';
-import { ENDPOINT_SLICE } from '../../simulator/resources';
+import { ENDPOINT_SLICE, RESTORE } from '../../simulator/resources';
 
 // Least privilege, both ways: drive every function through its paths against
 // the simulator, then compare the Role in knative/rbac.yaml with the API calls
@@ -54,6 +54,36 @@ test('the Role grants exactly what the functions use', async () => {
   await h
     .send('io.virtwake.vm.restore', { name: 'tour-a', snapshotName: snaps[0], startAfter: true, wait })
     .expect(200);
+
+  // A Manual VM whose guest powered off keeps a final VMI: restore with stopFirst deletes it.
+  vm('tour-m', 'Manual', true);
+  await h.send('io.virtwake.vm.snapshot', { name: 'tour-m', snapshotName: 'tour-m-1', wait }).expect(200);
+  h.sim.store.setVMIPhase('default', 'tour-m', 'Succeeded');
+  h.sim.store.reconcile('default', 'tour-m');
+  await h.sim.settle();
+  const cleared = await h
+    .send('io.virtwake.vm.restore', { name: 'tour-m', snapshotName: 'tour-m-1', stopFirst: true, wait })
+    .expect(200);
+  expect(JSON.parse(cleared.text).outcome).toBe('completed');
+  // A failed restore virtwake made blocks the next one until virtwake deletes it.
+  await h.send('io.virtwake.vm.start', { name: 'tour-m', wait }).expect(200);
+  h.sim.store.raw.create(RESTORE, {
+    apiVersion: 'snapshot.kubevirt.io/v1beta1',
+    kind: 'VirtualMachineRestore',
+    metadata: { name: 'tour-m-failed', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'virtwake' } },
+    spec: {
+      target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: 'tour-m' },
+      virtualMachineSnapshotName: 'tour-m-1',
+      targetReadinessPolicy: 'FailImmediate',
+    },
+  });
+  await h.sim.settle();
+  await h.send('io.virtwake.vm.stop', { name: 'tour-m', wait }).expect(200);
+  const after = await h
+    .send('io.virtwake.vm.restore', { name: 'tour-m', snapshotName: 'tour-m-1', wait }, { id: 'tour-m-again' })
+    .expect(200);
+  expect(JSON.parse(after.text).outcome).toBe('completed');
+  expect(h.sim.store.getRestore('default', 'tour-m-failed')).toBeUndefined();
 
   // Enough idle VMs that the reaper reads VMI start times page by page rather than one by one.
   for (const n of ['tour-idle-1', 'tour-idle-2', 'tour-idle-3'])

@@ -14,7 +14,7 @@ const SUB = 'subresources.kubevirt.io';
 const SNAP = 'snapshot.kubevirt.io';
 const EXPECTED_CALLS: ApiCall[] = [
   ...['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, group: KV, resource: 'virtualmachines' })),
-  ...['get', 'list', 'watch'].map((verb) => ({ verb, group: KV, resource: 'virtualmachineinstances' })),
+  ...['get', 'list', 'watch', 'delete'].map((verb) => ({ verb, group: KV, resource: 'virtualmachineinstances' })),
   ...['start', 'stop', 'restart'].map((subresource) => ({
     verb: 'update',
     group: SUB,
@@ -32,7 +32,11 @@ const EXPECTED_CALLS: ApiCall[] = [
     group: SNAP,
     resource: 'virtualmachinesnapshots',
   })),
-  ...['create', 'get', 'list', 'watch'].map((verb) => ({ verb, group: SNAP, resource: 'virtualmachinerestores' })),
+  ...['create', 'get', 'list', 'watch', 'delete'].map((verb) => ({
+    verb,
+    group: SNAP,
+    resource: 'virtualmachinerestores',
+  })),
   ...['list', 'watch'].map((verb) => ({ verb, group: 'discovery.k8s.io', resource: 'endpointslices' })),
 ];
 

@@ -18,6 +18,14 @@ export interface ApiCall {
   subresource?: string;
   /** Object name, when the request names one (needed to match resourceNames). */
   name?: string;
+  /**
+   * The request's namespace; absent for a request across all namespaces
+   * (GET /apis/kubevirt.io/v1/virtualmachines), which only a ClusterRole (bound
+   * by a ClusterRoleBinding) can allow. Calls that do not say are taken as namespaced.
+   */
+  namespace?: string;
+  /** Set by the simulator's recorder: tells a cluster-wide call from a call that does not say. */
+  path?: string;
 }
 
 export interface RoleComparison {
@@ -28,6 +36,8 @@ export interface RoleComparison {
 }
 
 interface PolicyRule {
+  /** From a ClusterRole: may allow requests across all namespaces. */
+  cluster: boolean;
   apiGroups: string[];
   resources: string[];
   verbs: string[];
@@ -54,6 +64,7 @@ export function loadRoleRules(roleYamlPath: string): PolicyRule[] {
   if (roles.length === 0) throw new Error(`${roleYamlPath}: no Role or ClusterRole`);
   return roles.flatMap((r) =>
     (Array.isArray(r.rules) ? r.rules : []).map((rule: Record<string, unknown>) => ({
+      cluster: r.kind === 'ClusterRole',
       apiGroups: strings(rule.apiGroups),
       resources: strings(rule.resources),
       verbs: strings(rule.verbs),
@@ -80,9 +91,15 @@ function namesMatch(rule: PolicyRule, call: ApiCall): boolean {
   return rule.resourceNames.length === 0 || (call.name !== undefined && rule.resourceNames.includes(call.name));
 }
 
+/** A recorded request without a namespace in its path spans all namespaces. */
+export function clusterWide(call: ApiCall): boolean {
+  return call.path !== undefined && call.namespace === undefined;
+}
+
 /** Does one (group, resource, verb) grant of a rule cover the call? */
 function grantCovers(rule: PolicyRule, group: string, resource: string, verb: string, call: ApiCall): boolean {
   return (
+    (rule.cluster || !clusterWide(call)) &&
     groupMatches(group, call.group) &&
     resourceMatches(resource, call) &&
     verbMatches(verb, call.verb) &&

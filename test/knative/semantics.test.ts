@@ -2,7 +2,14 @@
 // functions/commands.ts, with each other, and with the Knative defaults that
 // the admission webhooks enforce.
 import path from 'node:path';
-import { COMMANDS, MAX_WAIT_SECONDS, REAPER_REPLY_TYPE, REPLY_SUFFIXES } from '../../functions/commands';
+import {
+  COMMANDS,
+  MAX_WAIT_SECONDS,
+  OBSERVERS,
+  REAPER_REPLY_TYPE,
+  REPLY_SUFFIXES,
+  STATE_CHANGED_TYPE,
+} from '../../functions/commands';
 import {
   Json,
   KNATIVE_DIR,
@@ -154,10 +161,7 @@ describe('Knative Services', () => {
   test.each(expectedNames)('%s: VIRTWAKE_FUNCTIONS matches COMMANDS', (name) => {
     const svc = serviceNamed(name)!;
     const want =
-      NON_COMMAND_SERVICES[name] ??
-      COMMANDS.filter((c) => c.service === name)
-        .map((c) => c.fn)
-        .join(',');
+      NON_COMMAND_SERVICES[name] ?? [...new Set(COMMANDS.filter((c) => c.service === name).map((c) => c.fn))].join(',');
     expect(env(svc).get('VIRTWAKE_FUNCTIONS')).toEqual({ name: 'VIRTWAKE_FUNCTIONS', value: want });
   });
 
@@ -246,8 +250,9 @@ describe('Knative Services', () => {
 
 function replyTypes(): string[] {
   return [
-    ...COMMANDS.filter((c) => c.fn !== 'reaper').flatMap((c) => REPLY_SUFFIXES.map((s) => `${c.type}.${s}`)),
+    ...COMMANDS.filter((c) => !OBSERVERS.has(c.fn)).flatMap((c) => REPLY_SUFFIXES.map((s) => `${c.type}.${s}`)),
     REAPER_REPLY_TYPE,
+    STATE_CHANGED_TYPE,
   ];
 }
 
@@ -289,10 +294,15 @@ describe('EventTypes', () => {
 });
 
 describe('RBAC wiring', () => {
-  test('one Role, bound to the ServiceAccount the Services run as', () => {
-    const roles = ofKind('rbac.authorization.k8s.io/v1 Role');
-    expect(roles.map((r) => r.file)).toEqual(['knative/rbac.yaml']);
-    const bindings = ofKind('rbac.authorization.k8s.io/v1 RoleBinding');
+  // Two Roles, each bound to its own ServiceAccount: virtwake's (the Services run as it) and the
+  // ApiServerSource's (read-only, contract §2).
+  test.each([
+    ['knative/rbac.yaml', 'virtwake'],
+    ['knative/apiserversource.yaml', 'virtwake-apiserversource'],
+  ])('%s: one Role, bound to the ServiceAccount %s', (file, account) => {
+    const roles = ofKind('rbac.authorization.k8s.io/v1 Role').filter((r) => r.file === file);
+    expect(roles).toHaveLength(1);
+    const bindings = ofKind('rbac.authorization.k8s.io/v1 RoleBinding').filter((b) => b.file === file);
     expect(bindings).toHaveLength(1);
     expect(at(bindings[0].doc, 'roleRef')).toEqual({
       apiGroup: 'rbac.authorization.k8s.io',
@@ -301,10 +311,35 @@ describe('RBAC wiring', () => {
     });
     // `default` is what kustomize's namespace transformer rewrites to the kustomization's
     // namespace; kustomize.test.ts checks the rendered subject (virtwake, and other in an overlay).
-    expect(at(bindings[0].doc, 'subjects')).toEqual([
-      { kind: 'ServiceAccount', name: 'virtwake', namespace: 'default' },
+    expect(at(bindings[0].doc, 'subjects')).toEqual([{ kind: 'ServiceAccount', name: account, namespace: 'default' }]);
+  });
+
+  test('no other Roles or ServiceAccounts; the ApiServerSource runs as its own, the Services as virtwake', () => {
+    expect(
+      ofKind('rbac.authorization.k8s.io/v1 Role')
+        .map((r) => r.file)
+        .sort(),
+    ).toEqual(['knative/apiserversource.yaml', 'knative/rbac.yaml']);
+    expect(
+      ofKind('v1 ServiceAccount')
+        .map((s) => nameOf(s.doc))
+        .sort(),
+    ).toEqual(['virtwake', 'virtwake-apiserversource']);
+    const sources = ofKind('sources.knative.dev/v1 ApiServerSource');
+    expect(sources.map((s) => at(s.doc, 'spec', 'serviceAccountName'))).toEqual(['virtwake-apiserversource']);
+    expect(sources.map((s) => at(s.doc, 'spec', 'mode'))).toEqual(['Resource']);
+    expect(sources.map((s) => at(s.doc, 'spec', 'sink', 'ref'))).toEqual([
+      { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: BROKER },
     ]);
-    expect(ofKind('v1 ServiceAccount').map((s) => nameOf(s.doc))).toEqual(['virtwake']);
+  });
+
+  test('the SinkBinding gives K_SINK (the Broker) to the Service that serves the results and the tick', () => {
+    const bindings = ofKind('sources.knative.dev/v1 SinkBinding');
+    const served = [...new Set(COMMANDS.filter((c) => OBSERVERS.has(c.fn)).map((c) => c.service))];
+    expect(bindings.map((b) => at(b.doc, 'spec', 'subject', 'name'))).toEqual(served);
+    expect(bindings.map((b) => at(b.doc, 'spec', 'sink', 'ref'))).toEqual([
+      { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: BROKER },
+    ]);
   });
 
   test('the Namespace, if shipped, is the kustomization namespace', () => {

@@ -258,19 +258,21 @@ test("policy, unknown routes and the proxy's own endpoints", async () => {
   expect((await get(p, 'x', '/web/health/readiness')).body.toString()).toBe('hello from the VM: /web/health/readiness');
 });
 
-test('an upstream that refuses the connection is looked up again once, then answered 502', async () => {
+// Issue 13 (H2): a held request is never answered 502; refusals are retried until the wake timeout, then 503.
+test('an upstream that refuses the connection is looked up again and retried, then answered 503 with Retry-After', async () => {
   const closed = http.createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
   const deadPort = (closed.address() as net.AddressInfo).port;
   await new Promise((r) => closed.close(r));
   addVM('deaf', OPT_IN, deadPort);
-  const p = await proxy({}, [route('deaf.example', 'deaf')]);
+  const p = await proxy({ VIRTWAKE_PROXY_WAKE_TIMEOUT: '1s' }, [route('deaf.example', 'deaf')]);
   h.sim.resetCalls();
   const a = await get(p, 'deaf.example', '/');
-  expect(a.status).toBe(502);
-  expect(a.body.toString()).toMatch(/refused the connection after the VM was reported up/);
+  expect(a.status).toBe(503);
+  expect(a.headers['retry-after']).toBeDefined();
+  expect(a.body.toString()).toMatch(/did not accept a connection within 1s/);
   expect(starts('deaf')).toHaveLength(1);
-  // Looked up twice (the second time without starting again): two reads of the VM's endpoints.
+  // Looked up again after refusals (without starting again): more than one read of the VM's endpoints.
   expect(h.sim.calls.filter((c) => c.resource === 'endpointslices' && c.verb === 'list').length).toBeGreaterThanOrEqual(
     2,
   );

@@ -171,7 +171,8 @@ describe('every failure has its reason', () => {
   test('a failed snapshot: SnapshotFailed', async () => {
     const { vm } = await vmWithSnapshot();
     h.sim.store.failNextSnapshot('default', vm, 'VolumeSnapshotClass missing');
-    const bad = await h.send('io.virtwake.vm.snapshot', { name: vm, wait: WAIT }).expect(200);
+    // KubeVirt keeps retrying an error ("In error state") until the failureDeadline, and only then fails it.
+    const bad = await h.send('io.virtwake.vm.snapshot', { name: vm, failureDeadline: '3s', wait: WAIT }).expect(200);
     expect(replyData(bad).reason).toBe('SnapshotFailed');
     const res = await h.send(TYPE, { name: vm, snapshotName: replyData(bad).snapshot.name }).expect(200);
     expect(replyData(res)).toMatchObject({

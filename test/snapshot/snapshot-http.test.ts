@@ -65,7 +65,12 @@ describe('idempotency (contract §6)', () => {
     expect(snapshotsOf(vm)).toHaveLength(1);
     const statuses = creates('virtualmachinesnapshots').map((c) => c.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
-    expect(statuses).toContain(409);
+    // The losers lost a race: on the create (AlreadyExists), or, since the request ledger, already on
+    // the claim before it (a resourceVersion conflict on the VM), after which they found the snapshot.
+    const lost = h.sim.calls.filter(
+      (c) => c.status === 409 && (c.resource === 'virtualmachinesnapshots' || c.resource === 'virtualmachines'),
+    );
+    expect(lost.length).toBeGreaterThan(0);
   });
 
   test('the snapshot is labelled with the VM and the request, and annotated with the event', async () => {
@@ -209,7 +214,8 @@ describe('failures and their reasons', () => {
   test('a snapshot KubeVirt fails is SnapshotFailed, with its error', async () => {
     const vm = addVM();
     h.sim.store.failNextSnapshot('default', vm, 'Failed to create VolumeSnapshot: quota exceeded');
-    const res = await h.send(TYPE, { name: vm, wait: WAIT }).expect(200);
+    // KubeVirt keeps retrying an error ("In error state") until the failureDeadline, and only then fails it.
+    const res = await h.send(TYPE, { name: vm, failureDeadline: '3s', wait: WAIT }).expect(200);
     expect(res.headers['ce-type']).toBe('io.virtwake.vm.snapshot.failed');
     expect(replyData(res)).toMatchObject({
       outcome: 'failed',
@@ -272,6 +278,8 @@ describe('keep: retention of virtwake’s snapshots', () => {
       expect(last.outcome).toBe('completed');
       made.push(last.snapshot.name);
     }
+    // A deleted snapshot keeps KubeVirt's finalizer until its controller's next step.
+    await h.sim.settle();
     expect(
       snapshotsOf(vm)
         .map((s) => s.metadata.name)

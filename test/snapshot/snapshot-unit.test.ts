@@ -126,14 +126,15 @@ describe('what KubeVirt says becomes the outcome', () => {
       throw new KubeApiError(
         400,
         'BadRequest',
-        'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: snapshot feature gate not enabled',
+        'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the request: spec.source.kind: Invalid value: "VirtualMachineInstance"',
       );
     };
+    // (The feature gate's refusal says more than this: SnapshotApiUnavailable, test/kubevirt/snapshot-findings.test.ts.)
     const o = await run({ name: 'erp' });
     expect(o).toMatchObject({
       outcome: 'failed',
       reason: 'Refused',
-      message: expect.stringContaining('snapshot feature gate not enabled'),
+      message: expect.stringContaining('spec.source.kind: Invalid value'),
     });
   });
 
@@ -290,6 +291,11 @@ describe('retention (keep)', () => {
   test('never deletes the request’s own snapshot, even when the clocks say it is older', () => {
     const list = [snap('mine', R, { createdAt: '2024-12-31T00:00:00Z' }), snap('a', R), snap('b', R)];
     expect(retention(list, 'erp', 1, new Set(), 'mine').sort()).toEqual(['a', 'b']);
+  });
+
+  test('a late delivery of an older request never deletes what newer requests made (the ledger says which)', () => {
+    const list = [snap('old', R, { createdAt: '2024-12-31T00:00:00Z' }), snap('mine', R), snap('newer', R)];
+    expect(retention(list, 'erp', 1, new Set(), 'mine', new Set(['newer']))).toEqual(['old']);
   });
 
   test('snapshots of the same second are ordered by virtwake’s millisecond annotation', () => {
