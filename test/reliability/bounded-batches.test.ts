@@ -120,7 +120,9 @@ test('selector commands share one VM budget per request: 100 selector events ove
     event(i, { selector: { matchLabels: { fleet: 'budget' } } }, 'io.virtwake.vm.start'),
   );
   expect(JSON.stringify(events).length).toBeLessThan(20 * 1024);
-  const res = await postBatch(h.app, events);
+  // One event at a time: 100 commands on the same 40 VMs at once would contend for each VM's request ledger.
+  const app = await h.replica({ VIRTWAKE_BATCH_CONCURRENCY: '1' });
+  const res = await postBatch(app, events);
   expect(res.status).toBe(200);
   const replies = JSON.parse(res.text) as {
     data: { results: { outcome: string; reason?: string; message?: string }[] };
@@ -134,10 +136,11 @@ test('selector commands share one VM budget per request: 100 selector events ove
     outcome: 'failed',
     message: expect.stringMatching(/already acted on 200 VMs \(VIRTWAKE_MAX_VMS_PER_REQUEST\)/),
   });
-  // Without the budget: 4,000 VM actions. With it: 200 VMs, a call or two each, plus one list per event.
+  // Without the budget: 4,000 VM actions. With it: 200 VMs, a few calls each (read, ledger, start), plus one list per event.
   const starts = h.sim.calls.filter((c) => c.subresource === 'start');
   expect(starts).toHaveLength(200);
-  expect(h.sim.calls.length).toBeLessThan(200 * 2 + 100 + 10);
+  expect(h.sim.calls.filter((c) => c.verb === 'list').length).toBeLessThanOrEqual(100);
+  expect(h.sim.calls.length).toBeLessThan(200 * 6 + 100);
 }, 30_000);
 
 test('a client that hangs up stops its batch: nothing not yet started is started', async () => {
