@@ -288,10 +288,12 @@ test('SIGTERM when idle: exits 0 at once', async () => {
 });
 
 test('SIGTERM under keep-alive load from several clients: no connection reset, every request answered', async () => {
-  sim.store.addVM(
-    { metadata: { name: 'busy-web', namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
-    { running: true },
-  );
+  // One VM per client: commands on one VM from many clients at once would contend for its request ledger.
+  for (let lane = 0; lane < 12; lane++)
+    sim.store.addVM(
+      { metadata: { name: `busy-web-${lane}`, namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
+      { running: true },
+    );
   const child = await startServer({ VIRTWAKE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_LIMIT_MS) });
   const agents = Array.from({ length: 6 }, () => new http.Agent({ keepAlive: true, maxSockets: 2 }));
   const answered: number[] = [];
@@ -304,7 +306,7 @@ test('SIGTERM under keep-alive load from several clients: no connection reset, e
     for (;;) {
       sent++;
       try {
-        const a = await post(child, agent, 'io.virtwake.vm.start', { name: 'busy-web' }, `ka-${lane}-${sent}`);
+        const a = await post(child, agent, 'io.virtwake.vm.start', { name: `busy-web-${lane}` }, `ka-${lane}-${sent}`);
         answered.push(a.status);
         if (a.status === 503) refusedWhileDraining.push(a);
       } catch (e) {
