@@ -273,11 +273,6 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   };
 }
 
-/** The client closed its side: its request is not worth starting. */
-function clientGone(sink: Sink): boolean {
-  return sink.kind === 'http' ? sink.res.destroyed || sink.req.destroyed : sink.socket.destroyed;
-}
-
 /** Kubelet probes say kube-probe/<version>; Knative's queue-proxy marks its own. */
 function isProbe(req: http.IncomingMessage): boolean {
   return (
