@@ -103,6 +103,7 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
     log,
     metrics,
     onClosing: () => closing.abort(),
+    problem: connection.problem,
   });
   return {
     ...server,

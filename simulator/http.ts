@@ -47,6 +47,11 @@ export interface HttpServer {
   server: Server;
   url: string;
   close(): Promise<void>;
+  /**
+   * Serve a new certificate from now on and drop every open connection, as a kube-apiserver
+   * restarted with a rotated serving certificate (or CA) does.
+   */
+  rotate(tls: TlsMaterial): void;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -271,6 +276,11 @@ export async function listen(deps: HttpDeps, port: number, tls?: TlsMaterial): P
   return {
     server,
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${actualPort}`,
+    rotate(next: TlsMaterial) {
+      if (!tls) throw new Error('the simulator serves plain http: nothing to rotate');
+      (server as import('node:https').Server).setSecureContext({ key: next.key, cert: next.cert, ca: next.ca });
+      for (const s of sockets) s.destroy();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -74,6 +74,13 @@ export interface Simulator {
   /** Hold every controller step until resumeControllers() (to observe intermediate states). */
   pauseControllers(): void;
   resumeControllers(): void;
+  /**
+   * A new CA and serving certificate (kube-apiserver restarted with rotated certificates): open
+   * connections are dropped, new ones see the new certificate. With `rewriteKubeconfig` the
+   * kubeconfig file is rewritten with the new CA, as a mounted Secret is updated; without, the file
+   * keeps the old CA. Returns the new kubeconfig text.
+   */
+  rotateCertificates(opts?: { rewriteKubeconfig?: boolean }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -139,10 +146,10 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const kubeconfigPath = writeKubeconfig(kubeconfig, opts.kubeconfigPath);
 
   let closed = false;
+  let currentKubeconfig = kubeconfig;
   return {
     url: http.url,
     kubeconfigPath,
-    kubeconfig,
     store: simStore,
     faults,
     calls: recorder.calls,
@@ -150,6 +157,23 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     settle,
     pauseControllers: () => scheduler.pause(),
     resumeControllers: () => scheduler.resume(),
+    get kubeconfig() {
+      return currentKubeconfig;
+    },
+    async rotateCertificates(o = {}) {
+      if (!pki) throw new Error('the simulator serves plain http: start it with tls to rotate certificates');
+      pki = await createPki();
+      http.rotate({ key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: !!opts.clientCertAuth });
+      currentKubeconfig = renderKubeconfig({
+        server: http.url,
+        caCert: pki.caCert,
+        token: opts.token,
+        clientCert: opts.clientCertAuth ? pki.clientCert : undefined,
+        clientKey: opts.clientCertAuth ? pki.clientKey : undefined,
+      });
+      if (o.rewriteKubeconfig) writeKubeconfig(currentKubeconfig, kubeconfigPath);
+      return currentKubeconfig;
+    },
     async close() {
       if (closed) return;
       closed = true;

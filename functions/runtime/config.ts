@@ -24,6 +24,10 @@ export interface Config {
   bodyTimeoutMs: number;
   retry: RetryPolicy;
   bulkConcurrency: number;
+  /** Events one batch may hold (413 beyond it), how many of them run at once, and how many VMs one request may act on. */
+  maxBatch: number;
+  batchConcurrency: number;
+  maxVmsPerRequest: number;
   shutdownTimeoutMs: number;
   kubeTimeoutMs: number;
   policyFile?: string;
@@ -153,6 +157,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyTimeoutMs: duration(env, 'VIRTWAKE_BODY_TIMEOUT', 10_000, 100, 300_000),
     retry: { ...DEFAULT_RETRY, budgetMs: duration(env, 'VIRTWAKE_RETRY_BUDGET', DEFAULT_RETRY.budgetMs, 0, 60_000) },
     bulkConcurrency: int(env, 'VIRTWAKE_BULK_CONCURRENCY', 4, 1, 64),
+    maxBatch: int(env, 'VIRTWAKE_MAX_BATCH', 100, 1, 10_000),
+    batchConcurrency: int(env, 'VIRTWAKE_BATCH_CONCURRENCY', 8, 1, 64),
+    maxVmsPerRequest: int(env, 'VIRTWAKE_MAX_VMS_PER_REQUEST', 200, 1, 100_000),
     shutdownTimeoutMs: duration(env, 'VIRTWAKE_SHUTDOWN_TIMEOUT', 20_000, 0, 600_000),
     kubeTimeoutMs: duration(env, 'VIRTWAKE_KUBE_TIMEOUT', 10_000, 100, 120_000),
     policyFile: env.VIRTWAKE_POLICY_FILE || undefined,

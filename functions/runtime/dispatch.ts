@@ -4,7 +4,7 @@ import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
 import { awaitRecorded, guard, settleRecorded } from './requests';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
-import { Denied, HandBack, InvalidCommand, InvalidName } from './errors';
+import { Abandoned, Denied, HandBack, InvalidCommand, InvalidName } from './errors';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
 import { Transient, withRetries } from './retry';
 import { KubeApiError } from './kube/errors';
@@ -12,7 +12,7 @@ import { vmSpecInvalid, vmSpecInvalidMessage } from './kubevirt-answers';
 import type { EventFunction, Runtime } from './runtime';
 import { validateData } from './validate';
 import { format, fromMatchLabels } from './labels';
-import type { VirtualMachine } from './kubevirt-types';
+import type { ObjectList, VirtualMachine } from './kubevirt-types';
 import { inPool } from './async';
 import { eachPage, isGone } from './paging';
 
@@ -51,9 +51,19 @@ export interface Result {
   outcome?: string;
 }
 
+/**
+ * What one HTTP request may still do, shared by every event in it: `signal` aborts once the
+ * client has gone (no new VM is acted on, waits end), `vmsLeft` counts down the VMs the whole
+ * request may act on (VIRTWAKE_MAX_VMS_PER_REQUEST), so a batch of selector commands stays bounded.
+ */
+export interface RequestScope {
+  signal?: AbortSignal;
+  vmsLeft: number;
+}
+
 export interface Dispatcher {
   prepare(event: CloudEvent): Prepared;
-  execute(p: Prepared): Promise<Result>;
+  execute(p: Prepared, scope?: RequestScope): Promise<Result>;
 }
 
 const BULK_PAGE = 100;
@@ -116,8 +126,9 @@ export function dispatcher<F extends string>(
     return { event, fn, handler, command, namespace, access };
   }
 
-  async function runOne(p: Prepared, name: string, listed?: VirtualMachine): Promise<Outcome> {
+  async function runOne(p: Prepared, scope: RequestScope, name: string, listed?: VirtualMachine): Promise<Outcome> {
     if (p.handler.kind !== 'vm' || !p.command || !p.namespace) throw new Error('not a VM command');
+    stopIfGone(scope);
     const { fn } = p.handler;
     const namespace = p.namespace;
     const command = p.command;
@@ -125,65 +136,88 @@ export function dispatcher<F extends string>(
     const waitUntil = waitSeconds && !command.dryRun ? Date.now() + waitSeconds * 1000 : undefined;
     const deliveryId = randomUUID();
     const budgetUntil = Date.now() + rt.config.retry.budgetMs;
-    return withRetries(rt.config.retry, `${p.event.type} ${namespace}/${name}`, async (attempt) => {
-      let vm: VirtualMachine | undefined;
-      try {
-        vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
-        if (!vm)
-          return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
-        checkVmOptIn(config, vm);
-        if (p.access) checkVmForSource(config, p.access, vm);
-        const ctx: VmContext = {
-          command,
-          namespace,
-          name,
-          vm,
-          event: p.event,
-          requestKey: requestKey(p.event),
-          deliveryId,
-          kubevirt: rt.kubevirt,
-          now: rt.now,
-          waitUntil,
-          budgetUntil,
-          signal: rt.signal,
-          metrics: rt.metrics,
-          events: rt.events,
-        };
-        if (command.dryRun) return await fn.run(ctx);
-        const { outcome, vm: last } = await guarded(ctx, p.fn, fn);
-        if (rt.recordActivity) await rt.recordActivity(last ?? outcome.vm ?? vm);
-        return outcome;
-      } catch (e) {
-        if (!(e instanceof KubeApiError)) throw e;
-        return apiAnswer(e, vm);
-      }
-    });
+    // Shutdown and a client that hung up both end a wait; the abort's reason says which.
+    const signal = scope.signal ? AbortSignal.any([rt.signal, scope.signal]) : rt.signal;
+    return withRetries(
+      rt.config.retry,
+      `${p.event.type} ${namespace}/${name}`,
+      async (attempt) => {
+        if (attempt > 1) stopIfGone(scope);
+        let vm: VirtualMachine | undefined;
+        try {
+          vm = attempt === 1 && listed ? listed : await rt.kubevirt.getVM(namespace, name);
+          if (!vm)
+            return failed('NotFound', `virtualmachines.kubevirt.io "${name}" not found in namespace "${namespace}"`);
+          checkVmOptIn(config, vm);
+          if (p.access) checkVmForSource(config, p.access, vm);
+          const ctx: VmContext = {
+            command,
+            namespace,
+            name,
+            vm,
+            event: p.event,
+            requestKey: requestKey(p.event),
+            deliveryId,
+            kubevirt: rt.kubevirt,
+            now: rt.now,
+            waitUntil,
+            budgetUntil,
+            signal,
+            metrics: rt.metrics,
+            events: rt.events,
+          };
+          if (command.dryRun) return await fn.run(ctx);
+          const { outcome, vm: last } = await guarded(ctx, p.fn, fn);
+          if (rt.recordActivity) await rt.recordActivity(last ?? outcome.vm ?? vm);
+          return outcome;
+        } catch (e) {
+          if (!(e instanceof KubeApiError)) throw e;
+          return apiAnswer(e, vm);
+        }
+      },
+      waitUntil,
+    );
   }
 
-  async function runSelector(p: Prepared): Promise<BulkEntry[]> {
+  async function runSelector(p: Prepared, scope: RequestScope): Promise<BulkEntry[]> {
     const namespace = p.namespace as string;
     const reqs = [...fromMatchLabels(p.command?.selector?.matchLabels ?? {}), ...config.vmSelector];
     const labelSelector = format(reqs);
     const results: BulkEntry[] = [];
     let handBack: HandBack | undefined;
+    let overBudget = false;
     await eachPage(
       (continueToken) =>
-        withRetries(config.retry, `list VMs in ${namespace}`, () =>
-          rt.kubevirt
-            .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
-            .catch((e: unknown) => {
-              // Not a per-VM outcome: whatever the API answered, hand the command back to Knative
-              // (an expired continue token excepted: eachPage lists again).
-              throw e instanceof KubeApiError && !isGone(e)
-                ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
-                : e;
-            }),
-        ),
+        // The request's VM budget is spent: the VMs not yet listed would only be refused, so they are not listed.
+        overBudget
+          ? Promise.resolve<ObjectList<VirtualMachine>>({ items: [] })
+          : withRetries(config.retry, `list VMs in ${namespace}`, () =>
+              rt.kubevirt
+                .list<VirtualMachine>('virtualmachines', namespace, { labelSelector, limit: BULK_PAGE, continueToken })
+                .catch((e: unknown) => {
+                  // Not a per-VM outcome: whatever the API answered, hand the command back to Knative
+                  // (an expired continue token excepted: eachPage lists again).
+                  throw e instanceof KubeApiError && !isGone(e)
+                    ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
+                    : e;
+                }),
+            ),
       (vms) =>
         inPool(vms, config.bulkConcurrency, async (vm) => {
           const name = vm.metadata.name;
+          if (scope.vmsLeft <= 0) {
+            overBudget = true;
+            results.push({
+              name,
+              outcome: 'failed',
+              reason: 'LimitExceeded',
+              message: `not acted on: this request already acted on ${config.maxVmsPerRequest} VMs (VIRTWAKE_MAX_VMS_PER_REQUEST); send a narrower selector or another request`,
+            });
+            return;
+          }
+          scope.vmsLeft--;
           try {
-            const o = await runOne(p, name, vm);
+            const o = await runOne(p, scope, name, vm);
             results.push({ name, outcome: o.outcome, reason: o.reason, message: o.message });
           } catch (e) {
             if (e instanceof HandBack) handBack = e;
@@ -204,7 +238,8 @@ export function dispatcher<F extends string>(
     return results;
   }
 
-  async function execute(p: Prepared): Promise<Result> {
+  async function execute(p: Prepared, scope: RequestScope = { vmsLeft: config.maxVmsPerRequest }): Promise<Result> {
+    stopIfGone(scope);
     const now = rt.now();
     if (p.handler.kind === 'event') {
       const r = await p.handler.fn.handle(p.event, rt);
@@ -227,7 +262,7 @@ export function dispatcher<F extends string>(
     const command = p.command as VmCommand;
     const namespace = p.namespace as string;
     if (command.name) {
-      const o = await runOne(p, command.name);
+      const o = await runOne(p, scope, command.name);
       rt.metrics.action(p.event.type, o.outcome, o.reason);
       return {
         reply: vmReply(p.event, p.fn, namespace, command.name, o, rt.now()),
@@ -235,7 +270,7 @@ export function dispatcher<F extends string>(
         outcome: o.outcome,
       };
     }
-    const results = await runSelector(p);
+    const results = await runSelector(p, scope);
     for (const r of results) rt.metrics.action(p.event.type, r.outcome, r.reason);
     const reply = bulkReply(p.event, p.fn, namespace, command.selector, results, rt.now());
     return {
@@ -269,6 +304,11 @@ export function dispatcher<F extends string>(
   }
 
   return { prepare, execute };
+}
+
+/** Nothing new starts for a client that has gone: its answer would never be read. */
+function stopIfGone(scope: RequestScope): void {
+  if (scope.signal?.aborted) throw scope.signal.reason instanceof Abandoned ? scope.signal.reason : new Abandoned();
 }
 
 /**

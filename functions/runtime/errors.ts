@@ -51,3 +51,11 @@ export class InvalidCommand extends Error {
     this.name = 'InvalidCommand';
   }
 }
+
+/** The client hung up before its answer: work not yet started is not started (nobody would read the result). */
+export class Abandoned extends Error {
+  constructor(message = 'the client closed the connection before the answer') {
+    super(message);
+    this.name = 'Abandoned';
+  }
+}

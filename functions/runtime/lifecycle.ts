@@ -2,7 +2,7 @@ import type { Action } from './kubevirt-answers';
 import { accepted, completed, failed, Outcome, VmContext } from './function';
 import type { Refusal, Resource, WatchResult } from './kubevirt';
 import type { VirtualMachine } from './kubevirt-types';
-import { HandBack } from './errors';
+import { Abandoned, HandBack } from './errors';
 import type { Target } from './ledger';
 
 // The shape shared by start, stop, pause and unpause: one subresource call,
@@ -77,6 +77,7 @@ export async function watchWhileWaiting<T extends { metadata: { resourceVersion?
     ctx.waitUntil ?? Date.now(),
     ctx.signal,
   );
+  if (!seen.done && ctx.signal.reason instanceof Abandoned) throw ctx.signal.reason;
   if (!seen.done && ctx.signal.aborted)
     throw new HandBack('server is shutting down; redeliver to observe the result', 1);
   return seen;

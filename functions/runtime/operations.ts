@@ -5,12 +5,24 @@ import type { Metrics } from './metrics';
 // wake proxy: /health/liveness, /health/readiness (503 once shutting down),
 // /metrics (Prometheus).
 
-/** Answers the request and returns true when `path` is one of these endpoints. */
-export function serveOperations(res: http.ServerResponse, path: string, closing: boolean, metrics: Metrics): boolean {
+/**
+ * Answers the request and returns true when `path` is one of these endpoints. `problem`: why this
+ * instance cannot do its work (the API server refuses its certificate or credentials); readiness then
+ * fails, so the pod is replaced instead of answering 503 forever behind a green probe.
+ */
+export function serveOperations(
+  res: http.ServerResponse,
+  path: string,
+  closing: boolean,
+  metrics: Metrics,
+  problem?: () => string | undefined,
+): boolean {
   if (path === '/health/liveness') {
     plain(res, 200, 'ok');
   } else if (path === '/health/readiness') {
+    const why = problem?.();
     if (closing) plain(res, 503, 'shutting down');
+    else if (why) plain(res, 503, `not ready: ${why}`);
     else plain(res, 200, 'ready');
   } else if (path === '/metrics') {
     metrics.registry.metrics().then(

@@ -64,9 +64,13 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
   const ask = askOf(ctx, opts.action);
   const now = () => ctx.now().getTime();
   const decision = decide(readLedger(ctx.vm), ask, now());
-  // An internal retry of this delivery finds its own claim on the VM: no need to write it again.
+  // An internal retry of this delivery finds its own claim on the VM: no need to write it again. Nor
+  // when another delivery's claim is fresh (only actions that may repeat get here; restart is 'busy'):
+  // writing ours too would only make the deliveries conflict with each other until the budget runs out.
   let entry: Entry | undefined =
-    decision.kind === 'retake' && decision.entry.delivery === ask.delivery ? decision.entry : undefined;
+    decision.kind === 'retake' && (decision.entry.delivery === ask.delivery || now() - decision.entry.at < CLAIM_TTL_MS)
+      ? decision.entry
+      : undefined;
   let vm: VirtualMachine | undefined = ctx.vm;
 
   if (decision.kind === 'busy') {
@@ -99,14 +103,25 @@ export function guard(ctx: VmContext, opts: GuardOptions): Guard {
         ...(p.object && { object: p.object }),
       };
       const current = readLedger(ctx.vm);
-      // A conflict: someone wrote the VM since we read it. The dispatcher re-reads and decides again.
-      vm = await ctx.kubevirt.mergePatch<VirtualMachine>('virtualmachines', ctx.namespace, ctx.name, {
-        metadata: {
-          resourceVersion: ctx.vm.metadata.resourceVersion,
-          annotations: { [LEDGER]: serialiseLedger(upsert(current, claim), at), [LAST_ACTIVITY]: rfc3339(at) },
-        },
-      });
-      entry = claim;
+      try {
+        vm = await ctx.kubevirt.mergePatch<VirtualMachine>('virtualmachines', ctx.namespace, ctx.name, {
+          metadata: {
+            resourceVersion: ctx.vm.metadata.resourceVersion,
+            annotations: { [LEDGER]: serialiseLedger(upsert(current, claim), at), [LAST_ACTIVITY]: rfc3339(at) },
+          },
+        });
+        entry = claim;
+      } catch (e) {
+        // Someone wrote the VM since we read it. Most often another delivery of this very request
+        // claimed it a moment ago: for an action that may repeat, go on under that claim. Anything
+        // else goes back to the dispatcher, which re-reads and decides again.
+        if (!isConflict(e)) throw e;
+        const fresh = await ctx.kubevirt.getVM(ctx.namespace, ctx.name);
+        const again = fresh && decide(readLedger(fresh), ask, now());
+        if (!fresh || again?.kind !== 'retake' || now() - again.entry.at >= CLAIM_TTL_MS) throw e;
+        vm = fresh;
+        entry = again.entry;
+      }
     },
     async settle(o) {
       if (!entry && decision.kind === 'superseded' && decision.entry) {

@@ -2,6 +2,7 @@ import { KubeApiError } from './kube/errors';
 import { RetriesExhausted } from './errors';
 import { sleep } from './async';
 import { backoffMs } from './backoff';
+import { withDeadline } from './kube/deadline';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -33,17 +34,23 @@ export class Transient extends Error {
  * Transient, with full-jitter exponential backoff inside a time budget. A
  * Retry-After from the API server is honoured when it fits the budget; when it
  * does not, the event goes back to Knative with that Retry-After.
+ *
+ * Every API call inside `op` is cut off at the end of the budget (or at `deadline`,
+ * when the work has a later one of its own, a `wait`): one call that hangs does not
+ * outlast it.
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
   what: string,
   op: (attempt: number) => Promise<T>,
+  deadline?: number,
 ): Promise<T> {
   const started = Date.now();
+  const until = Math.max(deadline ?? 0, started + policy.budgetMs);
   let last: Transient | undefined;
   for (let attempt = 1; attempt <= policy.attempts; attempt++) {
     try {
-      return await op(attempt);
+      return await withDeadline(until, () => op(attempt));
     } catch (err) {
       if (!(err instanceof Transient)) throw err;
       last = err;
@@ -56,8 +63,23 @@ export async function withRetries<T>(
     }
   }
   const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
-  throw new RetriesExhausted(
-    `${what}: KubeVirt API unavailable after retries (${last?.message ?? 'unknown error'})`,
-    retryAfter,
-  );
+  throw new RetriesExhausted(`${what}: ${whatHappened(last?.cause)} (${last?.message ?? 'unknown error'})`, retryAfter);
+}
+
+/**
+ * What the last failure means, in words that fit it: a KubeVirt that is busy with the VM
+ * (its request queue, a snapshot, a conflicting change) is reachable, not unavailable.
+ */
+function whatHappened(cause: unknown): string {
+  if (cause instanceof KubeApiError) {
+    if (/already underway/.test(cause.message))
+      return 'KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries';
+    if (/in progress/.test(cause.message))
+      return 'KubeVirt refuses the request while another operation on this VM is in progress, still so after retries';
+    if (cause.status === 409)
+      return 'the VM kept being changed by someone else at the same moment (conflict), still so after retries';
+    if (cause.status === 401)
+      return "the API server did not accept virtwake's credentials (401), still so after retries";
+  }
+  return 'KubeVirt API unavailable after retries';
 }

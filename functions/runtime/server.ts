@@ -10,6 +10,8 @@ import type { Metrics } from './metrics';
 import { Problem, problemBody, problemOf } from './problems';
 import { serveOperations } from './operations';
 import { drain } from './drain';
+import { Abandoned } from './errors';
+import { inPool } from './async';
 
 // The HTTP side (contract §3): POST / takes CloudEvents in binary, structured or
 // batched mode; health and metrics endpoints; graceful shutdown. Everything
@@ -22,6 +24,8 @@ export interface ServerDeps {
   metrics: Metrics;
   /** Begin refusing work: called once on shutdown, before in-flight requests drain. */
   onClosing?(): void;
+  /** Why the API cannot be reached with this instance's credentials (readiness fails then); undefined when fine. */
+  problem?(): string | undefined;
 }
 
 export interface VirtwakeServer {
@@ -45,7 +49,10 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
     { connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.bodyTimeoutMs / 4))) },
     (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      if ((req.method === 'GET' || req.method === 'HEAD') && serveOperations(res, path, drainer.closing(), metrics))
+      if (
+        (req.method === 'GET' || req.method === 'HEAD') &&
+        serveOperations(res, path, drainer.closing(), metrics, deps.problem)
+      )
         return;
       if (req.method === 'OPTIONS') {
         res.writeHead(204, { allow: 'POST, OPTIONS' });
@@ -98,12 +105,34 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
         throw e;
       }
       events = parsed.events;
+      if (parsed.mode === 'batch' && events.length > config.maxBatch) {
+        throw new Problem(
+          'too-large',
+          `batch of ${events.length} events is over the limit of ${config.maxBatch} events per batch (VIRTWAKE_MAX_BATCH); nothing in it was processed, send it in smaller batches`,
+        );
+      }
       const prepared = prepareAll(events, parsed.mode === 'batch');
-      const results: Result[] = [];
-      for (const p of prepared) results.push(await dispatcher.execute(p));
+      // A client that hangs up stops its request: nothing not yet started is started.
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort(new Abandoned());
+      });
+      const scope = { signal: gone.signal, vmsLeft: config.maxVmsPerRequest };
+      const results: Result[] = new Array(prepared.length);
+      // Bounded concurrency: a batch of waits finishes in about the longest wait, not their sum.
+      await inPool(prepared, config.batchConcurrency, async (p, i) => {
+        results[i] = await dispatcher.execute(p, scope);
+      });
       for (let i = 0; i < results.length; i++) logEvent(events[i], 200, results[i], started);
       answer(res, results, parsed.mode === 'batch');
     } catch (e) {
+      if (e instanceof Abandoned) {
+        log.info(
+          { events: events.length, ids: events.slice(0, 10).map((ev) => ev.id) },
+          'client gone; work not yet started was dropped',
+        );
+        return;
+      }
       const p = asProblem(e, log);
       if (events.length === 0) logEvent(undefined, p.status, { outcome: p.kind }, started, p);
       for (const ev of events) logEvent(ev, p.status, { outcome: p.kind }, started, p);

@@ -52,6 +52,8 @@ export function forwardHttp(
   hooks: ForwardHooks = {},
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
+    // The client is gone already: nothing to forward, and no upstream socket to tie up.
+    if (res.destroyed || req.destroyed) return resolve('done');
     let connected = false;
     const headers = requestHeaders(req, false, host);
     // Node frames the body itself; a chunked request stays chunked only if we say so.
@@ -95,11 +97,12 @@ export function forwardHttp(
       }
       resolve('done');
     });
-    // The client went away: stop the upstream work too.
+    // The client went away (or its body broke off): stop the upstream work too, freeing its socket.
     res.on('close', () => {
       if (!res.writableFinished) up.destroy();
       resolve('done');
     });
+    req.on('error', () => up.destroy());
   });
 }
 

@@ -46,6 +46,8 @@ export interface WakeProxy extends VirtwakeServer {
 }
 
 const OWN_PATHS = new Set(['/health/liveness', '/health/readiness', '/metrics']);
+/** A held request is answered by VIRTWAKE_PROXY_WAKE_TIMEOUT plus this, even when an API call hangs. */
+const WAKE_ANSWER_MARGIN_MS = 1_000;
 
 type Sink =
   | { kind: 'http'; req: http.IncomingMessage; res: http.ServerResponse }
@@ -127,7 +129,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const drainer = drain(server, config.shutdownTimeoutMs);
 
   function serveOwn(path: string, res: http.ServerResponse): boolean {
-    return serveOperations(res, path, drainer.closing(), metrics);
+    return serveOperations(res, path, drainer.closing(), metrics, deps.connection.problem);
   }
 
   function notFound(req: http.IncomingMessage, target: RequestTarget): string {
@@ -152,6 +154,11 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
     for (let refusals = 0; ; refusals++) {
       const resolved = await hold(route, vm, sink);
       if (!resolved) return;
+      // Nobody waits for the answer any more: never forwarded, so it holds no upstream socket.
+      if (clientGone(sink)) {
+        metrics.action('wake-proxy.request', 'dropped', 'ClientGone');
+        return;
+      }
       runtime.recordActivity?.(resolved.vm).catch(() => {});
       const release = awake.hold(vm, resolved.vm);
       w = w ?? resolved.wake;
@@ -204,17 +211,30 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       );
       return undefined;
     }
-    // A client that gives up frees its place at once, not when the wake ends.
+    // A client that gives up frees its place at once, not when the wake ends, and is let go of
+    // at once (so a shutdown does not wait for it); the wake itself goes on for the others.
     let left = false;
+    let onGone: () => void = () => {};
     const leave = () => {
       if (left) return;
       left = true;
       queue.leave(vm);
+      onGone();
     };
     const gone = sink.kind === 'http' ? sink.res : sink.socket;
     gone.once('close', leave);
+    if (clientGone(sink)) leave();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await wake.resolve(route);
+      return await Promise.race([
+        wake.resolve(route),
+        new Promise<undefined>((resolve) => (onGone = () => resolve(undefined))),
+        // The shared wake began before this request came; its deadline is the wake's own. This one is the
+        // request's: answered by the configured wake timeout (and a moment), whatever the API does.
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(wake.timeoutError(route)), config.proxyWakeTimeoutMs + WAKE_ANSWER_MARGIN_MS);
+        }),
+      ]);
     } catch (e) {
       if (!(e instanceof WakeError)) throw e;
       metrics.action('wake-proxy.request', 'rejected', e.status === 503 ? 'WakeTimeout' : 'WakeFailed');
@@ -222,7 +242,9 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       reply(sink, e.status, e.message, e.retryAfterSeconds);
       return undefined;
     } finally {
+      clearTimeout(timer);
       gone.removeListener('close', leave);
+      onGone = () => {};
       leave();
     }
   }

@@ -6,6 +6,7 @@ import { checkNamespace, checkVmOptIn } from '../runtime/policy';
 import { Denied, HandBack } from '../runtime/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
+import { withDeadline } from '../runtime/kube/deadline';
 import { isRunning, isServing, needsStart } from '../runtime/vm-state';
 import type { EndpointSlices, Upstream } from './endpoints';
 import type { Target as Route } from './routes';
@@ -84,6 +85,8 @@ export interface Waker {
   starts(): number;
   /** unpause PUTs KubeVirt accepted. */
   unpauses(): number;
+  /** The answer to a request held past VIRTWAKE_PROXY_WAKE_TIMEOUT. */
+  timeoutError(route: Route): WakeError;
 }
 
 export interface WakerDeps {
@@ -227,6 +230,13 @@ export function waker(deps: WakerDeps): Waker {
   }
 
   function timeout(route: Route, what: string): WakeError {
+    // A wait cut short by shutdown is not a VM that failed to come up.
+    if (signal.aborted)
+      return new WakeError(
+        503,
+        `the wake proxy is shutting down; VM ${route.vm.namespace}/${route.vm.name} was not waited for to the end, retry`,
+        config.proxyRetryAfterSeconds,
+      );
     return new WakeError(
       503,
       `VM ${route.vm.namespace}/${route.vm.name} did not come up ${what} within ${config.proxyWakeTimeoutMs / 1000}s (VIRTWAKE_PROXY_WAKE_TIMEOUT); it may still be starting, retry shortly`,
@@ -234,9 +244,14 @@ export function waker(deps: WakerDeps): Waker {
     );
   }
 
-  async function lookUp(route: Route, t: TargetState): Promise<Resolved> {
+  function lookUp(route: Route, t: TargetState): Promise<Resolved> {
+    // Every API call of the wake is cut off at its deadline (one that hangs cannot outlast it).
+    const deadline = Date.now() + config.proxyWakeTimeoutMs;
+    return withDeadline(deadline, () => lookUpUntil(route, t, deadline));
+  }
+
+  async function lookUpUntil(route: Route, t: TargetState, deadline: number): Promise<Resolved> {
     const began = Date.now();
-    const deadline = began + config.proxyWakeTimeoutMs;
     const { service } = route;
     const { namespace } = route.vm;
     const t0 = process.hrtime.bigint();
@@ -278,8 +293,8 @@ export function waker(deps: WakerDeps): Waker {
       return { upstream, vm, woke, wake: trace.wake && { ...trace.wake, since: t0 } };
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
-      const err =
-        e instanceof HandBack ? new WakeError(503, e.message, e.retryAfterSeconds ?? config.proxyRetryAfterSeconds) : e;
+      // The answer's Retry-After is the configured one (VIRTWAKE_PROXY_RETRY_AFTER), not the retry budget's.
+      const err = e instanceof HandBack ? new WakeError(503, e.message, config.proxyRetryAfterSeconds) : e;
       if (err instanceof WakeError)
         deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
       throw err;
@@ -302,5 +317,6 @@ export function waker(deps: WakerDeps): Waker {
     },
     starts: () => starts,
     unpauses: () => unpauses,
+    timeoutError: (route) => timeout(route, 'to serve this request'),
   };
 }

@@ -7,8 +7,9 @@ import { Harness, replyData, startHarness } from '../helpers/harness';
 // Knative redeliver; a 2xx always has its effect, and a 503 either had none or
 // is made good by the redelivery (one effect in all).
 //
-// Budgets are small so the suite stays fast: 400 ms of retries
-// (VIRTWAKE_RETRY_BUDGET_MS, from the harness) and 300 ms per API call
+// Budgets are small so the suite stays fast: 1.5 s of retries (VIRTWAKE_RETRY_BUDGET_MS;
+// five call timeouts, so a call that hangs once still leaves room for its retry and the
+// request's ledger write on a loaded machine) and 300 ms per API call
 // (VIRTWAKE_KUBE_TIMEOUT_MS). Cases run concurrently, each on its own VM
 // with fault rules that match only that VM's paths.
 
@@ -19,7 +20,10 @@ let h: Harness;
 const vmisCreated = new Map<string, number>();
 
 beforeAll(async () => {
-  h = await startHarness({ sim: { stepMs: 5 }, env: { VIRTWAKE_KUBE_TIMEOUT_MS: String(KUBE_TIMEOUT_MS) } });
+  h = await startHarness({
+    sim: { stepMs: 5 },
+    env: { VIRTWAKE_KUBE_TIMEOUT_MS: String(KUBE_TIMEOUT_MS), VIRTWAKE_RETRY_BUDGET_MS: String(KUBE_TIMEOUT_MS * 5) },
+  });
   h.sim.store.raw.subscribe((e) => {
     if (e.resource.kind === 'VirtualMachineInstance' && e.type === 'ADDED')
       vmisCreated.set(e.object.metadata.name ?? '', (vmisCreated.get(e.object.metadata.name ?? '') ?? 0) + 1);

@@ -192,8 +192,15 @@ test('SIGTERM with events in flight: no new event accepted, each in-flight one a
   const child = await startServer({
     VIRTWAKE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_LIMIT_MS),
     VIRTWAKE_KUBE_TIMEOUT_MS: '60000',
+    // Longer than the shutdown limit, so the stuck call is still in flight when the limit runs out.
+    VIRTWAKE_RETRY_BUDGET_MS: '10000',
   });
   const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  // Two more keep-alive connections, open and idle at SIGTERM: they are not cut, each is told to close with its next answer.
+  const idleA = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const idleB = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  expect((await get(child, idleA, '/health/liveness')).status).toBe(200);
+  expect((await get(child, idleB, '/health/liveness')).status).toBe(200);
   try {
     const record = (what: string) => (a: Answer) => (child.timeline.push(`${what}: ${a.status}`), a);
     const waiting = post(
@@ -228,13 +235,19 @@ test('SIGTERM with events in flight: no new event accepted, each in-flight one a
       code: 'ECONNREFUSED',
     });
 
-    // The slow stop finishes with its real result…
+    // The slow stop finishes with its real result, and says its connection closes (issue 12 §5:
+    // an answer sent while draining carries Connection: close, so no request follows on it)…
     const s = await slow;
-    expect([s.status, s.headers['ce-type']]).toEqual([200, 'io.virtwake.vm.stop.accepted']);
-    // …and its connection, still open while the stuck event drains, is told the server is going away.
-    const ready = await get(child, keepAlive, '/health/readiness');
-    expect([ready.status, ready.body]).toEqual([503, 'shutting down']);
-    const fresh = await post(child, keepAlive, 'io.virtwake.vm.start', { name: 'long-wait' }, 'n-2');
+    expect([s.status, s.headers['ce-type'], s.headers.connection]).toEqual([
+      200,
+      'io.virtwake.vm.stop.accepted',
+      'close',
+    ]);
+    // …and the connections that were open and idle, still open while the stuck event drains, are told the
+    // server is going away.
+    const ready = await get(child, idleA, '/health/readiness');
+    expect([ready.status, ready.body, ready.headers.connection]).toEqual([503, 'shutting down', 'close']);
+    const fresh = await post(child, idleB, 'io.virtwake.vm.start', { name: 'long-wait' }, 'n-2');
     expect([fresh.status, fresh.headers.connection, fresh.headers['retry-after']]).toEqual([503, 'close', '1']);
     expect(JSON.parse(fresh.body).detail).toMatch(/shutting down; redeliver/);
 
@@ -259,6 +272,8 @@ test('SIGTERM with events in flight: no new event accepted, each in-flight one a
     expect(sim.calls.filter((c) => c.name === 'long-wait' && c.subresource === 'start')).toHaveLength(1);
   } finally {
     keepAlive.destroy();
+    idleA.destroy();
+    idleB.destroy();
     sim.faults.clear();
     sim.resumeControllers();
     if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
@@ -271,3 +286,53 @@ test('SIGTERM when idle: exits 0 at once', async () => {
   child.proc.kill('SIGTERM');
   expect(await child.exited).toBe(0);
 });
+
+test('SIGTERM under keep-alive load from several clients: no connection reset, every request answered', async () => {
+  // One VM per client: commands on one VM from many clients at once would contend for its request ledger.
+  for (let lane = 0; lane < 12; lane++)
+    sim.store.addVM(
+      { metadata: { name: `busy-web-${lane}`, namespace: 'default', labels: OPT_IN }, spec: { runStrategy: 'Always' } },
+      { running: true },
+    );
+  const child = await startServer({ VIRTWAKE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_LIMIT_MS) });
+  const agents = Array.from({ length: 6 }, () => new http.Agent({ keepAlive: true, maxSockets: 2 }));
+  const answered: number[] = [];
+  const failures: string[] = [];
+  let sent = 0;
+  let signalled = false;
+  const refusedWhileDraining: Answer[] = [];
+  // Each client sends, one after another on its keep-alive connection, until a new connection is refused.
+  const client = async (agent: http.Agent, lane: number) => {
+    for (;;) {
+      sent++;
+      try {
+        const a = await post(child, agent, 'io.virtwake.vm.start', { name: `busy-web-${lane}` }, `ka-${lane}-${sent}`);
+        answered.push(a.status);
+        if (a.status === 503) refusedWhileDraining.push(a);
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? (e as Error).message;
+        if (code === 'ECONNREFUSED' && signalled) return;
+        failures.push(code);
+        return;
+      }
+    }
+  };
+  try {
+    const lanes = agents.flatMap((agent, i) => [client(agent, i * 2), client(agent, i * 2 + 1)]);
+    await until('some load', () => answered.length >= 200);
+    signalled = true;
+    child.proc.kill('SIGTERM');
+    await Promise.all(lanes);
+    expect(await child.exited).toBe(0);
+    // A refused new connection is the only way a request went unanswered: it never reached the server.
+    expect(failures).toEqual([]);
+    expect(answered.length).toBe(sent - lanes.length);
+    // Answers while draining say the connection closes: the next request goes to a new connection (refused).
+    for (const a of refusedWhileDraining)
+      expect([a.headers.connection, a.headers['retry-after']]).toEqual(['close', '1']);
+    expect(answered.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+  } finally {
+    for (const a of agents) a.destroy();
+    if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
+  }
+}, 60_000);

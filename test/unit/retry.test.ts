@@ -80,3 +80,44 @@ test('one attempt in all means no retry', async () => {
   );
   expect(calls).toBe(1);
 });
+
+describe('the hand-back says what happened, not always "unavailable"', () => {
+  const exhausted = async (status: number, reason: string, message: string) =>
+    (
+      (await failure(
+        withRetries(FAST, 'start VM default/a', async () => {
+          throw new Transient(new KubeApiError(status, reason, message));
+        }),
+      )) as RetriesExhausted
+    ).message;
+
+  test('"already underway" is KubeVirt busy with the VM, not an unavailable API', async () => {
+    const m = await exhausted(
+      500,
+      'InternalError',
+      'Internal error occurred: unable to complete request: stop/start already underway',
+    );
+    expect(m).toBe(
+      'start VM default/a: KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries (Internal error occurred: unable to complete request: stop/start already underway)',
+    );
+    expect(m).not.toMatch(/unavailable/);
+  });
+  test('"VM snapshot is in progress" says another operation is in progress', async () => {
+    expect(await exhausted(409, 'Conflict', 'VM snapshot is in progress')).toMatch(
+      /^start VM default\/a: KubeVirt refuses the request while another operation on this VM is in progress/,
+    );
+  });
+  test('a conflict that never clears says so', async () => {
+    expect(await exhausted(409, 'Conflict', 'the object has been modified')).toMatch(
+      /kept being changed by someone else/,
+    );
+  });
+  test('401 says the credentials were not accepted', async () => {
+    expect(await exhausted(401, 'Unauthorized', 'Unauthorized')).toMatch(
+      /did not accept virtwake's credentials \(401\)/,
+    );
+  });
+  test('a 503 is still an unavailable API', async () => {
+    expect(await exhausted(503, 'ServiceUnavailable', 'try later')).toMatch(/KubeVirt API unavailable after retries/);
+  });
+});

@@ -3,7 +3,8 @@ import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
-import { apiErrorFrom, KubeTransportError } from './errors';
+import { apiErrorFrom, KubeApiError, KubeTransportError } from './errors';
+import { callTimeout } from './deadline';
 import { checkKubeConfig, KubeconfigError, loadKubeConfig } from './kubeconfig';
 
 export interface KubeRequest {
@@ -16,12 +17,25 @@ export interface KubeRequest {
 }
 
 export interface KubeConnection {
+  /** The configuration in use (read again when the credentials stop working; watches take it per stream). */
   readonly kubeConfig: KubeConfig;
   readonly server: string;
   /** Resolves with the decoded JSON body of a 2xx answer (undefined when empty); rejects with KubeApiError / KubeTransportError. */
   request<T = unknown>(req: KubeRequest): Promise<T>;
+  /**
+   * Why this instance cannot reach the API server with what it has (a certificate or credentials the
+   * server refuses, still so after reading them again), for readiness; undefined when fine.
+   */
+  problem(): string | undefined;
   close(): void;
 }
+
+/** Reading the kubeconfig and credentials again after a refusal: at most this often. */
+const RELOAD_MIN_INTERVAL_MS = 1_000;
+
+/** Node's codes for a server certificate that does not verify against our CA, and TLS alerts from the server. */
+const TLS_REFUSALS =
+  /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_SIGNATURE_FAILURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_.*|EPROTO)$/;
 
 /** Auth headers can rotate (exec plugins, projected service-account tokens): refresh them this often. */
 const AUTH_REFRESH_MS = 60_000;
@@ -55,10 +69,13 @@ export async function connect(
   }
   let resolvedAt = Date.now();
   let agent: http.Agent;
-  try {
-    agent = isHttps
-      ? new https.Agent({ ...tlsFields(resolved), keepAlive: true, maxSockets: 64 })
+  let current = kc;
+  const makeAgent = (o: ResolvedOptions) =>
+    isHttps
+      ? new https.Agent({ ...tlsFields(o), keepAlive: true, maxSockets: 64 })
       : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  try {
+    agent = makeAgent(resolved);
   } catch (e) {
     // A PEM that does not parse: the CA, client certificate or key.
     throw new KubeconfigError(
@@ -68,13 +85,57 @@ export async function connect(
   const transport = isHttps ? https : http;
   const basePath = base.pathname.replace(/\/$/, '');
 
+  // Certificates and tokens rotate (a renewed CA or client certificate in a mounted Secret, a
+  // rotated token file). When the server refuses what we have, read it all again, from the
+  // files, and build a new agent; if the refusals go on with what was read, say so to readiness.
+  let generation = 0;
+  /** The material in use was read because the server refused what we had before. */
+  let rereadAfterRefusal = false;
+  let reloadedAt = 0;
+  let reloading: Promise<void> | undefined;
+  let problem: string | undefined;
+
+  function reload(): Promise<void> {
+    if (reloading || Date.now() - reloadedAt < RELOAD_MIN_INTERVAL_MS) return reloading ?? Promise.resolve();
+    reloading = (async () => {
+      try {
+        const next = opts.kubeConfig ?? loadKubeConfig(opts.env).kubeConfig;
+        const o = await resolveOptions(next);
+        const old = agent;
+        agent = makeAgent(o);
+        resolved = o;
+        resolvedAt = Date.now();
+        current = next;
+        generation++;
+        rereadAfterRefusal = true;
+        // Calls still in flight on the old agent finish (or time out) there.
+        setTimeout(() => old.destroy(), defaultTimeout).unref();
+      } catch (e) {
+        problem = `the kubeconfig or its credentials could not be read again: ${(e as Error).message}`;
+      } finally {
+        reloadedAt = Date.now();
+        reloading = undefined;
+      }
+    })();
+    return reloading;
+  }
+
+  /** The server refused our certificate or credentials: read them again; refused again after that, it is a problem. */
+  function refused(what: string, usedGeneration: number): void {
+    // A call made with material already replaced says nothing about the new one.
+    if (usedGeneration !== generation) return;
+    if (rereadAfterRefusal)
+      problem = `the API server still refuses virtwake after its kubeconfig and credentials were read again: ${what}`;
+    void reload();
+  }
+
   async function authHeaders(): Promise<Record<string, string>> {
     if (Date.now() - resolvedAt > AUTH_REFRESH_MS) {
       try {
-        resolved = await resolveOptions(kc);
+        resolved = await resolveOptions(current);
       } catch (e) {
         // An exec plugin or token file that fails later is a failed call (retried, then 503), not a crash.
-        throw new KubeTransportError(`${credentialsOf(kc)}: ${(e as Error).message?.trim() || 'no message'}`);
+        throw new KubeTransportError(`${credentialsOf(current)}: ${(e as Error).message?.trim() || 'no message'}`);
       }
       resolvedAt = Date.now();
     }
@@ -82,6 +143,25 @@ export async function connect(
   }
 
   function request<T>(req: KubeRequest): Promise<T> {
+    const used = generation;
+    return send<T>(req).then(
+      (out) => {
+        problem = undefined;
+        rereadAfterRefusal = false;
+        return out;
+      },
+      (e: unknown) => {
+        if (e instanceof KubeApiError && e.status === 401) refused(`401 ${e.message}`, used);
+        else if (e instanceof KubeApiError)
+          problem = undefined; // it answered: TLS and credentials work
+        else if (e instanceof KubeTransportError && e.code && TLS_REFUSALS.test(e.code))
+          refused(`${e.code} ${e.message}`, used);
+        throw e;
+      },
+    );
+  }
+
+  function send<T>(req: KubeRequest): Promise<T> {
     return authHeaders().then(
       (auth) =>
         new Promise<T>((resolve, reject) => {
@@ -131,7 +211,7 @@ export async function connect(
               });
             },
           );
-          const timeoutMs = req.timeoutMs ?? defaultTimeout;
+          const timeoutMs = req.timeoutMs ?? callTimeout(defaultTimeout);
           r.setTimeout(timeoutMs, () =>
             r.destroy(new KubeTransportError(`${req.method} ${req.path} timed out after ${timeoutMs} ms`, 'ETIMEDOUT')),
           );
@@ -148,9 +228,12 @@ export async function connect(
   }
 
   return {
-    kubeConfig: kc,
+    get kubeConfig() {
+      return current;
+    },
     server: cluster.server,
     request,
+    problem: () => problem,
     close: () => agent.destroy(),
   };
 }
