@@ -26,7 +26,7 @@ import type {
   VirtualMachineSnapshot,
 } from './types';
 import { computeVMStatus } from './vm-status';
-import { buildVMI, refreshConditions, type VirtHandler } from './virt-handler';
+import { buildVMI, refreshConditions, withPaused, type VirtHandler } from './virt-handler';
 
 export interface AddVMOptions {
   /** Seed with a Running VMI. Default false: no VMI. */
@@ -195,16 +195,7 @@ export class SimStore {
       vmi.metadata.labels = { ...(vmi.metadata.labels ?? {}), 'kubevirt.io/nodeName': 'sim-node-1' };
     }
     if (paused && phase === 'Running') {
-      vmi.status.conditions = [
-        {
-          type: 'Paused',
-          status: 'True',
-          reason: 'PausedByUser',
-          message: 'VMI was paused by user',
-          lastProbeTime: at,
-          lastTransitionTime: at,
-        },
-      ];
+      vmi.status.conditions = withPaused([], true, at);
     }
     refreshConditions(this.deps.ctx, vmi);
     for (const c of vmi.status.conditions ?? []) if (c.lastTransitionTime) c.lastTransitionTime = at;

@@ -182,15 +182,7 @@ export class VirtHandler {
       next.status = next.status ?? {};
       const phase = PROGRESSION[i + 1];
       if (phase === 'Running' && paused) {
-        const now = this.ctx.now();
-        next.status.conditions = upsertCondition(next.status.conditions ?? [], {
-          type: 'Paused',
-          status: 'True',
-          reason: 'PausedByUser',
-          message: 'VMI was paused by user',
-          lastProbeTime: now,
-          lastTransitionTime: now,
-        });
+        next.status.conditions = withPaused(next.status.conditions ?? [], true, this.ctx.now());
       }
       setPhase(this.ctx, next, phase);
       const stored = this.ctx.store.update(VMI, next) as VirtualMachineInstance;
@@ -268,17 +260,7 @@ export class VirtHandler {
       const cur = this.ctx.store.get(VMI, ns, name) as VirtualMachineInstance | undefined;
       if (!cur || cur.metadata.uid !== uid || cur.metadata.deletionTimestamp) return;
       const next = clone(cur);
-      const now = this.ctx.now();
-      next.status.conditions = paused
-        ? upsertCondition(next.status.conditions ?? [], {
-            type: 'Paused',
-            status: 'True',
-            reason: 'PausedByUser',
-            message: 'VMI was paused by user',
-            lastProbeTime: now,
-            lastTransitionTime: now,
-          })
-        : removeCondition(next.status.conditions ?? [], 'Paused');
+      next.status.conditions = withPaused(next.status.conditions ?? [], paused, this.ctx.now());
       if (gateMs > 0) this.ctx.gateLagging.add(uid);
       refreshConditions(this.ctx, next);
       this.ctx.store.update(VMI, next);
@@ -315,4 +297,18 @@ export class VirtHandler {
     refreshConditions(this.ctx, next);
     return this.ctx.store.update(VMI, next) as VirtualMachineInstance;
   }
+}
+
+/** The VMI's Paused condition as virt-handler sets and clears it on pause and unpause (reason PausedByUser). */
+export function withPaused(conditions: Condition[], paused: boolean, now: string): Condition[] {
+  return paused
+    ? upsertCondition(conditions, {
+        type: 'Paused',
+        status: 'True',
+        reason: 'PausedByUser',
+        message: 'VMI was paused by user',
+        lastProbeTime: now,
+        lastTransitionTime: now,
+      })
+    : removeCondition(conditions, 'Paused');
 }

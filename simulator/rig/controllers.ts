@@ -8,9 +8,9 @@
 import type { SimContext } from '../context';
 import { formatTime } from '../clock';
 import { hasStartPausedRequest, hasStartRequest, hasStopRequestFor, isFinal, runStrategyOf } from '../kubevirt';
-import { clone, deepEqual, removeCondition, upsertCondition } from '../objects';
+import { clone, deepEqual } from '../objects';
 import type { RunStrategy, VirtualMachine, VirtualMachineInstance } from '../types';
-import { buildVMI, refreshConditions, VMI_FINALIZERS } from '../virt-handler';
+import { buildVMI, refreshConditions, VMI_FINALIZERS, withPaused } from '../virt-handler';
 import { computeVMStatus } from '../vm-status';
 import { VM_FINALIZER } from '../controller';
 import { Informer, keyOf, type Key } from './informer';
@@ -317,16 +317,6 @@ export class RigControllers {
   }
 
   private paused(vmi: VirtualMachineInstance, paused: boolean) {
-    const now = this.ctx.now();
-    return paused
-      ? upsertCondition(vmi.status.conditions ?? [], {
-          type: 'Paused',
-          status: 'True',
-          reason: 'PausedByUser',
-          message: 'VMI was paused by user',
-          lastProbeTime: now,
-          lastTransitionTime: now,
-        })
-      : removeCondition(vmi.status.conditions ?? [], 'Paused');
+    return withPaused(vmi.status.conditions ?? [], paused, this.ctx.now());
   }
 }
