@@ -53,7 +53,14 @@ export class RigControllers {
     private readonly kube: Kube,
     private readonly opts: RigControllerOptions,
   ) {
-    this.ctx = { now: () => formatTime(new Date()), agents: new Set<string>() } as unknown as SimContext;
+    // Only what the shared status rules read (virt-handler's refreshConditions and buildVMI): the rig's
+    // store is the real API, so the rest of the simulator's context has no meaning here.
+    this.ctx = {
+      now: () => formatTime(new Date()),
+      agents: new Set<string>(),
+      readinessGateDelayMs: 0,
+      gateLagging: new Set<string>(),
+    } as unknown as SimContext;
     const log = opts.log ?? (() => undefined);
     this.vmQueue = new KeyQueue(
       opts.stepMs,
