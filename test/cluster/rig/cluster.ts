@@ -11,6 +11,8 @@ import { load, loadAll } from 'js-yaml';
 import { Kube, KubeError } from '../../../simulator/rig/kube';
 import { ensureBinaries } from './build';
 import { kubevirtCRDs } from './crds';
+import { startKnative, stopKnative, type KnativeState } from './knative';
+import { hostIP, networkFor } from './node/network';
 import { createPki, type Pki } from './pki';
 
 const REPO = path.join(__dirname, '../../..');
@@ -29,6 +31,8 @@ export interface RigState {
   podIP: string;
   pids: number[];
   timings: Record<string, number>;
+  /** Knative Eventing on the rig (knative.ts): the node stand-in and its pod network. */
+  knative: KnativeState;
 }
 
 export function freePort(): Promise<number> {
@@ -143,6 +147,7 @@ export async function startRig(dir: string, log: (m: string) => void = () => und
     // A rig that did not come up leaves nothing running.
     await stopRig({ pids: [...pids].reverse() });
     removePodNetwork(`vwrig${process.pid % 100000}`);
+    stopKnative(dir, networkFor(process.pid));
     throw e;
   }
 }
@@ -157,7 +162,9 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
   mkdirSync(dir, { recursive: true });
   const bins = ensureBinaries(log);
   lap('build');
-  const pki = createPki(dir);
+  // The API is also reached from the pod network's bridge (Knative's programs run as pods there).
+  const network = networkFor(process.pid);
+  const pki = createPki(dir, [hostIP(network)]);
   lap('pki');
 
   const [etcdClient, etcdPeer, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -187,7 +194,8 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
     bins.kubeApiserver,
     [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
+      // Every address: Knative's pods reach the API at the bridge's host address.
+      '--bind-address=0.0.0.0',
       '--advertise-address=127.0.0.1',
       `--secure-port=${apiPort}`,
       `--tls-cert-file=${pki.apiserverCert}`,
@@ -315,7 +323,23 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
   });
   lap('apiservice');
 
+  const knative = await startKnative(
+    {
+      dir,
+      server,
+      podServer: `https://${hostIP(network)}:${apiPort}`,
+      pki,
+      network,
+      kube,
+      log,
+      until,
+    },
+    pids,
+  );
+  Object.assign(timings, knative.timings);
+
   return {
+    knative,
     dir,
     server,
     pki,

@@ -82,7 +82,8 @@ const SERVER =
 const CLIENT =
   'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
 
-export function createPki(dir: string): Pki {
+/** `extraIPs`: further addresses the API is reached at (the pod network's host address). */
+export function createPki(dir: string, extraIPs: string[] = []): Pki {
   const f = (n: string) => path.join(dir, n);
   if (!existsSync(f('virt-api.crt'))) {
     makeCA(dir, 'ca', 'rig-cluster-ca');
@@ -92,7 +93,7 @@ export function createPki(dir: string): Pki {
       'ca',
       'apiserver',
       '/CN=kube-apiserver',
-      `${SERVER}subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n`,
+      `${SERVER}subjectAltName=IP:127.0.0.1,${extraIPs.map((a) => `IP:${a},`).join('')}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n`,
     );
     // O=system:masters: the rig's own setup and KubeVirt's controllers act as cluster admin.
     makeCert(dir, 'ca', 'admin', '/O=system:masters/CN=rig-admin', CLIENT);

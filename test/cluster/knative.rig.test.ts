@@ -1,0 +1,192 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { apply } from './rig/cluster';
+import { hostIP } from './rig/node/network';
+import { createVM, eventually, NS, rig, vmRunning } from './helpers';
+
+// Knative Eventing's own programs on the rig (rig/knative.ts): a producer posts to the Broker's
+// ingress, the MT channel-based Broker fans out over the InMemoryChannel to the Triggers of
+// knative/, virtwake runs as the Knative Services of knative/services.yaml (Serving stood in
+// for by the rig's node), and replies go back into the Broker. A result Trigger here sends
+// every outcome event to a receiver in this process.
+
+const { state, kube } = rig();
+const EVENTING = '/apis/eventing.knative.dev/v1/namespaces/virtwake';
+
+interface Received {
+  type: string;
+  id: string;
+  source: string;
+  headers: http.IncomingHttpHeaders;
+  data: any;
+}
+
+const received: Received[] = [];
+let receiver: http.Server;
+let brokerURL: string;
+let n = 0;
+const name = (what: string) => `kn-${what}-${++n}`;
+
+async function post(
+  type: string,
+  data: unknown,
+  id = `kn-${Date.now()}-${++n}`,
+): Promise<{ status: number; id: string }> {
+  const res = await fetch(brokerURL, {
+    method: 'POST',
+    headers: {
+      'ce-specversion': '1.0',
+      'ce-type': type,
+      'ce-source': '/rig/producer',
+      'ce-id': id,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify(data),
+  });
+  return { status: res.status, id };
+}
+
+const find = (pred: (e: Received) => boolean, what: string, ms = 60_000) =>
+  eventually(what, async () => received.find(pred), ms);
+
+beforeAll(async () => {
+  receiver = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      let data: unknown = body;
+      try {
+        data = JSON.parse(body);
+      } catch {
+        // not JSON: kept as text
+      }
+      received.push({
+        type: String(req.headers['ce-type']),
+        id: String(req.headers['ce-id']),
+        source: String(req.headers['ce-source']),
+        headers: req.headers,
+        data,
+      });
+      res.writeHead(202).end();
+    });
+  });
+  const host = hostIP(state.knative.network);
+  await new Promise<void>((r) => receiver.listen(0, host, r));
+  const port = (receiver.address() as AddressInfo).port;
+  await apply(kube, `${EVENTING}/triggers`, {
+    apiVersion: 'eventing.knative.dev/v1',
+    kind: 'Trigger',
+    metadata: { name: 'rig-results', namespace: NS },
+    spec: {
+      broker: 'virtwake',
+      filters: [
+        {
+          any: ['.accepted', '.completed', '.failed', '.changed'].map((s) => ({ suffix: { type: s } })),
+        },
+      ],
+      subscriber: { uri: `http://${host}:${port}/` },
+    },
+  });
+  await eventually('Trigger rig-results Ready', async () => {
+    const t = await kube.get(`${EVENTING}/triggers/rig-results`);
+    return t?.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
+  });
+  const svc = await kube.get('/api/v1/namespaces/knative-eventing/services/broker-ingress');
+  const broker = await kube.get(`${EVENTING}/brokers/virtwake`);
+  // The Broker's address as Knative publishes it, reached from the node through the Service's ClusterIP.
+  const url = new URL(broker.status.address.url);
+  expect(url.hostname).toBe('broker-ingress.knative-eventing.svc.cluster.local');
+  brokerURL = `http://${svc.spec.clusterIP}${url.pathname}`;
+});
+
+afterAll(async () => {
+  receiver?.close();
+  await kube.request('DELETE', `${EVENTING}/triggers/rig-results`).catch(() => undefined);
+});
+
+describe('Knative Eventing, for real', () => {
+  test('the SinkBinding webhook gives virtwake-reaper the Broker as K_SINK', async () => {
+    const ksvc = await kube.get(`/apis/serving.knative.dev/v1/namespaces/${NS}/services/virtwake-reaper`);
+    const env = ksvc.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
+    expect(env.find((e) => e.name === 'K_SINK')?.value).toBe(
+      'http://broker-ingress.knative-eventing.svc.cluster.local/virtwake/virtwake',
+    );
+  });
+
+  test('a start posted to the Broker runs the VM; accepted comes back as the reply, completed from the ApiServerSource', async () => {
+    const vm = name('start');
+    await createVM(kube, vm, 'Halted');
+    const { status, id } = await post('io.virtwake.vm.start', { name: vm });
+    expect(status).toBe(202);
+    const accepted = await find(
+      (e) => e.type === 'io.virtwake.vm.start.accepted' && e.headers['ce-causationid'] === id,
+      'start.accepted through the Broker',
+    );
+    expect(accepted.data).toMatchObject({ namespace: NS, name: vm, outcome: 'accepted' });
+    await vmRunning(kube, vm);
+    const completed = await find(
+      (e) => e.type === 'io.virtwake.vm.start.completed' && e.headers['ce-causationid'] === id,
+      'start.completed from the ApiServerSource change',
+    );
+    expect(completed.data).toMatchObject({ namespace: NS, name: vm, outcome: 'completed' });
+    expect(
+      received.filter((e) => e.type === 'io.virtwake.vm.start.completed' && e.headers['ce-causationid'] === id),
+    ).toHaveLength(1);
+  });
+
+  test('a 400 from virtwake is not retried: the dead-letter sink gets the command with knativeerrorcode 400', async () => {
+    const { status, id } = await post('io.virtwake.vm.start', { name: 'Not_A_Valid_Name' });
+    expect(status).toBe(202);
+    const line = await eventually('the dead-letter log line', async () => {
+      const dir = path.join(state.dir, 'pods');
+      const file = readdirSync(dir).find((f) => f.startsWith('virtwake_virtwake-deadletter-') && f.endsWith('.log'));
+      const lines = file ? readFileSync(path.join(dir, file), 'utf8').split('\n') : [];
+      return lines.map((l) => (l.startsWith('{') ? JSON.parse(l) : {})).find((l: any) => l.id === id);
+    });
+    expect(line).toMatchObject({
+      deadLetter: true,
+      knativeerrorcode: '400',
+      knativeerrordest: 'http://virtwake-vm.virtwake.svc.cluster.local',
+      type: 'io.virtwake.vm.start',
+    });
+    // The problem body, as the filter passed it on (knativeerrordata), says what to fix.
+    expect(line.knativeerrordata).toMatchObject({ status: 400 });
+    expect(JSON.stringify(line.knativeerrordata)).toContain('/name');
+    // The dispatcher that carried the error body is still serving: the next command goes through.
+    const vm = name('after-400');
+    await createVM(kube, vm, 'Halted');
+    const next = await post('io.virtwake.vm.start', { name: vm });
+    await find(
+      (e) => e.type === 'io.virtwake.vm.start.accepted' && e.headers['ce-causationid'] === next.id,
+      'next start',
+    );
+  });
+
+  test('a PingSource tick reaches the reaper through the Broker', async () => {
+    const ps = await kube.get(`/apis/sources.knative.dev/v1/namespaces/${NS}/pingsources/virtwake-reaper`);
+    await kube.request(
+      'PATCH',
+      `/apis/sources.knative.dev/v1/namespaces/${NS}/pingsources/virtwake-reaper`,
+      { spec: { schedule: '* * * * *' } },
+      'application/merge-patch+json',
+    );
+    try {
+      const done = await find(
+        (e) => e.type === 'io.virtwake.reaper.completed',
+        'reaper.completed after a tick',
+        90_000,
+      );
+      expect(done.data).toBeDefined();
+    } finally {
+      await kube.request(
+        'PATCH',
+        `/apis/sources.knative.dev/v1/namespaces/${NS}/pingsources/virtwake-reaper`,
+        { spec: { schedule: ps.spec.schedule } },
+        'application/merge-patch+json',
+      );
+    }
+  }, 120_000);
+});

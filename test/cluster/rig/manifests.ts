@@ -1,0 +1,97 @@
+// Apply manifests as `kubectl apply` would for a first install: each document to the
+// collection discovery names for its kind (namespaced or not), created, or replaced when it
+// exists. Namespaces and CustomResourceDefinitions go first, and the CRDs must be Established
+// before objects of their kinds are sent.
+
+import { readFileSync } from 'node:fs';
+import { loadAll } from 'js-yaml';
+import { KubeError } from '../../../simulator/rig/kube';
+import type { TestKube } from './cluster';
+
+interface Resource {
+  plural: string;
+  namespaced: boolean;
+}
+
+export function readManifests(files: string[]): any[] {
+  return files.flatMap((f) => (loadAll(readFileSync(f, 'utf8')) as any[]).filter((d) => d && d.kind));
+}
+
+async function discover(kube: TestKube, apiVersion: string): Promise<Map<string, Resource>> {
+  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  const list = await kube.get(base);
+  const out = new Map<string, Resource>();
+  for (const r of list.resources ?? [])
+    if (!String(r.name).includes('/')) out.set(r.kind, { plural: r.name, namespaced: r.namespaced });
+  return out;
+}
+
+async function until(what: string, ms: number, probe: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`rig: ${what} not ready after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export function collectionOf(res: Resource, apiVersion: string, ns: string | undefined): string {
+  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return res.namespaced ? `${base}/namespaces/${ns ?? 'default'}/${res.plural}` : `${base}/${res.plural}`;
+}
+
+async function applyOne(kube: TestKube, doc: any, cache: Map<string, Map<string, Resource>>): Promise<void> {
+  let kinds = cache.get(doc.apiVersion);
+  if (!kinds?.has(doc.kind)) {
+    kinds = await discover(kube, doc.apiVersion);
+    cache.set(doc.apiVersion, kinds);
+  }
+  const res = kinds.get(doc.kind);
+  if (!res) throw new Error(`rig: the API serves no ${doc.kind} in ${doc.apiVersion}`);
+  const coll = collectionOf(res, doc.apiVersion, doc.metadata.namespace);
+  try {
+    await kube.request('POST', coll, doc);
+  } catch (e) {
+    if (!(e instanceof KubeError && e.status === 409)) throw e;
+    const cur = await kube.get(`${coll}/${doc.metadata.name}`);
+    await kube.request('PUT', `${coll}/${doc.metadata.name}`, {
+      ...doc,
+      metadata: { ...doc.metadata, resourceVersion: cur.metadata.resourceVersion },
+    });
+  }
+}
+
+/** Transient answers while a webhook or a new CRD's storage comes up are tried again for a while. */
+async function withRetry(what: string, fn: () => Promise<void>): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      const status = e instanceof KubeError ? e.status : 0;
+      if (![0, 404, 429, 500, 503].includes(status) || Date.now() > end)
+        throw new Error(
+          `rig: applying ${what}: ${e instanceof KubeError ? JSON.stringify(e.body ?? e.message) : String(e)}`,
+          {
+            cause: e,
+          },
+        );
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+export async function applyManifests(kube: TestKube, docs: any[]): Promise<void> {
+  const cache = new Map<string, Map<string, Resource>>();
+  const rank = (d: any) => (d.kind === 'Namespace' ? 0 : d.kind === 'CustomResourceDefinition' ? 1 : 2);
+  const ordered = [...docs].sort((a, b) => rank(a) - rank(b));
+  for (const d of ordered.filter((x) => rank(x) < 2))
+    await withRetry(`${d.kind} ${d.metadata.name}`, () => applyOne(kube, d, cache));
+  for (const crd of ordered.filter((x) => x.kind === 'CustomResourceDefinition'))
+    await until(`CRD ${crd.metadata.name} Established`, 60_000, async () => {
+      const c = await kube.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
+      return !!c.status?.conditions?.some((x: any) => x.type === 'Established' && x.status === 'True');
+    });
+  for (const d of ordered.filter((x) => rank(x) === 2))
+    await withRetry(`${d.kind} ${d.metadata.namespace ?? ''}/${d.metadata.name}`, () => applyOne(kube, d, cache));
+}
