@@ -13,10 +13,16 @@ export const deadletter: EventFunction = {
         ? (event.data as Record<string, unknown>)
         : {};
     const replyUndeliverable = isBrokerIngress(ext.knativeerrordest);
+    // Knative's dispatcher adds the knativeerror* extensions only from an answer it could read: a
+    // delivery that timed out (a `wait` longer than the Trigger's timeout) arrives without them
+    // (knative/eventing pkg/kncloudevents/event_dispatcher.go dispatchExecutionInfoTransformers;
+    // seen on the rig, test/cluster/knative.rig.test.ts).
+    const noAnswer = ext.knativeerrorcode === undefined && ext.knativeerrordest === undefined;
     rt.log.error(
       {
         deadLetter: true,
         ...(replyUndeliverable ? { replyUndeliverable } : {}),
+        ...(noAnswer ? { noAnswer } : {}),
         type: event.type,
         id: event.id,
         source: event.source,
@@ -34,7 +40,9 @@ export const deadletter: EventFunction = {
       // event could not be delivered back to the Broker; the destination tells the two apart.
       replyUndeliverable
         ? 'result undeliverable: the command ran, its result event could not be delivered to the Broker'
-        : 'event dead-lettered',
+        : noAnswer
+          ? 'event dead-lettered without an answer (the delivery timed out or its connection broke): the command may have run; its result event reports the outcome'
+          : 'event dead-lettered',
     );
     rt.metrics.action(event.type, 'dead-lettered');
     return undefined;

@@ -200,12 +200,8 @@ export class VirtHandler {
     this.ctx.scheduler.cancel(this.stepKey(vmi));
   }
 
-  /** When the guest of a VMI being deleted is gone: its grace period after deletion while a domain runs. */
   private teardownDueMs(vmi: VirtualMachineInstance): number {
-    const deleted = Date.parse(vmi.metadata.deletionTimestamp ?? '');
-    if (vmi.status?.phase !== 'Running') return deleted;
-    const grace = vmi.spec?.terminationGracePeriodSeconds as number | undefined | null;
-    return deleted + (grace ?? DEFAULT_TERMINATION_GRACE_SECONDS) * 1000;
+    return teardownDueMs(vmi);
   }
 
   private scheduleTeardown(vmi: VirtualMachineInstance): void {
@@ -311,4 +307,12 @@ export function withPaused(conditions: Condition[], paused: boolean, now: string
         lastTransitionTime: now,
       })
     : removeCondition(conditions, 'Paused');
+}
+
+/** When the guest of a VMI being deleted is gone: its grace period after deletion while a domain runs. */
+export function teardownDueMs(vmi: VirtualMachineInstance): number {
+  const deleted = Date.parse(vmi.metadata.deletionTimestamp ?? '');
+  if (vmi.status?.phase !== 'Running') return deleted;
+  const grace = vmi.spec?.terminationGracePeriodSeconds as number | undefined | null;
+  return deleted + (grace ?? DEFAULT_TERMINATION_GRACE_SECONDS) * 1000;
 }

@@ -10,7 +10,7 @@ import { formatTime } from '../clock';
 import { hasStartPausedRequest, hasStartRequest, hasStopRequestFor, isFinal, runStrategyOf } from '../kubevirt';
 import { clone, deepEqual } from '../objects';
 import type { RunStrategy, VirtualMachine, VirtualMachineInstance } from '../types';
-import { buildVMI, refreshConditions, VMI_FINALIZERS, withPaused } from '../virt-handler';
+import { buildVMI, refreshConditions, teardownDueMs, VMI_FINALIZERS, withPaused } from '../virt-handler';
 import { computeVMStatus } from '../vm-status';
 import { VM_FINALIZER } from '../controller';
 import { Informer, keyOf, type Key } from './informer';
@@ -276,6 +276,13 @@ export class RigControllers {
     const ns = vmi.metadata.namespace!;
     const name = vmi.metadata.name!;
     if (vmi.metadata.deletionTimestamp) {
+      // The running guest gets its grace period to shut down before the domain is gone
+      // (pkg/virt-handler/vm.go, as ../virt-handler.ts): the VM shows Stopping meanwhile.
+      const waitMs = teardownDueMs(vmi) - Date.now();
+      if (waitMs > 0) {
+        setTimeout(() => this.vmiQueue.add(key), waitMs).unref();
+        return;
+      }
       const finalizers = (vmi.metadata.finalizers ?? []).filter((f) => !VMI_FINALIZERS.includes(f));
       if (finalizers.length === (vmi.metadata.finalizers ?? []).length) return;
       await this.kube.request(

@@ -129,7 +129,11 @@ export function vmManifest(
       runStrategy,
       template: {
         metadata: { labels: { 'kubevirt.io/vm': name } },
-        spec: { domain: { devices: {}, resources: { requests: { memory: '64Mi' } } } },
+        // No shutdown grace unless a test asks for one: the rig's virt-handler waits it out in real time.
+        spec: {
+          terminationGracePeriodSeconds: 0,
+          domain: { devices: {}, resources: { requests: { memory: '64Mi' } } },
+        },
       },
     },
   };

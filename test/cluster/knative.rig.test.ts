@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { apply } from './rig/cluster';
 import { hostIP } from './rig/node/network';
-import { createVM, eventually, NS, rig, vmRunning } from './helpers';
+import { createVM, eventually, NS, rig, vmManifest, vmPath, vmRunning } from './helpers';
 
 // Knative Eventing's own programs on the rig (rig/knative.ts): a producer posts to the Broker's
 // ingress, the MT channel-based Broker fans out over the InMemoryChannel to the Triggers of
@@ -46,6 +46,13 @@ async function post(
     body: JSON.stringify(data),
   });
   return { status: res.status, id };
+}
+
+function deadLetters(id: string): any[] {
+  const dir = path.join(state.dir, 'pods');
+  const file = readdirSync(dir).find((f) => f.startsWith('virtwake_virtwake-deadletter-') && f.endsWith('.log'));
+  const lines = file ? readFileSync(path.join(dir, file), 'utf8').split('\n') : [];
+  return lines.map((l) => (l.startsWith('{') ? JSON.parse(l) : {})).filter((l: any) => l.id === id);
 }
 
 const find = (pred: (e: Received) => boolean, what: string, ms = 60_000) =>
@@ -140,12 +147,7 @@ describe('Knative Eventing, for real', () => {
   test('a 400 from virtwake is not retried: the dead-letter sink gets the command with knativeerrorcode 400', async () => {
     const { status, id } = await post('io.virtwake.vm.start', { name: 'Not_A_Valid_Name' });
     expect(status).toBe(202);
-    const line = await eventually('the dead-letter log line', async () => {
-      const dir = path.join(state.dir, 'pods');
-      const file = readdirSync(dir).find((f) => f.startsWith('virtwake_virtwake-deadletter-') && f.endsWith('.log'));
-      const lines = file ? readFileSync(path.join(dir, file), 'utf8').split('\n') : [];
-      return lines.map((l) => (l.startsWith('{') ? JSON.parse(l) : {})).find((l: any) => l.id === id);
-    });
+    const line = await eventually('the dead-letter log line', async () => deadLetters(id)[0]);
     expect(line).toMatchObject({
       deadLetter: true,
       knativeerrorcode: '400',
@@ -185,6 +187,60 @@ describe('Knative Eventing, for real', () => {
         'PATCH',
         `/apis/sources.knative.dev/v1/namespaces/${NS}/pingsources/virtwake-reaper`,
         { spec: { schedule: ps.spec.schedule } },
+        'application/merge-patch+json',
+      );
+    }
+  }, 120_000);
+
+  test('a wait longer than the Trigger timeout: Knative gives up and dead-letters, the VM stops once, completed comes from the ApiServerSource', async () => {
+    const trigger = `${EVENTING}/triggers/virtwake-on-stop`;
+    const shipped = await kube.get(trigger);
+    // The shipped Trigger, with a per-attempt timeout shorter than the guest's shutdown.
+    await kube.request(
+      'PATCH',
+      trigger,
+      { spec: { delivery: { timeout: 'PT2S', retry: 1, backoffDelay: 'PT1S' } } },
+      'application/merge-patch+json',
+    );
+    try {
+      await eventually('Trigger virtwake-on-stop Ready with the new delivery', async () => {
+        const t = await kube.get(trigger);
+        return t.status?.observedGeneration === t.metadata.generation &&
+          t.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')
+          ? t
+          : undefined;
+      });
+      const vm = name('long-stop');
+      const manifest = vmManifest(vm, 'Always');
+      manifest.spec.template.spec.terminationGracePeriodSeconds = 8;
+      await kube.request('POST', vmPath(), manifest);
+      await vmRunning(kube, vm);
+      const { status, id } = await post('io.virtwake.vm.stop', { name: vm, wait: { timeoutSeconds: 60 } });
+      expect(status).toBe(202);
+      // Both attempts time out while the guest shuts down: Knative dead-letters the command, and
+      // without knativeerrorcode/dest/data, since it read no answer.
+      const dead = await eventually(
+        'the stop dead-lettered after its timed-out attempts',
+        async () => deadLetters(id)[0],
+      );
+      expect(dead).toMatchObject({ type: 'io.virtwake.vm.stop', noAnswer: true });
+      expect(dead.knativeerrorcode).toBeUndefined();
+      const completed = await find(
+        (e) => e.type === 'io.virtwake.vm.stop.completed' && e.headers['ce-causationid'] === id,
+        'stop.completed from the ApiServerSource once the VM is Stopped',
+      );
+      expect(completed.data).toMatchObject({ namespace: NS, name: vm, outcome: 'completed' });
+      expect((await kube.get(vmPath(vm))).status.printableStatus).toBe('Stopped');
+      // One effect, one outcome: the redelivery did not stop anything twice, nothing failed.
+      await new Promise((r) => setTimeout(r, 3000));
+      const mine = received.filter((e) => e.headers['ce-causationid'] === id);
+      expect(mine.filter((e) => e.type === 'io.virtwake.vm.stop.completed')).toHaveLength(1);
+      expect(mine.filter((e) => e.type.endsWith('.failed'))).toEqual([]);
+    } finally {
+      await kube.request(
+        'PATCH',
+        trigger,
+        { spec: { delivery: shipped.spec.delivery } },
         'application/merge-patch+json',
       );
     }

@@ -19,14 +19,14 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-async function deadLetter(id: string, dest: string): Promise<Record<string, unknown>> {
+async function deadLetter(id: string, dest?: string): Promise<Record<string, unknown>> {
   await h
     .send(
       'io.virtwake.vm.start',
       { name: 'db' },
       {
         id,
-        headers: { 'ce-knativeerrorcode': '500', 'ce-knativeerrordest': dest },
+        headers: dest === undefined ? {} : { 'ce-knativeerrorcode': '500', 'ce-knativeerrordest': dest },
       },
     )
     .expect((res) => expect(res.status).toBeLessThan(300));
@@ -50,5 +50,17 @@ test.each([
 ])('a delivery that failed at %s: dead-lettered', async (what, dest) => {
   const line = await deadLetter(`cmd-${what.length}`, dest);
   expect(line.msg).toBe('event dead-lettered');
+  expect(line.replyUndeliverable).toBeUndefined();
+});
+
+// Knative adds no knativeerror* extensions when it read no answer: a delivery that timed out
+// (test/cluster/knative.rig.test.ts shows it with Knative's own dispatcher).
+test('a delivery that got no answer: dead-lettered, and the line says the command may have run', async () => {
+  const line = await deadLetter('no-answer');
+  expect(line.msg).toBe(
+    'event dead-lettered without an answer (the delivery timed out or its connection broke): the command may have run; its result event reports the outcome',
+  );
+  expect(line.noAnswer).toBe(true);
+  expect(line.knativeerrorcode).toBeUndefined();
   expect(line.replyUndeliverable).toBeUndefined();
 });
