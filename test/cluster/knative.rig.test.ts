@@ -16,6 +16,7 @@ const { state, kube } = rig();
 const EVENTING = '/apis/eventing.knative.dev/v1/namespaces/virtwake';
 
 interface Received {
+  path: string;
   type: string;
   id: string;
   source: string;
@@ -25,9 +26,12 @@ interface Received {
 
 const received: Received[] = [];
 let receiver: http.Server;
+let receiverURL: string;
 let brokerURL: string;
 let n = 0;
-const name = (what: string) => `kn-${what}-${++n}`;
+// Unique per run: a rig kept for debugging (VIRTWAKE_RIG_STATE) may run this file again.
+const run = Date.now().toString(36).slice(-4);
+const name = (what: string) => `kn-${what}-${run}-${++n}`;
 
 async function post(
   type: string,
@@ -55,6 +59,21 @@ function deadLetters(id: string): any[] {
   return lines.map((l) => (l.startsWith('{') ? JSON.parse(l) : {})).filter((l: any) => l.id === id);
 }
 
+/**
+ * Delete a Trigger and wait until the Broker's channel no longer lists it. One at a time:
+ * Knative's Subscription finalizer patches the InMemoryChannel from its informer's copy, and two
+ * Subscriptions finalized at once can put a removed subscriber back (seen on this rig); the
+ * channel then fails every event posted to the Broker (500) on the missing Trigger's 404.
+ */
+async function removeTrigger(trigger: string): Promise<void> {
+  await kube.request('DELETE', `${EVENTING}/triggers/${trigger}`).catch(() => undefined);
+  await eventually(`Trigger ${trigger} gone from the channel`, async () => {
+    const imc = await kube.get(`/apis/messaging.knative.dev/v1/namespaces/${NS}/inmemorychannels/virtwake-kne-trigger`);
+    const uris = (imc?.spec?.subscribers ?? []).map((x: any) => String(x.subscriberUri));
+    return !uris.some((u: string) => u.includes(`/triggers/${NS}/${trigger}/`));
+  });
+}
+
 const find = (pred: (e: Received) => boolean, what: string, ms = 60_000) =>
   eventually(what, async () => received.find(pred), ms);
 
@@ -71,6 +90,7 @@ beforeAll(async () => {
         // not JSON: kept as text
       }
       received.push({
+        path: req.url ?? '/',
         type: String(req.headers['ce-type']),
         id: String(req.headers['ce-id']),
         source: String(req.headers['ce-source']),
@@ -83,10 +103,11 @@ beforeAll(async () => {
   const host = hostIP(state.knative.network);
   await new Promise<void>((r) => receiver.listen(0, host, r));
   const port = (receiver.address() as AddressInfo).port;
+  receiverURL = `http://${host}:${port}`;
   await apply(kube, `${EVENTING}/triggers`, {
     apiVersion: 'eventing.knative.dev/v1',
     kind: 'Trigger',
-    metadata: { name: 'rig-results', namespace: NS },
+    metadata: { name: `rig-results-${run}`, namespace: NS },
     spec: {
       broker: 'virtwake',
       filters: [
@@ -97,8 +118,8 @@ beforeAll(async () => {
       subscriber: { uri: `http://${host}:${port}/` },
     },
   });
-  await eventually('Trigger rig-results Ready', async () => {
-    const t = await kube.get(`${EVENTING}/triggers/rig-results`);
+  await eventually(`Trigger rig-results-${run} Ready`, async () => {
+    const t = await kube.get(`${EVENTING}/triggers/rig-results-${run}`);
     return t?.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
   });
   const svc = await kube.get('/api/v1/namespaces/knative-eventing/services/broker-ingress');
@@ -111,7 +132,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   receiver?.close();
-  await kube.request('DELETE', `${EVENTING}/triggers/rig-results`).catch(() => undefined);
+  await removeTrigger(`rig-results-${run}`);
 });
 
 describe('Knative Eventing, for real', () => {
@@ -244,5 +265,76 @@ describe('Knative Eventing, for real', () => {
         'application/merge-patch+json',
       );
     }
+  }, 120_000);
+
+  // Why every virtwake error body is at most 700 bytes (contract §3): Knative's dispatcher base64s
+  // the subscriber's body into knativeerrordata, cut at 1024 characters, into a buffer too short
+  // for a longer body (pkg/kncloudevents/event_dispatcher.go dispatchExecutionInfoTransformers).
+  test('an error body over 768 bytes bound for a dead-letter sink crashes the InMemoryChannel dispatcher; a 700-byte one is dead-lettered', async () => {
+    const failing = http.createServer((req, res) => {
+      req.resume();
+      const size = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('size'));
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('e'.repeat(size));
+    });
+    const host = hostIP(state.knative.network);
+    await new Promise<void>((r) => failing.listen(0, host, r));
+    const port = (failing.address() as AddressInfo).port;
+    const dispatcherLog = () => {
+      const dir = path.join(state.dir, 'pods');
+      const file = readdirSync(dir).find((f) => f.startsWith('knative-eventing_imc-dispatcher-') && f.endsWith('.log'));
+      return file ? readFileSync(path.join(dir, file), 'utf8') : '';
+    };
+    try {
+      for (const size of [700, 2000]) {
+        await apply(kube, `${EVENTING}/triggers`, {
+          apiVersion: 'eventing.knative.dev/v1',
+          kind: 'Trigger',
+          metadata: { name: `rig-error-${size}-${run}`, namespace: NS },
+          spec: {
+            broker: 'virtwake',
+            filters: [{ exact: { type: `rig.error.${size}` } }],
+            subscriber: { uri: `http://${host}:${port}/?size=${size}` },
+            delivery: { retry: 0, deadLetterSink: { uri: `${receiverURL}/dead-letter` } },
+          },
+        });
+        await eventually(`Trigger rig-error-${size}-${run} Ready`, async () => {
+          const t = await kube.get(`${EVENTING}/triggers/rig-error-${size}-${run}`);
+          return t?.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
+        });
+      }
+
+      const short = await post('rig.error.700', {});
+      expect(short.status).toBe(202);
+      const dead = await find(
+        (e) => e.path === '/dead-letter' && e.id === short.id,
+        'the 700-byte error dead-lettered',
+      );
+      expect(dead.headers['ce-knativeerrorcode']).toBe('500');
+      expect(Buffer.from(String(dead.headers['ce-knativeerrordata']), 'base64').toString()).toBe('e'.repeat(700));
+
+      const panic = 'panic: runtime error: index out of range [1024] with length 1024';
+      const panics = () => dispatcherLog().split(panic).length - 1;
+      const before = panics();
+      const long = await post('rig.error.2000', {});
+      await eventually('the dispatcher panics', async () => panics() > before);
+      // The event is lost with the process: the producer is told 5xx, nothing reaches the dead-letter sink.
+      expect(long.status).toBeGreaterThanOrEqual(500);
+      expect(received.find((e) => e.id === long.id)).toBeUndefined();
+    } finally {
+      failing.close();
+      for (const size of [700, 2000]) await removeTrigger(`rig-error-${size}-${run}`);
+      // The kubelet stand-in restarts the dispatcher; the next files need the Broker whole again.
+      await eventually('imc-dispatcher Available again', async () => {
+        const d = await kube.get('/apis/apps/v1/namespaces/knative-eventing/deployments/imc-dispatcher');
+        return d?.status?.conditions?.some((c: any) => c.type === 'Available' && c.status === 'True');
+      });
+    }
+    const vm = name('after-crash');
+    await createVM(kube, vm, 'Halted');
+    const next = await post('io.virtwake.vm.start', { name: vm });
+    await find(
+      (e) => e.type === 'io.virtwake.vm.start.accepted' && e.headers['ce-causationid'] === next.id,
+      'a start through the restarted dispatcher',
+    );
   }, 120_000);
 });

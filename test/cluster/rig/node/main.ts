@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Informer } from '../../../../simulator/rig/informer';
 import { Kube } from '../../../../simulator/rig/kube';
 import { aggregate } from './aggregation';
+import { GarbageCollector } from './gc';
 import { createBridge, removeNetwork, type NetworkSpec } from './network';
 import { ServiceNetwork } from './services';
 import { Workloads } from './workloads';
@@ -100,10 +101,13 @@ async function main(): Promise<void> {
   await ksvcs.start();
   syncDeployments();
   syncKsvcs();
+  const gc = new GarbageCollector(kube, log);
+  gc.start();
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
 
   const stop = () => {
     for (const inf of [deployments, ksvcs, svcs, clusterRoles]) inf.stop();
+    gc.stop();
     const netnses = workloads.netnses();
     workloads.stopAll();
     services.close();
