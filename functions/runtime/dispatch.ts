@@ -197,9 +197,8 @@ export function dispatcher<F extends string>(
                 .catch((e: unknown) => {
                   // Not a per-VM outcome: whatever the API answered, hand the command back to Knative
                   // (an expired continue token excepted: eachPage lists again).
-                  throw e instanceof KubeApiError && !isGone(e)
-                    ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
-                    : e;
+                  // (The hand-back names the status: retry.ts.)
+                  throw e instanceof KubeApiError && !isGone(e) ? new Transient(e) : e;
                 }),
             ),
       (vms) =>
@@ -352,7 +351,7 @@ function apiAnswer(e: KubeApiError, vm: VirtualMachine | undefined): Outcome {
   if (invalid && vm)
     return failed('VmInvalid', vmSpecInvalidMessage(`${vm.metadata.namespace}/${vm.metadata.name}`, invalid), { vm });
   if (e.status === 400 || e.status === 403 || e.status === 422) return failed('Refused', e.message, { vm });
-  throw new Transient(e, `the API server answered ${e.status}: ${e.message}`);
+  throw new Transient(e);
 }
 
 /** A write the API server refuses for good (read as apiAnswer reads it), in words; undefined for any other error. */
