@@ -235,6 +235,8 @@ export function restoredTarget(
   else spec.runStrategy = 'Halted';
   return {
     create: {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachine',
       metadata: {
         name: r.spec.target?.name ?? '',
         namespace: r.metadata.namespace,

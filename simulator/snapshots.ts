@@ -207,6 +207,8 @@ export function snapshotContent(
     volumeSnapshotName: `vmsnapshot-${s.metadata.uid}-volume-${v.name}`,
   }));
   return {
+    apiVersion: 'snapshot.kubevirt.io/v1beta1',
+    kind: 'VirtualMachineSnapshotContent',
     metadata: {
       name: `vmsnapshot-content-${s.metadata.uid}`,
       namespace: s.metadata.namespace,
