@@ -16,6 +16,8 @@ export interface ControlDeps {
   store: ObjectStore;
   sim: SimStore;
   settle(timeoutMs?: number): Promise<void>;
+  /** The bearer token the API server accepts from now on (POST /_sim/token). */
+  setToken(token: string): void;
 }
 
 function objectBody(rawBody: string): Record<string, unknown> {
@@ -115,6 +117,16 @@ export async function handleControl(
     }
     if (path === '/_sim/settings' && method === 'POST') {
       settings(deps.sim, objectBody(rawBody));
+      return send(res, 200, {});
+    }
+    // A rotated credential (kube-apiserver behaviour, not KubeVirt's): a service-account token re-issued or a
+    // static token replaced; from now on only the new token is accepted, the old one gets 401 like any unknown
+    // bearer token (k8s.io/apiserver pkg/authentication/request/bearertoken: a token no authenticator accepts
+    // is 401 Unauthorized). Only on a simulator started with a token.
+    if (path === '/_sim/token' && method === 'POST') {
+      const token = objectBody(rawBody).token;
+      if (typeof token !== 'string' || token === '') throw new Error('token must be a non-empty string');
+      deps.setToken(token);
       return send(res, 200, {});
     }
     if (path === '/_sim/compact' && method === 'POST') {

@@ -6,7 +6,7 @@ import { subscribeToClock, systemClock, type Clock } from './clock';
 import { createContext } from './context';
 import { VMController } from './controller';
 import { Faults } from './faults';
-import { listen, type TlsMaterial } from './http';
+import { listen, type HttpDeps, type TlsMaterial } from './http';
 import { renderKubeconfig, writeKubeconfig } from './kubeconfig';
 import { Recorder, type RecordedCall } from './recorder';
 import { RestoreController } from './restores';
@@ -81,6 +81,11 @@ export interface Simulator {
    * keeps the old CA. Returns the new kubeconfig text.
    */
   rotateCertificates(opts?: { rewriteKubeconfig?: boolean }): Promise<string>;
+  /**
+   * Accept only `token` from now on (a rotated token, kube-apiserver behaviour): the old one is answered 401.
+   * Out of process: `POST /_sim/token` `{"token": "…"}`. Needs a simulator started with `token`.
+   */
+  rotateToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -120,22 +125,24 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     pki = await createPki();
     tls = { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: !!opts.clientCertAuth };
   }
-  const http = await listen(
-    {
-      store,
-      rest: new Rest(store, ctx),
-      actions,
-      settings: ctx,
-      faults,
-      recorder,
-      control: { faults, recorder, store, sim: simStore, settle },
-      token: opts.token,
-      clientCertAuth: !!opts.clientCertAuth,
-      bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,
-    },
-    opts.port ?? 0,
-    tls,
-  );
+  const setToken = (token: string) => {
+    if (deps.token === undefined) throw new Error('the simulator takes no token: start it with one to rotate it');
+    deps.token = token;
+  };
+  // The front door reads deps.token on every request, so a rotation applies to the next one.
+  const deps: HttpDeps = {
+    store,
+    rest: new Rest(store, ctx),
+    actions,
+    settings: ctx,
+    faults,
+    recorder,
+    control: { faults, recorder, store, sim: simStore, settle, setToken },
+    token: opts.token,
+    clientCertAuth: !!opts.clientCertAuth,
+    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,
+  };
+  const http = await listen(deps, opts.port ?? 0, tls);
   const kubeconfig = renderKubeconfig({
     server: http.url,
     caCert: pki?.caCert,
@@ -167,13 +174,14 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       currentKubeconfig = renderKubeconfig({
         server: http.url,
         caCert: pki.caCert,
-        token: opts.token,
+        token: deps.token,
         clientCert: opts.clientCertAuth ? pki.clientCert : undefined,
         clientKey: opts.clientCertAuth ? pki.clientKey : undefined,
       });
       if (o.rewriteKubeconfig) writeKubeconfig(currentKubeconfig, kubeconfigPath);
       return currentKubeconfig;
     },
+    rotateToken: setToken,
     async close() {
       if (closed) return;
       closed = true;

@@ -11,7 +11,15 @@ import { formatGoDuration } from './duration';
 import { ApiError } from './errors';
 import { clone, deepEqual, objectKey, upsertCondition } from './objects';
 import { RESTORE, SNAPSHOT, SNAPSHOT_CONTENT, VM, VMI } from './resources';
-import type { Condition, VirtualMachine, VirtualMachineRestore, VirtualMachineSnapshot } from './types';
+import type {
+  Condition,
+  KubeObject,
+  OwnerReference,
+  VirtualMachine,
+  VirtualMachineInstance,
+  VirtualMachineRestore,
+  VirtualMachineSnapshot,
+} from './types';
 import type { VmActions } from './vm-actions';
 import { VM_FINALIZER } from './controller';
 
@@ -34,7 +42,221 @@ export const RESTORE_MESSAGES = {
 export const LAST_RESTORE_ANNOTATION = 'restore.kubevirt.io/lastRestoreUID';
 export const RESTORE_FINALIZER = 'snapshot.kubevirt.io/vmrestore-protection';
 
-type RestoreStatus = NonNullable<VirtualMachineRestore['status']>;
+export type RestoreStatus = NonNullable<VirtualMachineRestore['status']>;
+
+/** What one step of the restore controller reads. */
+export interface RestoreFacts {
+  restore: VirtualMachineRestore;
+  target: VirtualMachine | undefined;
+  /** The target's VMI. */
+  vmi: VirtualMachineInstance | undefined;
+  snapshot: VirtualMachineSnapshot | undefined;
+  /** The snapshot's content, when the snapshot names one. */
+  content: KubeObject | undefined;
+  now: string;
+  nowMs: number;
+}
+
+/**
+ * What one step does, applied in this order: mark the target, rewrite or create it, release
+ * it, initialise the restore's metadata, write the status (when it changed), stop the target
+ * (a refusal is written as the status), then look again after a step.
+ */
+export interface RestoreStep {
+  init?: { finalizers: string[]; ownerReferences?: OwnerReference[] };
+  status?: RestoreStatus;
+  stopTarget?: boolean;
+  markTarget?: boolean;
+  target?: { update: VirtualMachine } | { create: VirtualMachine };
+  unmarkTarget?: boolean;
+  requeue?: boolean;
+}
+
+/** restore.go VmRestoreProgressing: neither complete nor failed. */
+export function restoreProgressing(r: VirtualMachineRestore): boolean {
+  return r.status?.complete !== true && !r.status?.conditions?.some((c) => c.type === 'Failure');
+}
+
+export function restoreGraceEndsMs(r: VirtualMachineRestore): number {
+  return Date.parse(r.metadata.creationTimestamp ?? '') + DEFAULT_GRACE_PERIOD_MS;
+}
+
+/** restore.go updateStatus: Progressing and Ready carry the same text; a failure adds Failure. */
+export function reported(
+  status: RestoreStatus,
+  progressing: 'True' | 'False',
+  ready: 'True' | 'False',
+  text: string,
+  now: string,
+  fail = false,
+): RestoreStatus {
+  const cond = (type: string, st: 'True' | 'False'): Condition => ({
+    type,
+    status: st,
+    reason: text,
+    lastProbeTime: null,
+    lastTransitionTime: now,
+  });
+  let list = status.conditions ?? [];
+  list = upsertCondition(list, cond('Progressing', progressing));
+  list = upsertCondition(list, cond('Ready', ready));
+  if (fail) list = upsertCondition(list, cond('Failure', 'True'));
+  return { ...status, conditions: list };
+}
+
+/** One step of restore.go's updateVMRestore, decided from what it reads. */
+export function restoreStep(f: RestoreFacts): RestoreStep {
+  const { restore: r, target, now } = f;
+  const namespace = r.metadata.namespace;
+  const name = r.metadata.name;
+  const say = (
+    status: RestoreStatus,
+    progressing: 'True' | 'False',
+    ready: 'True' | 'False',
+    text: string,
+    fail = false,
+  ) => reported(status, progressing, ready, text, now, fail);
+
+  if (!r.status) {
+    // restore.go: the target VM owns the restore (its deletion collects it) and the controller's finalizer guards it.
+    const owners = target
+      ? [
+          {
+            apiVersion: 'kubevirt.io/v1',
+            kind: 'VirtualMachine',
+            name: target.metadata.name,
+            uid: target.metadata.uid ?? '',
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ]
+      : r.metadata.ownerReferences;
+    const finalizers = [...new Set([...(r.metadata.finalizers ?? []), RESTORE_FINALIZER])];
+    return {
+      init: { finalizers, ...(owners ? { ownerReferences: owners } : {}) },
+      status: say({ complete: false }, 'True', 'False', RESTORE_MESSAGES.initializing),
+      requeue: true,
+    };
+  }
+  if (!restoreProgressing(r)) return {};
+  const status: RestoreStatus = clone(r.status);
+
+  if (target && f.vmi) {
+    switch (r.spec.targetReadinessPolicy ?? 'WaitGracePeriod') {
+      case 'WaitEventually':
+        return { status: say(status, 'False', 'False', RESTORE_MESSAGES.waitEventually) };
+      case 'StopTarget':
+        return { status: say(status, 'False', 'False', RESTORE_MESSAGES.stopTarget), stopTarget: true };
+      case 'FailImmediate':
+        return { status: say(status, 'False', 'False', RESTORE_MESSAGES.failImmediate, true) };
+      default:
+        if (f.nowMs > restoreGraceEndsMs(r))
+          return { status: say(status, 'False', 'False', RESTORE_MESSAGES.gracePeriodExceeded, true) };
+        return { status: say(status, 'False', 'False', RESTORE_MESSAGES.waitGracePeriod) };
+    }
+  }
+
+  const snapKey = `${namespace}/${r.spec.virtualMachineSnapshotName}`;
+  const snapshot = f.snapshot;
+  if (!snapshot) return { status: say(status, 'False', 'False', `VMSnapshot ${snapKey} does not exist`) };
+  if (snapshot.status?.phase === 'Failed')
+    return { status: say(status, 'False', 'False', `VMSnapshot ${snapKey} failed and is invalid to use`) };
+  if (snapshot.status?.readyToUse !== true)
+    return { status: say(status, 'False', 'False', `VMSnapshot ${snapKey} not ready`) };
+  const content = f.content;
+  if (!content) {
+    const missing = `VMSnapshotContent ${namespace}/${snapshot.status.virtualMachineSnapshotContentName} does not exist`;
+    return { status: say(status, 'False', 'False', missing) };
+  }
+
+  // restore.go sourceAndTargetAreDifferent: UIDs, not names; only this restore's own marker exempts.
+  if (
+    target &&
+    target.metadata.annotations?.[LAST_RESTORE_ANNOTATION] !== `${r.metadata.name}-${r.metadata.uid}` &&
+    target.metadata.uid !== snapshot.status.sourceUID
+  ) {
+    return { status: say(status, 'False', 'False', RESTORE_MESSAGES.differentTarget) };
+  }
+
+  if (target && target.status?.restoreInProgress !== name) {
+    if (target.status?.restoreInProgress) return {}; // another restore holds it
+    return { markTarget: true, requeue: true };
+  }
+
+  const stage = status.conditions?.find((c) => c.type === 'Progressing')?.reason;
+  if (stage !== RESTORE_MESSAGES.updatingSpec) {
+    let list = status.conditions ?? [];
+    const cond = (type: string, st: 'True' | 'False', text: string): Condition => ({
+      type,
+      status: st,
+      reason: text,
+      lastProbeTime: null,
+      lastTransitionTime: now,
+    });
+    list = upsertCondition(list, cond('Progressing', 'True', RESTORE_MESSAGES.updatingSpec));
+    list = upsertCondition(list, cond('Ready', 'False', RESTORE_MESSAGES.waitingUpdate));
+    status.conditions = list;
+    status.restores = (
+      (content.spec?.volumeBackups ?? []) as Array<{ volumeName: string; volumeSnapshotName: string }>
+    ).map((v) => ({
+      volumeName: v.volumeName,
+      persistentVolumeClaim: `restore-${r.metadata.uid}-${v.volumeName}`,
+      volumeSnapshotName: v.volumeSnapshotName,
+    }));
+    const source = content.spec?.source?.virtualMachine as VirtualMachine;
+    return { target: restoredTarget(r, target, source), status, requeue: true };
+  }
+
+  status.complete = true;
+  status.restoreTime = now;
+  return { unmarkTarget: true, status: say(status, 'False', 'True', RESTORE_MESSAGES.complete) };
+}
+
+/** restore.go: the target rewritten from the snapshot keeping its run strategy; a new target starts Halted. */
+export function restoredTarget(
+  r: VirtualMachineRestore,
+  target: VirtualMachine | undefined,
+  source: VirtualMachine,
+): { update: VirtualMachine } | { create: VirtualMachine } {
+  const marker = `${r.metadata.name}-${r.metadata.uid}`;
+  if (target) {
+    const next = clone(target);
+    next.spec = clone(source.spec);
+    delete next.spec.running;
+    delete next.spec.runStrategy;
+    if (target.spec.runStrategy !== undefined) next.spec.runStrategy = target.spec.runStrategy;
+    // restore.go: a target on the legacy running field is restored with running: false.
+    if (target.spec.running !== undefined) next.spec.running = false;
+    next.metadata.annotations = { ...(next.metadata.annotations ?? {}), [LAST_RESTORE_ANNOTATION]: marker };
+    return { update: next };
+  }
+  const spec = clone(source.spec);
+  if (spec.running !== undefined) spec.running = false;
+  else spec.runStrategy = 'Halted';
+  return {
+    create: {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachine',
+      metadata: {
+        name: r.spec.target?.name ?? '',
+        namespace: r.metadata.namespace,
+        labels: { ...(source.metadata.labels ?? {}) },
+        annotations: { ...(source.metadata.annotations ?? {}), [LAST_RESTORE_ANNOTATION]: marker },
+        finalizers: [VM_FINALIZER],
+      },
+      spec,
+    },
+  };
+}
+
+/** The target with restoreInProgress set to (or, with undefined, cleared of) this restore. */
+export function markedTarget(vm: VirtualMachine, restoreName: string | undefined): VirtualMachine {
+  const next = clone(vm);
+  next.status = { ...(next.status ?? {}) };
+  if (restoreName) next.status.restoreInProgress = restoreName;
+  else delete next.status.restoreInProgress;
+  return next;
+}
 
 export class RestoreController {
   private readonly unsubscribe: () => void;
@@ -76,21 +298,14 @@ export class RestoreController {
 
   /** Re-evaluate grace periods (the clock moved or time passed). */
   recheck(): void {
+    const now = this.ctx.clock.now().getTime();
     for (const r of this.active(undefined)) {
-      if (this.graceExceeded(r)) this.enqueue(r.metadata.namespace, r.metadata.name ?? '');
+      if (now > restoreGraceEndsMs(r)) this.enqueue(r.metadata.namespace, r.metadata.name ?? '');
     }
   }
 
   private active(namespace: string | undefined): VirtualMachineRestore[] {
-    return (this.ctx.store.list(RESTORE, namespace) as VirtualMachineRestore[]).filter((r) => this.progressing(r));
-  }
-
-  private progressing(r: VirtualMachineRestore): boolean {
-    return r.status?.complete !== true && !r.status?.conditions?.some((c) => c.type === 'Failure');
-  }
-
-  private graceExceeded(r: VirtualMachineRestore): boolean {
-    return this.ctx.clock.now().getTime() - Date.parse(r.metadata.creationTimestamp ?? '') > DEFAULT_GRACE_PERIOD_MS;
+    return (this.ctx.store.list(RESTORE, namespace) as VirtualMachineRestore[]).filter(restoreProgressing);
   }
 
   private enqueue(namespace: string | undefined, name: string): void {
@@ -99,182 +314,45 @@ export class RestoreController {
     );
   }
 
-  private cond(type: string, status: 'True' | 'False', reason: string): Condition {
-    return { type, status, reason, lastProbeTime: null, lastTransitionTime: this.ctx.now() };
-  }
-
-  private write(r: VirtualMachineRestore, status: RestoreStatus): void {
-    if (!deepEqual(r.status, status)) this.ctx.store.update(RESTORE, { ...r, status });
-  }
-
-  private report(
-    r: VirtualMachineRestore,
-    status: RestoreStatus,
-    progressing: 'True' | 'False',
-    ready: 'True' | 'False',
-    text: string,
-    fail = false,
-  ): void {
-    let list = status.conditions ?? [];
-    list = upsertCondition(list, this.cond('Progressing', progressing, text));
-    list = upsertCondition(list, this.cond('Ready', ready, text));
-    if (fail) list = upsertCondition(list, this.cond('Failure', 'True', text));
-    status.conditions = list;
-    this.write(r, status);
-  }
-
   private sync(namespace: string | undefined, name: string): void {
-    const r = this.ctx.store.get(RESTORE, namespace, name) as VirtualMachineRestore | undefined;
+    let r = this.ctx.store.get(RESTORE, namespace, name) as VirtualMachineRestore | undefined;
     if (!r || r.metadata.deletionTimestamp) return;
-    if (!r.status) {
-      // restore.go: the target VM owns the restore (its deletion collects it) and the controller's finalizer guards it.
-      const vm = this.ctx.store.get(VM, namespace, r.spec.target?.name ?? '') as VirtualMachine | undefined;
-      const owners = vm
-        ? [
-            {
-              apiVersion: 'kubevirt.io/v1',
-              kind: 'VirtualMachine',
-              name: vm.metadata.name,
-              uid: vm.metadata.uid ?? '',
-              controller: true,
-              blockOwnerDeletion: true,
-            },
-          ]
-        : r.metadata.ownerReferences;
-      const finalizers = [...new Set([...(r.metadata.finalizers ?? []), RESTORE_FINALIZER])];
-      r.metadata = { ...r.metadata, finalizers, ...(owners ? { ownerReferences: owners } : {}) };
-      this.report(r, { complete: false }, 'True', 'False', RESTORE_MESSAGES.initializing);
-      this.enqueue(namespace, name);
-      return;
-    }
-    if (!this.progressing(r)) return;
-    const status: RestoreStatus = clone(r.status);
     const targetName = r.spec.target?.name ?? '';
     const target = this.ctx.store.get(VM, namespace, targetName) as VirtualMachine | undefined;
-
-    if (target && this.ctx.store.get(VMI, namespace, targetName)) {
-      switch (r.spec.targetReadinessPolicy ?? 'WaitGracePeriod') {
-        case 'WaitEventually':
-          this.report(r, status, 'False', 'False', RESTORE_MESSAGES.waitEventually);
-          return;
-        case 'StopTarget':
-          this.report(r, status, 'False', 'False', RESTORE_MESSAGES.stopTarget);
-          try {
-            this.actions.stop(namespace ?? 'default', targetName, () => ({}))();
-          } catch (e) {
-            if (!(e instanceof ApiError)) throw e;
-            this.report(r, clone(status), 'False', 'False', e.status.message ?? 'stop failed');
-          }
-          return;
-        case 'FailImmediate':
-          this.report(r, status, 'False', 'False', RESTORE_MESSAGES.failImmediate, true);
-          return;
-        default:
-          if (this.graceExceeded(r))
-            this.report(r, status, 'False', 'False', RESTORE_MESSAGES.gracePeriodExceeded, true);
-          else this.report(r, status, 'False', 'False', RESTORE_MESSAGES.waitGracePeriod);
-          return;
-      }
-    }
-
-    const snapKey = `${namespace}/${r.spec.virtualMachineSnapshotName}`;
     const snapshot = this.ctx.store.get(SNAPSHOT, namespace, r.spec.virtualMachineSnapshotName ?? '') as
       VirtualMachineSnapshot | undefined;
-    if (!snapshot) return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} does not exist`);
-    if (snapshot.status?.phase === 'Failed')
-      return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} failed and is invalid to use`);
-    if (snapshot.status?.readyToUse !== true)
-      return this.report(r, status, 'False', 'False', `VMSnapshot ${snapKey} not ready`);
-    const content = this.ctx.store.get(
-      SNAPSHOT_CONTENT,
-      namespace,
-      snapshot.status.virtualMachineSnapshotContentName ?? '',
-    );
-    if (!content)
-      return this.report(
-        r,
-        status,
-        'False',
-        'False',
-        `VMSnapshotContent ${namespace}/${snapshot.status.virtualMachineSnapshotContentName} does not exist`,
-      );
-
-    // restore.go sourceAndTargetAreDifferent: UIDs, not names; only this restore's own marker exempts.
-    if (
-      target &&
-      target.metadata.annotations?.[LAST_RESTORE_ANNOTATION] !== `${r.metadata.name}-${r.metadata.uid}` &&
-      target.metadata.uid !== snapshot.status.sourceUID
-    ) {
-      return this.report(r, status, 'False', 'False', RESTORE_MESSAGES.differentTarget);
-    }
-
-    if (target && target.status?.restoreInProgress !== name) {
-      if (target.status?.restoreInProgress) return; // another restore holds it
-      const next = clone(target);
-      next.status = { ...(next.status ?? {}), restoreInProgress: name };
-      this.ctx.store.update(VM, next);
-      this.enqueue(namespace, name);
-      return;
-    }
-
-    const stage = status.conditions?.find((c) => c.type === 'Progressing')?.reason;
-    if (stage !== RESTORE_MESSAGES.updatingSpec) {
-      this.reconcileTarget(r, target, content.spec?.source?.virtualMachine as VirtualMachine);
-      let list = status.conditions ?? [];
-      list = upsertCondition(list, this.cond('Progressing', 'True', RESTORE_MESSAGES.updatingSpec));
-      list = upsertCondition(list, this.cond('Ready', 'False', RESTORE_MESSAGES.waitingUpdate));
-      status.conditions = list;
-      status.restores = (
-        (content.spec?.volumeBackups ?? []) as Array<{ volumeName: string; volumeSnapshotName: string }>
-      ).map((v) => ({
-        volumeName: v.volumeName,
-        persistentVolumeClaim: `restore-${r.metadata.uid}-${v.volumeName}`,
-        volumeSnapshotName: v.volumeSnapshotName,
-      }));
-      this.write(r, status);
-      this.enqueue(namespace, name);
-      return;
-    }
-
-    const current = this.ctx.store.get(VM, namespace, targetName) as VirtualMachine | undefined;
-    if (current && current.status?.restoreInProgress === name) {
-      const next = clone(current);
-      delete next.status!.restoreInProgress;
-      this.ctx.store.update(VM, next);
-    }
-    status.complete = true;
-    status.restoreTime = this.ctx.now();
-    this.report(r, status, 'False', 'True', RESTORE_MESSAGES.complete);
-  }
-
-  /** Rewrite the target from the snapshot, keeping its run strategy; a new target starts Halted. */
-  private reconcileTarget(r: VirtualMachineRestore, target: VirtualMachine | undefined, source: VirtualMachine): void {
-    const marker = `${r.metadata.name}-${r.metadata.uid}`;
-    if (target) {
-      const next = clone(target);
-      next.spec = clone(source.spec);
-      delete next.spec.running;
-      delete next.spec.runStrategy;
-      if (target.spec.runStrategy !== undefined) next.spec.runStrategy = target.spec.runStrategy;
-      // restore.go: a target on the legacy running field is restored with running: false.
-      if (target.spec.running !== undefined) next.spec.running = false;
-      next.metadata.annotations = { ...(next.metadata.annotations ?? {}), [LAST_RESTORE_ANNOTATION]: marker };
-      this.ctx.store.update(VM, next);
-      return;
-    }
-    const spec = clone(source.spec);
-    if (spec.running !== undefined) spec.running = false;
-    else spec.runStrategy = 'Halted';
-    this.ctx.store.create(VM, {
-      metadata: {
-        name: r.spec.target?.name,
-        namespace: r.metadata.namespace,
-        labels: { ...(source.metadata.labels ?? {}) },
-        annotations: { ...(source.metadata.annotations ?? {}), [LAST_RESTORE_ANNOTATION]: marker },
-        finalizers: [VM_FINALIZER],
-      },
-      spec,
+    const contentName = snapshot?.status?.virtualMachineSnapshotContentName;
+    const step = restoreStep({
+      restore: r,
+      target,
+      vmi: this.ctx.store.get(VMI, namespace, targetName) as VirtualMachineInstance | undefined,
+      snapshot,
+      content: contentName ? this.ctx.store.get(SNAPSHOT_CONTENT, namespace, contentName) : undefined,
+      now: this.ctx.now(),
+      nowMs: this.ctx.clock.now().getTime(),
     });
+    if (step.markTarget && target) this.ctx.store.update(VM, markedTarget(target, name));
+    if (step.target) {
+      if ('update' in step.target) this.ctx.store.update(VM, step.target.update);
+      else this.ctx.store.create(VM, step.target.create);
+    }
+    if (step.unmarkTarget) {
+      const current = this.ctx.store.get(VM, namespace, targetName) as VirtualMachine | undefined;
+      if (current?.status?.restoreInProgress === name) this.ctx.store.update(VM, markedTarget(current, undefined));
+    }
+    if (step.init) r = { ...r, metadata: { ...r.metadata, ...step.init } };
+    if (step.init || (step.status && !deepEqual(r.status, step.status)))
+      r = this.ctx.store.update(RESTORE, { ...r, status: step.status ?? r.status }) as VirtualMachineRestore;
+    if (step.stopTarget) {
+      try {
+        this.actions.stop(namespace ?? 'default', targetName, () => ({}))();
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        const refused = reported(r.status!, 'False', 'False', e.status.message ?? 'stop failed', this.ctx.now());
+        if (!deepEqual(r.status, refused)) this.ctx.store.update(RESTORE, { ...r, status: refused });
+      }
+    }
+    if (step.requeue) this.enqueue(namespace, name);
   }
 
   private scheduleCleanup(r: VirtualMachineRestore): void {
@@ -285,11 +363,8 @@ export class RestoreController {
         this.ctx.store.update(RESTORE, { ...cur, metadata: { ...cur.metadata, finalizers } });
       }
       const vm = this.ctx.store.get(VM, r.metadata.namespace, r.spec?.target?.name ?? '') as VirtualMachine | undefined;
-      if (vm && vm.status?.restoreInProgress === r.metadata.name) {
-        const next = clone(vm);
-        delete next.status!.restoreInProgress;
-        this.ctx.store.update(VM, next);
-      }
+      if (vm && vm.status?.restoreInProgress === r.metadata.name)
+        this.ctx.store.update(VM, markedTarget(vm, undefined));
     });
   }
 }

@@ -197,9 +197,8 @@ export function dispatcher<F extends string>(
                 .catch((e: unknown) => {
                   // Not a per-VM outcome: whatever the API answered, hand the command back to Knative
                   // (an expired continue token excepted: eachPage lists again).
-                  throw e instanceof KubeApiError && !isGone(e)
-                    ? new Transient(e, `listing VMs in ${namespace}: the API server answered ${e.status}: ${e.message}`)
-                    : e;
+                  // (The hand-back names the status: retry.ts.)
+                  throw e instanceof KubeApiError && !isGone(e) ? new Transient(e) : e;
                 }),
             ),
       (vms) =>
@@ -296,11 +295,38 @@ export function dispatcher<F extends string>(
       const final = d.kind === 'recorded' ? await settleRecorded(ctx, d.entry) : undefined;
       if (final) return final;
       const outcome = d.kind === 'recorded' ? await awaitRecorded(ctx, g.answer, d.entry) : g.answer;
-      return { outcome, vm: await g.settle(outcome) };
+      return record(ctx, g, outcome);
     }
     const recorded = d.kind === 'recorded' || d.kind === 'retake' ? d.entry : undefined;
     const outcome = await fn.run({ ...ctx, claim: g.claim, recorded });
-    return { outcome, vm: await g.settle(outcome) };
+    return record(ctx, g, outcome);
+  }
+
+  /**
+   * What the function did goes into the ledger. When the API server refuses that write for good (KubeVirt's
+   * VM webhook once the spec stopped validating, L7), what KubeVirt did still happened: the outcome stands,
+   * and its message says that it is not recorded and what that means (contract §2, §6).
+   */
+  async function record(
+    ctx: VmContext,
+    g: ReturnType<typeof guard>,
+    outcome: Outcome,
+  ): Promise<{ outcome: Outcome; vm?: VirtualMachine }> {
+    try {
+      return { outcome, vm: await g.settle(outcome) };
+    } catch (e) {
+      const why = e instanceof KubeApiError ? refusal(e, ctx.vm) : undefined;
+      if (!why) throw e;
+      const note = `KubeVirt took the request, but virtwake could not record it on the VM: ${why}; a redelivery of this command is not recognised as done from the record (it runs again and finds what KubeVirt already did), and no later result can be recorded for it until the VM can be updated again`;
+      rt.log.warn(
+        { vm: `${ctx.namespace}/${ctx.name}`, request: ctx.event.id, outcome: outcome.outcome, why },
+        'outcome not recorded in the request ledger',
+      );
+      return {
+        outcome: { ...outcome, message: outcome.message ? `${outcome.message}. ${note}` : note },
+        vm: outcome.vm,
+      };
+    }
   }
 
   return { prepare, execute };
@@ -325,5 +351,14 @@ function apiAnswer(e: KubeApiError, vm: VirtualMachine | undefined): Outcome {
   if (invalid && vm)
     return failed('VmInvalid', vmSpecInvalidMessage(`${vm.metadata.namespace}/${vm.metadata.name}`, invalid), { vm });
   if (e.status === 400 || e.status === 403 || e.status === 422) return failed('Refused', e.message, { vm });
-  throw new Transient(e, `the API server answered ${e.status}: ${e.message}`);
+  throw new Transient(e);
+}
+
+/** A write the API server refuses for good (read as apiAnswer reads it), in words; undefined for any other error. */
+function refusal(e: KubeApiError, vm: VirtualMachine): string | undefined {
+  const invalid = vmSpecInvalid(e);
+  if (invalid) return vmSpecInvalidMessage(`${vm.metadata.namespace}/${vm.metadata.name}`, invalid);
+  if (e.status === 400 || e.status === 403 || e.status === 422)
+    return `the API server answered ${e.status}: ${e.message}`;
+  return undefined;
 }

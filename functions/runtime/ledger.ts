@@ -63,6 +63,11 @@ export interface Entry {
   object?: string;
   /** The change event (its ce id) that settled it: a redelivery of that event yields the same result. */
   by?: string;
+  /**
+   * Settled failed/Timeout by a reaper tick whose event has not reached K_SINK yet: the next tick sends it
+   * again (same id). Kept past the age limit, like a pending entry, until it is delivered.
+   */
+  unreported?: true;
 }
 
 export interface Ledger {
@@ -127,13 +132,14 @@ export function serialiseLedger(l: Ledger, now: number): string {
 
 /**
  * Oldest first, by age and then by count. A pending entry outlives the age
- * limit until it is settled; when the count is exceeded, settled entries go
- * before pending ones.
+ * limit until it is settled (a timeout until it is reported); when the count
+ * is exceeded, settled entries go before pending ones.
  */
 export function trim(l: Ledger, now: number): Ledger {
-  let entries = l.entries.filter((e) => e.pending || now - e.at <= LEDGER_MAX_AGE_MS);
+  const keep = (e: Entry) => !!e.pending || !!e.unreported;
+  let entries = l.entries.filter((e) => keep(e) || now - e.at <= LEDGER_MAX_AGE_MS);
   while (entries.length > LEDGER_MAX_ENTRIES) {
-    const i = entries.findIndex((e) => !e.pending);
+    const i = entries.findIndex((e) => !keep(e));
     entries = entries.filter((_, j) => j !== (i >= 0 ? i : 0));
   }
   return { ...l, entries };

@@ -1,4 +1,4 @@
-import { KubeApiError } from './kube/errors';
+import { KubeApiError, KubeTransportError } from './kube/errors';
 import { RetriesExhausted } from './errors';
 import { sleep } from './async';
 import { backoffMs } from './backoff';
@@ -63,23 +63,41 @@ export async function withRetries<T>(
     }
   }
   const retryAfter = Math.max(1, Math.ceil(last?.retryAfterSeconds ?? policy.budgetMs / 1000));
-  throw new RetriesExhausted(`${what}: ${whatHappened(last?.cause)} (${last?.message ?? 'unknown error'})`, retryAfter);
+  throw new RetriesExhausted(`${what}: ${whatHappened(last)}`, retryAfter);
 }
 
+/** KubeVirt's words for a patch that lost to a concurrent change (kubevirt-answers.ts, the 500 row). */
+const CONCURRENT_CHANGE = /the server rejected our request due to an error in our request/;
+
 /**
- * What the last failure means, in words that fit it: a KubeVirt that is busy with the VM
- * (its request queue, a snapshot, a conflicting change) is reachable, not unavailable.
+ * What the retries ran into, in words that fit it, with the last answer: an API that answered (KubeVirt busy
+ * with the VM, a conflicting change, a refusal) is reachable, not unavailable; only no answer, or an API that
+ * says it is unavailable, is.
  */
-function whatHappened(cause: unknown): string {
+function whatHappened(last: Transient | undefined): string {
+  const cause = last?.cause;
+  const detail = last?.message ?? 'unknown error';
   if (cause instanceof KubeApiError) {
-    if (/already underway/.test(cause.message))
-      return 'KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries';
-    if (/in progress/.test(cause.message))
-      return 'KubeVirt refuses the request while another operation on this VM is in progress, still so after retries';
-    if (cause.status === 409)
-      return 'the VM kept being changed by someone else at the same moment (conflict), still so after retries';
-    if (cause.status === 401)
-      return "the API server did not accept virtwake's credentials (401), still so after retries";
+    const answer = `(last answer ${cause.status}${cause.reason ? ` ${cause.reason}` : ''}: ${detail})`;
+    return `${answeredWith(cause)} ${answer}`;
   }
-  return 'KubeVirt API unavailable after retries';
+  if (cause instanceof KubeTransportError) return `KubeVirt API unavailable after retries (no answer: ${detail})`;
+  // Our own reading of what the API said (the VM not in a state to act on yet, another delivery acting).
+  return `not possible yet, still so after retries (${detail})`;
+}
+
+function answeredWith(cause: KubeApiError): string {
+  if (/already underway/.test(cause.message))
+    return 'KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries';
+  if (/in progress/.test(cause.message))
+    return 'KubeVirt refuses the request while another operation on this VM is in progress, still so after retries';
+  if (cause.status === 500 && CONCURRENT_CHANGE.test(cause.message))
+    return "the VM kept being changed by someone else at the same moment (KubeVirt's concurrent-change 500), still so after retries";
+  if (cause.status === 409)
+    return 'the VM kept being changed by someone else at the same moment (conflict), still so after retries';
+  if (cause.status === 401) return "the API server did not accept virtwake's credentials (401), still so after retries";
+  if (cause.status === 429) return 'the API server kept throttling virtwake, still so after retries';
+  if (cause.status === 503) return 'KubeVirt API unavailable after retries';
+  if (cause.status < 500) return 'the API server kept refusing the request, still so after retries';
+  return 'the API server kept failing the request, still so after retries';
 }

@@ -44,8 +44,10 @@ export class RigControllers {
   private readonly vmiQueue: KeyQueue;
   /** Pause/unpause asked through virt-api, applied by the handler on its next step (uid → paused). */
   private readonly pauseAsks = new Map<string, boolean>();
-  /** Called after every VMI change (the EndpointSlice controller follows VMIs). */
+  /** Called after every VMI change (the EndpointSlice, snapshot and restore controllers follow VMIs). */
   onVmiChange: (key: Key) => void = () => undefined;
+  /** Called after every VM change, with the VM that was deleted, if it was (snapshots and restores follow VMs). */
+  onVmChange: (key: Key, deleted?: VirtualMachine) => void = () => undefined;
   /** The helpers of the in-memory simulator read only the clock and the guest-agent set from it. */
   private readonly ctx: SimContext;
 
@@ -72,7 +74,10 @@ export class RigControllers {
       (k) => this.syncVMI(k),
       (k, e) => log(`vmi ${k}: ${String(e)}`),
     );
-    this.vms = new Informer<VirtualMachine>(kube, `${KV}/virtualmachines`, (k) => this.vmQueue.add(k));
+    this.vms = new Informer<VirtualMachine>(kube, `${KV}/virtualmachines`, (k, vm, old) => {
+      this.vmQueue.add(k);
+      this.onVmChange(k, vm ? undefined : old);
+    });
     this.vmis = new Informer<VirtualMachineInstance>(kube, `${KV}/virtualmachineinstances`, (k) => {
       this.vmQueue.add(k);
       this.vmiQueue.add(k);

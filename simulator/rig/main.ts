@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { RigControllers } from './controllers';
 import { RigEndpoints } from './endpoints';
 import { Kube } from './kube';
+import { RigRestores } from './restores';
+import { RigSnapshots } from './snapshots';
 import { RigVirtApi } from './virt-api';
 
 export interface RigConfig {
@@ -36,10 +38,19 @@ async function main(): Promise<void> {
   const controllers = new RigControllers(kube, { stepMs: cfg.stepMs, log });
   await controllers.start();
   const endpoints = cfg.podIP ? new RigEndpoints(kube, controllers.vmis, cfg.podIP, cfg.stepMs, log) : undefined;
-  if (endpoints) {
-    controllers.onVmiChange = (k) => endpoints.vmiChanged(k);
-    await endpoints.start();
-  }
+  const snapshots = new RigSnapshots(kube, cfg.stepMs, log);
+  const restores = new RigRestores(kube, cfg.stepMs, log);
+  controllers.onVmiChange = (k) => {
+    endpoints?.vmiChanged(k);
+    snapshots.sourceChanged(k);
+    restores.targetChanged(k);
+  };
+  controllers.onVmChange = (k, deleted) => {
+    snapshots.sourceChanged(k);
+    restores.targetChanged(k, deleted);
+  };
+  snapshots.onChange = (k) => restores.snapshotChanged(k);
+  await Promise.all([endpoints?.start(), snapshots.start(), restores.start()]);
   const api = new RigVirtApi(kube, controllers, {
     cert: readFileSync(cfg.servingCert),
     key: readFileSync(cfg.servingKey),
@@ -53,6 +64,8 @@ async function main(): Promise<void> {
   const stop = () => {
     controllers.stop();
     endpoints?.stop();
+    snapshots.stop();
+    restores.stop();
     api.server.close();
     process.exit(0);
   };

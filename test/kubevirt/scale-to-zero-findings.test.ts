@@ -183,3 +183,37 @@ describe('L7: restart of a VM whose spec no longer validates', () => {
     h.sim.store.setSpecInvalid('default', 'bad-spec', undefined);
   });
 });
+
+describe('L7: the VM stops validating between the claim and the record of what was done', () => {
+  // The claim is written, then the spec stops validating (a feature gate turned off) while KubeVirt carries
+  // out the start: the start happened, only its record in the ledger is refused. The answer says what was
+  // done and that it is not recorded, not failed/VmInvalid.
+  test('start: accepted, the VM starts, and the message says the record could not be written', async () => {
+    h.sim.store.addVM({
+      metadata: { name: 'turns-bad', namespace: 'default', labels: OPT_IN },
+      spec: { runStrategy: 'Halted' },
+    });
+    await h.sim.settle();
+    const held = h.sim.faults.add({
+      method: 'PUT',
+      path: /\/virtualmachines\/turns-bad\/start$/,
+      delayMs: 300,
+      times: 1,
+    });
+    const answer = h.send('io.virtwake.vm.start', { name: 'turns-bad' }).then((r) => r);
+    while (h.sim.faults.list().some((f) => f.id === held)) await new Promise((r) => setTimeout(r, 5));
+    h.sim.store.setSpecInvalid('default', 'turns-bad', 'TPM feature gate is not enabled in kubevirt-config');
+    try {
+      const res = await answer;
+      expect([res.status, res.headers['ce-type']]).toEqual([200, 'io.virtwake.vm.start.accepted']);
+      expect(replyData(res).reason).toBeUndefined();
+      expect(replyData(res).message).toMatch(
+        /KubeVirt took the request, but virtwake could not record it on the VM: .*TPM feature gate.*a redelivery of this command is not recognised as done/,
+      );
+      expect(vm('turns-bad').spec?.runStrategy).toBe('Always');
+      expect(starts('turns-bad').filter((c) => c.status === 202)).toHaveLength(1);
+    } finally {
+      h.sim.store.setSpecInvalid('default', 'turns-bad', undefined);
+    }
+  });
+});

@@ -75,11 +75,19 @@ describe('API failures that never clear: 503 + Retry-After, and nothing changed'
     ['dropped connection', { drop: true }],
     ['no answer (hang)', { hang: true }],
   ];
-  test.concurrent.each(faults)('%s on the start PUT', async (_what, fault) => {
+  // The 503's detail says what happened: an API that answered is named with its last status and reason.
+  const said: Record<string, RegExp> = {
+    '500': /the API server kept failing the request.*\(last answer 500 InternalError: etcdserver: request timed out\)/,
+    '503': /KubeVirt API unavailable after retries \(last answer 503 ServiceUnavailable: the server is currently/,
+    '429': /the API server kept throttling virtwake.*\(last answer 429 TooManyRequests: /,
+    'dropped connection': /KubeVirt API unavailable after retries \(no answer: /,
+    'no answer (hang)': /KubeVirt API unavailable after retries \(no answer: .*timed out/,
+  };
+  test.concurrent.each(faults)('%s on the start PUT', async (what, fault) => {
     const name = addVM('Halted');
     const rule = h.sim.faults.add({ method: 'PUT', path: vmPath(name, '/start'), ...fault });
     const a = classify(await h.send('io.virtwake.vm.start', { name }));
-    expect(a).toMatchObject({ kind: 'retry', detail: expect.stringMatching(/KubeVirt API unavailable after retries/) });
+    expect(a).toMatchObject({ kind: 'retry', detail: expect.stringMatching(said[what]) });
     // Tried (again while the budget lasted), then handed back: no attempt got through.
     expect(startPuts(name).length).toBeGreaterThanOrEqual(1);
     expect(startPuts(name).filter((c) => c.status === 202)).toEqual([]);
@@ -264,6 +272,49 @@ describe('restart claim (contract §6) under conflicts', () => {
     h.sim.faults.remove(rule);
     await h.sim.settle();
     expect(h.sim.store.getVMI('default', name)?.metadata.uid).toBe(before);
+  });
+});
+
+describe('the 503 after retries says what the API answered, not "unavailable"', () => {
+  const detail = async (res: request.Response) => {
+    const a = classify(res);
+    expect(a.kind).toBe('retry');
+    const text = (a as { detail: string }).detail;
+    expect(text).not.toMatch(/unavailable/);
+    expect(Buffer.byteLength(res.text)).toBeLessThanOrEqual(700);
+    return text;
+  };
+
+  test.concurrent("virt-api's concurrent-change 500 that never clears on the start PUT", async () => {
+    const name = addVM('Halted');
+    h.sim.faults.add({
+      method: 'PUT',
+      path: vmPath(name, '/start'),
+      status: 500,
+      message: 'Internal error occurred: the server rejected our request due to an error in our request',
+    });
+    expect(await detail(await h.send('io.virtwake.vm.start', { name }))).toMatch(
+      /^io\.virtwake\.vm\.start default\/flt-halted-\d+: the VM kept being changed by someone else at the same moment \(KubeVirt's concurrent-change 500\), still so after retries \(last answer 500 InternalError: Internal error occurred: the server rejected our request/,
+    );
+  });
+
+  test.concurrent('conflicts on the restart claim that never clear', async () => {
+    const name = addVM('Always', { running: true, vmiCreatedAt: new Date(Date.now() - 3_600_000) });
+    h.sim.faults.add({ method: 'PATCH', path: vmPath(name), status: 409, message: 'the object has been modified' });
+    expect(await detail(await h.send('io.virtwake.vm.restart', { name }))).toMatch(
+      /kept being changed by someone else at the same moment \(conflict\), still so after retries \(last answer 409 Conflict: the object has been modified/,
+    );
+  });
+
+  test.concurrent('a Status message of 5,000 characters: the 503 body stays within 700 bytes', async () => {
+    const name = addVM('Halted');
+    h.sim.faults.add({
+      method: 'PUT',
+      path: vmPath(name, '/start'),
+      status: 500,
+      message: `Internal error occurred: the server rejected our request due to an error in our request ${'x'.repeat(5000)}`,
+    });
+    expect(await detail(await h.send('io.virtwake.vm.start', { name }))).toMatch(/last answer 500 InternalError: /);
   });
 });
 

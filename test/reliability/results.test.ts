@@ -26,6 +26,8 @@ interface Received {
 }
 
 const sunk: Received[] = [];
+/** Runs before the sink answers an event: a test holds a delivery to K_SINK while something else happens. */
+let beforeSinkAnswers: ((r: Received) => Promise<void>) | undefined;
 let sink: http.Server;
 let h: Harness;
 let second: App;
@@ -37,13 +39,14 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      sunk.push({
+      const r: Received = {
         type: String(req.headers['ce-type']),
         id: String(req.headers['ce-id']),
         headers: req.headers,
         data: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'),
-      });
-      res.writeHead(202).end();
+      };
+      sunk.push(r);
+      void (beforeSinkAnswers?.(r) ?? Promise.resolve()).finally(() => res.writeHead(202).end());
     });
   });
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
@@ -264,6 +267,103 @@ test('a deadline passed: .failed / Timeout with the state seen, on the next tick
     h.sim.resumeControllers();
     await hurried.close();
   }
+});
+
+describe('the deadline passes as the completion arrives: one outcome per request, whichever instance wins', () => {
+  // A pause accepted with a deadline already past, the VM not paused yet: then the controllers run, the VM
+  // pauses, and the change event reaches one instance (results) while another (the reaper's tick) times the
+  // request out. The ledger entry is the arbiter: each side settles it with the VM's resourceVersion, and
+  // the one that loses re-reads and finds it settled.
+  async function racing(name: string): Promise<{ hurried: App; tick: () => Promise<void>; change: ChangeEvent }> {
+    addVM(name, 'Always', { running: true });
+    await h.sim.settle();
+    const hurried = await h.replica({ VIRTWAKE_RESULT_TIMEOUT: '1ms' });
+    h.sim.pauseControllers();
+    const res = await h.send(
+      'io.virtwake.vm.pause',
+      { name },
+      { id: `race-${name}`, source: '/test/broker', to: hurried },
+    );
+    expect(res.headers['ce-type']).toBe('io.virtwake.vm.pause.accepted');
+    await new Promise((r) => setTimeout(r, 20));
+    h.sim.resumeControllers();
+    await h.sim.settle();
+    expect(vmOf(name).status?.printableStatus).toBe('Paused');
+    await caughtUp(name);
+    const change = feed.about('VirtualMachine', name).at(-1) as ChangeEvent;
+    const tick = async () => {
+      await h
+        .send(
+          'dev.knative.sources.ping',
+          { action: 'reap' },
+          { id: `tick-${name}`, source: '/apis/v1/namespaces/default/pingsources/virtwake-reaper' },
+        )
+        .expect(200);
+    };
+    return { hurried, tick, change };
+  }
+  const outcomes = (rs: Result[], name: string) =>
+    rs
+      .filter((r) => r.ext.vmname === name && /^io\.virtwake\.vm\.pause\.(completed|failed)$/.test(r.type))
+      .map((r) => [r.type, r.data.reason ?? null]);
+
+  test('the completion is handled while the tick is writing the timeout: the tick loses, one .completed', async () => {
+    const name = `rs-race-write-${++n}`;
+    const { hurried, tick, change } = await racing(name);
+    try {
+      const mark = sunk.length;
+      // The tick's ledger write is held in the API server; the results instance settles meanwhile.
+      const held = h.sim.faults.add({
+        method: 'PATCH',
+        path: new RegExp(`/virtualmachines/${name}$`),
+        delayMs: 600,
+        times: 1,
+      });
+      const ticked = tick();
+      while (h.sim.faults.list().some((f) => f.id === held)) await new Promise((r) => setTimeout(r, 5));
+      const completed = fromReply(await deliver(h, change, second));
+      await ticked;
+      expect(outcomes([...completed, ...sunkSince(mark)], name)).toEqual([['io.virtwake.vm.pause.completed', null]]);
+      expect(readLedger(vmOf(name)).entries.find((e) => e.request.id === `race-${name}`)).toMatchObject({
+        state: 'done',
+        outcome: 'completed',
+      });
+    } finally {
+      await hurried.close();
+    }
+  });
+
+  test('the completion arrives while the timeout is being delivered: the tick won, one .failed/Timeout', async () => {
+    const name = `rs-race-send-${++n}`;
+    const { hurried, tick, change } = await racing(name);
+    const completed: Result[] = [];
+    beforeSinkAnswers = async (r) => {
+      if (r.headers['ce-vmname'] === name) completed.push(...fromReply(await deliver(h, change, second)));
+    };
+    try {
+      const mark = sunk.length;
+      await tick();
+      expect(outcomes([...completed, ...sunkSince(mark)], name)).toEqual([['io.virtwake.vm.pause.failed', 'Timeout']]);
+      expect(readLedger(vmOf(name)).entries.find((e) => e.request.id === `race-${name}`)).toMatchObject({
+        state: 'done',
+        outcome: 'failed',
+        reason: 'Timeout',
+      });
+      // Delivered: the next tick sends it no more.
+      const again = sunk.length;
+      await h
+        .send(
+          'dev.knative.sources.ping',
+          { action: 'reap' },
+          { id: `tick2-${name}`, source: '/apis/v1/namespaces/default/pingsources/virtwake-reaper', to: second },
+        )
+        .expect(200);
+      expect(outcomes(sunkSince(again), name)).toEqual([]);
+    } finally {
+      beforeSinkAnswers = undefined;
+      await hurried.close();
+    }
+  });
 });
 
 test('change events virtwake has no business with are answered 202 and change nothing', async () => {

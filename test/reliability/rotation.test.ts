@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { dump, load } from 'js-yaml';
 import request from 'supertest';
 import { Harness, startHarness } from '../helpers/harness';
 
@@ -60,3 +64,44 @@ test('a rotated CA the kubeconfig does not know: 503 for the event, and readines
   expect(ok.status).toBe(200);
   expect((await readiness()).status).toBe(200);
 });
+
+describe('a token file rotated on disk while running', () => {
+  // A kubeconfig whose user names a token file (kubectl's `tokenFile`; client-node's own spelling `token-file`),
+  // as a projected service-account token or a mounted Secret is: the API server starts refusing the old token
+  // (the simulator's control API rotates the one it accepts), the file gets the new one, and the next command
+  // succeeds without a restart, the 401 having made virtwake read the file again.
+  test.each(['tokenFile', 'token-file'])('%s: the 401 re-reads the file; the next command succeeds', async (field) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virtwake-token-'));
+    const tokenPath = path.join(dir, 'token');
+    fs.writeFileSync(tokenPath, 'virtwake-test-token');
+    const doc = load(h.sim.kubeconfig) as { users: { user: Record<string, unknown> }[] };
+    delete doc.users[0].user.token;
+    doc.users[0].user[field] = tokenPath;
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    fs.writeFileSync(kubeconfig, dump(doc));
+    const app = await h.replica({ KUBECONFIG: kubeconfig });
+
+    const before = await h.send('io.virtwake.vm.start', { name: addVM() }, { to: app });
+    expect([before.status, before.headers['ce-type']]).toEqual([200, 'io.virtwake.vm.start.accepted']);
+
+    fs.writeFileSync(tokenPath, 'rotated-token');
+    await request(h.sim.url)
+      .post('/_sim/token')
+      .trustLocalhost()
+      .ca(caOf(h.sim.kubeconfig))
+      .send({ token: 'rotated-token' })
+      .expect(200);
+    const name = addVM();
+    const after = await h.send('io.virtwake.vm.start', { name }, { to: app });
+    expect([after.status, after.headers['ce-type']]).toEqual([200, 'io.virtwake.vm.start.accepted']);
+    expect(h.sim.store.getVM('default', name)?.spec?.runStrategy).toBe('Always');
+    const ready = await request(app.server).get('/health/readiness');
+    expect([ready.status, ready.text]).toEqual([200, 'ready']);
+  });
+});
+
+/** The simulator's CA from its kubeconfig, to call its control API over https. */
+function caOf(kubeconfig: string): string {
+  const doc = load(kubeconfig) as { clusters: { cluster: Record<string, string> }[] };
+  return Buffer.from(doc.clusters[0].cluster['certificate-authority-data'], 'base64').toString('utf8');
+}

@@ -44,6 +44,32 @@ describe('TLS + bearer token', () => {
     expect(env.sim.calls.length).toBe(before);
   });
 
+  test('a rotated token (POST /_sim/token): the old one gets 401, the new one is accepted; a bad body is 400', async () => {
+    const withToken = (t: string) => {
+      const kc = new KubeConfig();
+      kc.loadFromString(env.sim.kubeconfig.replace('token: s3cret', `token: ${t}`));
+      return kc;
+    };
+    const control = (body: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.request(`${env.sim.url}/_sim/token`, { method: 'POST', ca: caOf(env.kc) }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await control('{"token": ""}')).toBe(400);
+    expect(await control('{"token": "n3w"}')).toBe(200);
+    try {
+      expect((await request(withToken('s3cret'), 'GET', vmPath('default', 'secure'))).status).toBe(401);
+      expect((await request(withToken('n3w'), 'GET', vmPath('default', 'secure'))).status).toBe(200);
+    } finally {
+      env.sim.rotateToken('s3cret');
+    }
+    expect((await request(withToken('s3cret'), 'GET', vmPath('default', 'secure'))).status).toBe(200);
+  });
+
   test('the server certificate does not verify without the simulator CA', async () => {
     const url = new URL(`${env.sim.url}/version`);
     await expect(
@@ -82,3 +108,7 @@ describe('TLS + client certificates', () => {
     expect(res.status).toBe(401);
   });
 });
+
+function caOf(kc: KubeConfig): string {
+  return Buffer.from(kc.getCurrentCluster()?.caData ?? '', 'base64').toString('utf8');
+}

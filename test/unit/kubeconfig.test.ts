@@ -111,3 +111,22 @@ test('a user the context names must exist; a server must be an http(s) URL', () 
   });
   expect(() => loadKubeConfig({ KUBECONFIG: ftp })).toThrow('server ftp://10.0.0.1 must be https:// or http://');
 });
+
+test("kubectl's tokenFile: read relative to the kubeconfig, trimmed, over token; one that cannot be read is refused", () => {
+  fs.writeFileSync(path.join(dir, 'token'), 'from-the-file\n');
+  const doc = (tokenFile: string) => ({
+    clusters: [cluster('prod', 'https://10.0.0.1:6443')],
+    users: [{ name: 'u', user: { token: 'inline', tokenFile } }],
+    contexts: [context('prod', 'prod', 'u')],
+    'current-context': 'prod',
+  });
+  expect(loadKubeConfig({ KUBECONFIG: file('kc', doc('token')) }).kubeConfig.getCurrentUser()?.token).toBe(
+    'from-the-file',
+  );
+  const missing = file('kc-missing', doc('nowhere/token'));
+  expect(() => loadKubeConfig({ KUBECONFIG: missing })).toThrow(
+    new KubeconfigError(
+      `${missing}: user "u": tokenFile ${path.join(dir, 'nowhere/token')} cannot be read: no such file`,
+    ),
+  );
+});

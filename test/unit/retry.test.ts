@@ -3,7 +3,7 @@
  * and what the caller is handed when they run out.
  */
 import { RetriesExhausted } from '../../functions/runtime/errors';
-import { KubeApiError } from '../../functions/runtime/kube/errors';
+import { KubeApiError, KubeTransportError } from '../../functions/runtime/kube/errors';
 import { RetryPolicy, Transient, withRetries } from '../../functions/runtime/retry';
 
 const FAST: RetryPolicy = { attempts: 4, baseDelayMs: 1, maxDelayMs: 2, budgetMs: 3000 };
@@ -53,7 +53,7 @@ test('after the last attempt: RetriesExhausted, saying what and why, Retry-After
   expect(calls).toBe(FAST.attempts);
   expect(e).toBeInstanceOf(RetriesExhausted);
   expect((e as RetriesExhausted).message).toBe(
-    'start VM default/a: KubeVirt API unavailable after retries (try later)',
+    'start VM default/a: KubeVirt API unavailable after retries (last answer 503 ServiceUnavailable: try later)',
   );
   expect((e as RetriesExhausted).retryAfterSeconds).toBe(3);
 });
@@ -98,7 +98,7 @@ describe('the hand-back says what happened, not always "unavailable"', () => {
       'Internal error occurred: unable to complete request: stop/start already underway',
     );
     expect(m).toBe(
-      'start VM default/a: KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries (Internal error occurred: unable to complete request: stop/start already underway)',
+      'start VM default/a: KubeVirt is still carrying out an earlier start/stop request on this VM, still so after retries (last answer 500 InternalError: Internal error occurred: unable to complete request: stop/start already underway)',
     );
     expect(m).not.toMatch(/unavailable/);
   });
@@ -116,6 +116,25 @@ describe('the hand-back says what happened, not always "unavailable"', () => {
     expect(await exhausted(401, 'Unauthorized', 'Unauthorized')).toMatch(
       /did not accept virtwake's credentials \(401\)/,
     );
+  });
+  test("virt-api's concurrent-change 500 is a conflicting change, with the last answer", async () => {
+    const m = await exhausted(
+      500,
+      'InternalError',
+      'Internal error occurred: the server rejected our request due to an error in our request',
+    );
+    expect(m).toMatch(/concurrent-change 500.*\(last answer 500 InternalError: Internal error occurred/);
+    expect(m).not.toMatch(/unavailable/);
+  });
+  test('no answer at all is an unavailable API', async () => {
+    const m = (
+      (await failure(
+        withRetries(FAST, 'read VM', async () => {
+          throw new Transient(new KubeTransportError('GET /x failed: connect ECONNREFUSED', 'ECONNREFUSED'));
+        }),
+      )) as RetriesExhausted
+    ).message;
+    expect(m).toBe('read VM: KubeVirt API unavailable after retries (no answer: GET /x failed: connect ECONNREFUSED)');
   });
   test('a 503 is still an unavailable API', async () => {
     expect(await exhausted(503, 'ServiceUnavailable', 'try later')).toMatch(/KubeVirt API unavailable after retries/);

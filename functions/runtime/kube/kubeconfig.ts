@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, loadYaml } from '@kubernetes/client-node';
 import { ConfigError } from '../config';
 
 // The one place a kubeconfig is found, read and checked, as kubectl would take it:
@@ -73,8 +73,37 @@ function readFile(file: string): KubeConfig {
     throw new KubeconfigError(`${file} is not a valid kubeconfig: ${reason(e)}`);
   }
   // Relative certificate and key paths are relative to the file, as kubectl reads them.
-  kc.makePathsAbsolute(path.dirname(path.resolve(file)));
-  return kc;
+  const dir = path.dirname(path.resolve(file));
+  kc.makePathsAbsolute(dir);
+  return withTokenFiles(kc, text, file, dir);
+}
+
+/**
+ * kubectl's `tokenFile` (client-go's AuthInfo.TokenFile), which client-node does not know (it reads only
+ * its own `token-file`): the token is read from the file, relative to the kubeconfig's directory and
+ * trimmed, and wins over `token`, as client-go has it. Read here, on every load: connection.ts loads the
+ * kubeconfig again when the API server refuses the token (401), so a file rotated on disk is picked up.
+ */
+function withTokenFiles(kc: KubeConfig, text: string, file: string, dir: string): KubeConfig {
+  const doc = loadYaml(text) as { users?: { name?: unknown; user?: { tokenFile?: unknown } }[] } | undefined;
+  const files = new Map<string, string>();
+  for (const u of Array.isArray(doc?.users) ? doc.users : []) {
+    const f = u?.user?.tokenFile;
+    if (typeof u?.name === 'string' && typeof f === 'string' && f) files.set(u.name, path.resolve(dir, f));
+  }
+  if (files.size === 0) return kc;
+  const users = kc.users.map((u) => {
+    const tokenFile = files.get(u.name);
+    if (!tokenFile) return u;
+    try {
+      return { ...u, token: fs.readFileSync(tokenFile, 'utf8').trim() };
+    } catch (e) {
+      throw new KubeconfigError(`${file}: user "${u.name}": tokenFile ${tokenFile} cannot be read: ${reason(e)}`);
+    }
+  });
+  const out = new KubeConfig();
+  out.loadFromOptions({ clusters: kc.clusters, contexts: kc.contexts, users, currentContext: kc.getCurrentContext() });
+  return out;
 }
 
 function checked(kc: KubeConfig, where: string): KubeConfig {

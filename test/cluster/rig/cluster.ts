@@ -14,6 +14,7 @@ import { kubevirtCRDs } from './crds';
 import { startKnative, stopKnative, type KnativeState } from './knative';
 import { hostIP, networkFor } from './node/network';
 import { createPki, type Pki } from './pki';
+import { startRigSimulator } from './sim-process';
 
 const REPO = path.join(__dirname, '../../..');
 export const VIRTWAKE_NS = 'virtwake';
@@ -270,27 +271,7 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
       podIP,
     }),
   );
-  const simLog = openSync(path.join(dir, 'rig-sim.log'), 'a');
-  const sim = spawn(
-    process.execPath,
-    [path.join(REPO, 'node_modules/tsx/dist/cli.mjs'), path.join(REPO, 'simulator/rig/main.ts'), rigCfg],
-    { stdio: ['ignore', 'pipe', simLog], detached: true },
-  );
-  closeSync(simLog);
-  pids.push(sim.pid!);
-  const simPort = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    sim.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      const line = buf.split('\n')[0];
-      if (buf.includes('\n')) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    sim.once('exit', (code) =>
-      reject(new Error(`rig simulator exited with ${code}; see ${path.join(dir, 'rig-sim.log')}`)),
-    );
-  });
-  sim.stdout!.destroy();
-  sim.unref();
+  const { port: simPort } = await startRigSimulator(rigCfg, path.join(dir, 'rig-sim.log'), (pid) => pids.push(pid));
   lap('rig-simulator');
 
   // virt-api as kube-apiserver finds it: a Service that resolves to loopback, and the APIService.

@@ -135,6 +135,15 @@ export const KUBEVIRT_KINDS: Kind[] = [
   {
     group: 'snapshot.kubevirt.io',
     version: 'v1beta1',
+    kind: 'VirtualMachineSnapshotContent',
+    plural: 'virtualmachinesnapshotcontents',
+    singular: 'virtualmachinesnapshotcontent',
+    shortNames: ['vmsnapshotcontent', 'vmsnapshotcontents'],
+    definition: 'v1beta1.VirtualMachineSnapshotContent',
+  },
+  {
+    group: 'snapshot.kubevirt.io',
+    version: 'v1beta1',
     kind: 'VirtualMachineRestore',
     plural: 'virtualmachinerestores',
     singular: 'virtualmachinerestore',
