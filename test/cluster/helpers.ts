@@ -110,8 +110,8 @@ export async function send(
   return { status: res.status, type: res.headers.get('ce-type'), data: parsed };
 }
 
-export const vmPath = (name?: string) =>
-  `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines${name ? `/${name}` : ''}`;
+export const vmPath = (name?: string, ns = NS) =>
+  `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines${name ? `/${name}` : ''}`;
 export const vmiPath = (name?: string) =>
   `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances${name ? `/${name}` : ''}`;
 
@@ -120,11 +120,12 @@ export function vmManifest(
   runStrategy: string,
   labels: Record<string, string> = OPT_IN,
   annotations: Record<string, string> = {},
+  ns = NS,
 ) {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
-    metadata: { name, namespace: NS, labels, annotations },
+    metadata: { name, namespace: ns, labels, annotations },
     spec: {
       runStrategy,
       template: {
@@ -145,8 +146,9 @@ export async function createVM(
   runStrategy: string,
   labels?: Record<string, string>,
   annotations?: Record<string, string>,
+  ns = NS,
 ) {
-  return kube.request('POST', vmPath(), vmManifest(name, runStrategy, labels, annotations));
+  return kube.request('POST', vmPath(undefined, ns), vmManifest(name, runStrategy, labels, annotations, ns));
 }
 
 /** Poll the real API until `test` holds (a liveness bound, not a speed claim). */
@@ -164,9 +166,9 @@ export async function eventually<T>(
   }
 }
 
-export async function vmRunning(kube: TestKube, name: string) {
+export async function vmRunning(kube: TestKube, name: string, ns = NS) {
   return eventually(`${name} Running and ready`, async () => {
-    const vm = await kube.get(vmPath(name));
+    const vm = await kube.get(vmPath(name, ns));
     return vm?.status?.printableStatus === 'Running' && vm.status.ready === true ? vm : undefined;
   });
 }

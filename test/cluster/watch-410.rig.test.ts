@@ -3,7 +3,18 @@ import path from 'node:path';
 import { Kube, type WatchEvent } from '../../simulator/rig/kube';
 import { kubeconfigFor } from './rig/cluster';
 import { compactEtcd, startCutProxy, type CutProxy } from './rig/cut-proxy';
-import { createVM, eventually, rig, send, startVirtwake, vmiPath, vmPath, vmRunning, type Virtwake } from './helpers';
+import {
+  createVM,
+  eventually,
+  NS,
+  rig,
+  send,
+  startVirtwake,
+  vmiPath,
+  vmPath,
+  vmRunning,
+  type Virtwake,
+} from './helpers';
 
 // A `wait` whose watch stream is cut while etcd has been compacted past the last
 // resourceVersion virtwake saw: the resumed watch is answered 410 Gone by the real
@@ -70,7 +81,7 @@ test('stop with wait survives a cut stream and a 410 on resume', async () => {
   // Let virtwake's watch see the Stopping status, then move etcd on and compact it past that revision.
   await new Promise((r) => setTimeout(r, 500));
   for (let i = 0; i < 5; i++)
-    await kube.request('POST', '/api/v1/namespaces/virtwake/configmaps', {
+    await kube.request('POST', `/api/v1/namespaces/${NS}/configmaps`, {
       metadata: { generateName: 'bump-' },
       data: { i: String(i) },
     });

@@ -17,7 +17,12 @@ import { createPki, type Pki } from './pki';
 import { startRigSimulator } from './sim-process';
 
 const REPO = path.join(__dirname, '../../..');
-export const VIRTWAKE_NS = 'virtwake';
+/**
+ * Where the tests run virtwake themselves (not through Knative). Not `virtwake`: knative/ is
+ * installed there, and its reaper (a real PingSource) and ApiServerSource would act on these
+ * VMs too, so a scenario could not count what its own virtwake did.
+ */
+export const VIRTWAKE_NS = 'virtwake-direct';
 
 export interface RigState {
   dir: string;
