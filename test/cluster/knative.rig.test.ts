@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { apply } from './rig/cluster';
+import { conditionTrue } from './rig/manifests';
 import { hostIP } from './rig/node/network';
 import {
   createVM as createVMIn,
@@ -145,7 +146,7 @@ beforeAll(async () => {
   });
   await eventually(`Trigger rig-results-${run} Ready`, async () => {
     const t = await kube.get(`${EVENTING}/triggers/rig-results-${run}`);
-    return t?.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
+    return conditionTrue(t, 'Ready');
   });
   const svc = await kube.get('/api/v1/namespaces/knative-eventing/services/broker-ingress');
   const broker = await kube.get(`${EVENTING}/brokers/virtwake`);
@@ -254,10 +255,7 @@ describe('Knative Eventing, for real', () => {
     try {
       await eventually('Trigger virtwake-on-stop Ready with the new delivery', async () => {
         const t = await kube.get(trigger);
-        return t.status?.observedGeneration === t.metadata.generation &&
-          t.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')
-          ? t
-          : undefined;
+        return t.status?.observedGeneration === t.metadata.generation && conditionTrue(t, 'Ready') ? t : undefined;
       });
       const vm = name('long-stop');
       const manifest = vmManifest(vm, 'Always', OPT_IN, {}, NS);
@@ -327,7 +325,7 @@ describe('Knative Eventing, for real', () => {
         });
         await eventually(`Trigger rig-error-${size}-${run} Ready`, async () => {
           const t = await kube.get(`${EVENTING}/triggers/rig-error-${size}-${run}`);
-          return t?.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
+          return conditionTrue(t, 'Ready');
         });
       }
 
@@ -353,7 +351,7 @@ describe('Knative Eventing, for real', () => {
       // The kubelet stand-in restarts the dispatcher; the next files need the Broker whole again.
       await eventually('imc-dispatcher Available again', async () => {
         const d = await kube.get('/apis/apps/v1/namespaces/knative-eventing/deployments/imc-dispatcher');
-        return d?.status?.conditions?.some((c: any) => c.type === 'Available' && c.status === 'True');
+        return conditionTrue(d, 'Available');
       });
     }
     const vm = name('after-crash');

@@ -11,7 +11,7 @@ import { loadAll } from 'js-yaml';
 import { ensureBundle } from '../../ship/program';
 import { ensureKnativeBinaries } from './build';
 import type { TestKube } from './cluster';
-import { applyManifests, readManifests } from './manifests';
+import { applyManifests, conditionTrue, readManifests } from './manifests';
 import { removeNetwork, type NetworkSpec } from './node/network';
 import type { NodeConfig } from './node/main';
 
@@ -159,16 +159,14 @@ export async function startKnative(k: KnativeInput, pids: number[]): Promise<Kna
   ])
     await k.until(`Deployment ${EVENTING_NS}/${d} Available`, 180_000, async () => {
       const dep = await k.kube.get(`/apis/apps/v1/namespaces/${EVENTING_NS}/deployments/${d}`);
-      return dep?.status?.conditions?.some((c: any) => c.type === 'Available' && c.status === 'True')
-        ? true
-        : undefined;
+      return conditionTrue(dep, 'Available') ? true : undefined;
     });
   lap('knative-ready');
 
   await applyManifests(k.kube, virtwakeManifests());
   await k.until('Broker virtwake Ready', 120_000, async () => {
     const b = await k.kube.get('/apis/eventing.knative.dev/v1/namespaces/virtwake/brokers/virtwake');
-    return b?.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+    return conditionTrue(b, 'Ready') ? true : undefined;
   });
   lap('virtwake-applied');
   return { nodePid: node.pid!, network: k.network, timings };

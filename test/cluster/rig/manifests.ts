@@ -90,8 +90,13 @@ export async function applyManifests(kube: TestKube, docs: any[]): Promise<void>
   for (const crd of ordered.filter((x) => x.kind === 'CustomResourceDefinition'))
     await until(`CRD ${crd.metadata.name} Established`, 60_000, async () => {
       const c = await kube.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
-      return !!c.status?.conditions?.some((x: any) => x.type === 'Established' && x.status === 'True');
+      return conditionTrue(c, 'Established');
     });
   for (const d of ordered.filter((x) => rank(x) === 2))
     await withRetry(`${d.kind} ${d.metadata.namespace ?? ''}/${d.metadata.name}`, () => applyOne(kube, d, cache));
+}
+
+/** Whether a Knative or Kubernetes object reports condition `type` as True. */
+export function conditionTrue(obj: any, type: string): boolean {
+  return !!obj?.status?.conditions?.some((c: any) => c.type === type && c.status === 'True');
 }
