@@ -96,7 +96,7 @@ export const errors = {
     const list = causes.length > 1 ? `[${text}]` : text;
     return new ApiError(
       failure(422, 'Invalid', `${qualifiedKind} "${name}" is invalid: ${list}`, {
-        name,
+        name: name || undefined,
         group: group || undefined,
         kind,
         causes: causes.map((c) => ({ reason: c.type, message: c.detail, field: c.field })),
@@ -135,8 +135,19 @@ export const errors = {
   pathNotFound(): ApiError {
     return new ApiError(failure(404, 'NotFound', 'the server could not find the requested resource', {}));
   },
-  expired(message: string): ApiError {
-    return new ApiError(failure(410, 'Expired', message));
+  /** NewResourceExpired; a paged list's 410 also offers a token to go on from (etcd3/errors.go). */
+  expired(message: string, continueToken?: string): ApiError {
+    const status = failure(410, 'Expired', message);
+    if (continueToken) status.metadata = { continue: continueToken };
+    return new ApiError(status);
+  },
+  /** storage/errors.go NewTooLargeResourceVersionError as etcd3/store.go raises it (no retry delay). */
+  tooLargeResourceVersion(asked: number, current: number): ApiError {
+    return new ApiError(
+      failure(504, 'Timeout', `Timeout: Too large resource version: ${asked}, current: ${current}`, {
+        causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      }),
+    );
   },
   unauthorized(): ApiError {
     return new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));

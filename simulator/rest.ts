@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { admissionFor, type AdmissionSettings } from './admission';
 import { errors } from './errors';
 import { clone, isDns1123Subdomain } from './objects';
-import { listPage } from './paging';
+import { listPage, validateListOptions } from './paging';
 import { applyJsonPatch, decodeJsonPatch, JSON_PATCH, MERGE_PATCH, mergePatch, APPLY_PATCH } from './patch';
 import { apiVersionOf, type ResourceDef, type Verb } from './resources';
 import { parseFieldSelector, parseLabelSelector } from './selectors';
@@ -124,14 +124,23 @@ export class Rest {
     const r = req.resource;
     const limitText = req.query.get('limit');
     const limit = limitText ? parseInt(limitText, 10) : undefined;
+    // Query decoding (selectors, 400) comes before ListOptions validation (422), as in handlers/get.go.
+    const filter = this.filter(req);
+    const options = {
+      continueToken: req.query.get('continue') || undefined,
+      resourceVersion: req.query.get('resourceVersion') || undefined,
+      resourceVersionMatch: req.query.get('resourceVersionMatch') || undefined,
+    };
+    validateListOptions(options);
     const page = listPage(this.store, r, {
       namespace: req.namespace,
-      filter: this.filter(req),
+      filter,
       limit: Number.isFinite(limit) ? limit : undefined,
-      continueToken: req.query.get('continue') || undefined,
+      ...options,
     });
     const metadata: Record<string, unknown> = { resourceVersion: page.resourceVersion };
-    if (page.continue) metadata.continue = page.continue;
+    // A custom resource list is unstructured there: its continue is written even when empty.
+    if (page.continue || !r.builtIn) metadata.continue = page.continue ?? '';
     if (page.remainingItemCount !== undefined) metadata.remainingItemCount = page.remainingItemCount;
     const items = page.items.map((o) => {
       if (!r.builtIn) return present(o, r, req.version);

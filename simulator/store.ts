@@ -203,6 +203,28 @@ export class ObjectStore {
     return this.history.slice(lo);
   }
 
+  /**
+   * The resource's objects as they were at `rv` (etcd's read at a revision), by undoing the
+   * later events; undefined when those events are no longer held (the history was trimmed).
+   */
+  stateAt(r: ResourceDef, rv: number): { keys: string[]; get(key: string): KubeObject | undefined } | undefined {
+    if (rv >= this.rv) return { keys: this.sortedKeys(r), get: (k) => this.getByKey(r, k) };
+    if (rv < this.historyFloor || rv < this.compactedRv) return undefined;
+    const later = this.eventsSince(rv);
+    if (later === 'expired') return undefined;
+    const bucket = bucketKey(r);
+    const state = new Map(this.bucket(r));
+    for (let i = later.length - 1; i >= 0; i--) {
+      const e = later[i];
+      if (bucketKey(e.resource) !== bucket) continue;
+      const key = objectKey(e.object.metadata.namespace, e.object.metadata.name ?? '');
+      if (e.type === 'ADDED') state.delete(key);
+      else if (e.old) state.set(key, e.old);
+    }
+    const keys = [...state.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return { keys, get: (k) => state.get(k) };
+  }
+
   oldestWatchableRv(): number {
     return Math.max(this.historyFloor, this.compactedRv);
   }

@@ -25,22 +25,18 @@ describe('label selector grammar', () => {
     ['n<5', false],
     ['  app = web ,  tier in (front) ', true],
     ['', true],
+    // `()` is the set holding the empty value (labels/selector.go parseValues), not an error.
+    ['app in ()', false],
+    ['missing notin ()', true],
   ])('%s -> %s', (sel, want) => {
     expect(matchesLabels(parseLabelSelector(sel), labels)).toBe(want);
   });
-  test.each([
-    'app=web=x',
-    'app in ()',
-    'app in (web',
-    'app in web',
-    '=web',
-    'app=web,',
-    'bad key!=x',
-    'app=-bad-',
-    'n>x',
-  ])('malformed: %s', (sel) => {
-    expect(() => parseLabelSelector(sel)).toThrow(ApiError);
-  });
+  test.each(['app=web=x', 'app in (web', 'app in web', '=web', 'app=web,', 'bad key!=x', 'app=-bad-', 'n>x'])(
+    'malformed: %s',
+    (sel) => {
+      expect(() => parseLabelSelector(sel)).toThrow(ApiError);
+    },
+  );
 });
 
 describe('over HTTP with 10,000 VMs', () => {
@@ -109,7 +105,8 @@ describe('over HTTP with 10,000 VMs', () => {
       `/apis/kubevirt.io/v1/virtualmachines?limit=9500&continue=${first.json.metadata.continue}`,
     );
     expect(last.json.items).toHaveLength(N - 1000);
-    expect(last.json.metadata.continue).toBeUndefined();
+    // A custom resource list carries an empty continue on its last page, as kube-apiserver's does.
+    expect(last.json.metadata.continue).toBe('');
     expect(last.json.items.at(-1).metadata).toMatchObject({ namespace: 'other', name: 'vm-09999' });
     expect(first.json.items[0].metadata).toMatchObject({ namespace: 'default', name: 'vm-00000' });
   });
@@ -146,9 +143,7 @@ describe('over HTTP with 10,000 VMs', () => {
     expect(bad.json.message).toMatch(/^unable to parse requirement: /);
     const field = await request(kc, 'GET', `${vmPath()}?fieldSelector=spec.running%3Dtrue`);
     expect(field.status).toBe(400);
-    expect(field.json.message).toBe(
-      '"spec.running" is not a known field selector: only "metadata.name", "metadata.namespace"',
-    );
+    expect(field.json.message).toBe('field label not supported: spec.running');
     expect((await request(kc, 'GET', `${vmPath()}?limit=10&continue=garbage`)).status).toBe(400);
     const page = await request(kc, 'GET', `${vmPath()}?limit=10`);
     sim.store.addVM({ metadata: { name: 'after-compaction' } });
