@@ -1,4 +1,5 @@
-// The validating webhooks (and CRD schema checks) a write passes before it is stored:
+// The validating webhooks a write passes before it is stored (the CRD schema is checked
+// before them, in crd-schema.ts):
 // KubeVirt's VM admitter (runStrategy rules, snapshot/restore locks) and the snapshot and
 // restore admitters. Denials come back as kube-apiserver relays them (422 Invalid).
 
@@ -54,22 +55,7 @@ function runStrategyCauses(vm: VirtualMachine): Cause[] {
   return causes;
 }
 
-/** CRD structural schema: spec.template is required for a VirtualMachine. */
-function schemaCheckVM(vm: VirtualMachine): void {
-  if (!vm.spec || typeof vm.spec !== 'object') {
-    throw errors.invalid('VirtualMachine', 'kubevirt.io', vm.metadata.name ?? '', [
-      { field: 'spec', type: 'FieldValueRequired', detail: 'Required value' },
-    ]);
-  }
-  if (!vm.spec.template || typeof vm.spec.template !== 'object') {
-    throw errors.invalid('VirtualMachine', 'kubevirt.io', vm.metadata.name ?? '', [
-      { field: 'spec.template', type: 'FieldValueRequired', detail: 'Required value' },
-    ]);
-  }
-}
-
 export function admitVMCreate(vm: VirtualMachine): void {
-  schemaCheckVM(vm);
   deny(VM_WEBHOOK, runStrategyCauses(vm));
 }
 
@@ -83,7 +69,6 @@ function sameRunningSpec(oldVM: VirtualMachine, newVM: VirtualMachine): boolean 
 
 /** `newVM.status` is the stored status: the locks live there, not in what the client sent. */
 export function admitVMUpdate(oldVM: VirtualMachine, newVM: VirtualMachine): void {
-  schemaCheckVM(newVM);
   const causes = runStrategyCauses(newVM);
   const restore = newVM.status?.restoreInProgress;
   if (!causes.length && restore && !deepEqual(oldVM.spec, newVM.spec)) {

@@ -5,6 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { admissionFor, type AdmissionSettings } from './admission';
+import { crdSchemaCauses } from './crd-schema';
 import { errors } from './errors';
 import { clone, isDns1123Subdomain } from './objects';
 import { listPage, validateListOptions } from './paging';
@@ -182,6 +183,13 @@ export class Rest {
     }
   }
 
+  /** The CRD's structural schema, checked before any webhook (apiextensions-apiserver validation.go). */
+  private checkSchema(r: ResourceDef, obj: KubeObject, old?: KubeObject): void {
+    if (r.builtIn) return;
+    const causes = crdSchemaCauses(r.kind, obj, old);
+    if (causes.length) throw errors.invalid(r.kind, r.group, obj.metadata.name ?? '', causes);
+  }
+
   private create(req: RestRequest): Reply {
     const r = req.resource;
     const dryRun = dryRunOf(req.query);
@@ -208,6 +216,7 @@ export class Rest {
       delete input.metadata[k];
     if (r.statusSubresource && !r.builtIn) delete input.status;
     if (this.store.get(r, req.namespace, name)) throw errors.alreadyExists(gr(r), name);
+    this.checkSchema(r, input);
     admissionFor(this.store, r, this.settings).create?.(input);
     const created = this.store.create(r, input, { dryRun });
     return json(201, present(created, r, req.version));
@@ -252,8 +261,10 @@ export class Rest {
     const rv = next.metadata.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== current.metadata.resourceVersion)
       throw errors.modified(gr(r), current.metadata.name ?? '');
-    if (req.subresource !== 'status')
+    if (req.subresource !== 'status') {
+      this.checkSchema(r, next, current);
       admissionFor(this.store, r, this.settings).update?.(current, { ...next, status: current.status });
+    }
     const stored = this.store.update(
       r,
       { ...next, metadata: { ...next.metadata, resourceVersion: current.metadata.resourceVersion } },

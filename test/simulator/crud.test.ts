@@ -56,7 +56,8 @@ test('VM admission: runStrategy rules and the required template', async () => {
   const none = await apiError(
     api.createNamespacedCustomObject({
       ...VMS,
-      body: { ...vmManifest(fresh('adm')), spec: { template: { spec: {} } } },
+      // A template the CRD schema accepts (domain and its devices are required), so the webhook decides.
+      body: { ...vmManifest(fresh('adm')), spec: { template: { spec: { domain: { devices: {} } } } } },
     }),
   );
   expect(none.code).toBe(422);
