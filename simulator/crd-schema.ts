@@ -16,7 +16,17 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { deepEqual } from './objects';
 
-type Schema = Record<string, any>;
+/** The OpenAPI keywords read here (the document has more). */
+interface Schema {
+  $ref?: string;
+  type?: string | string[];
+  format?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  additionalProperties?: Schema | boolean;
+  required?: string[];
+  enum?: unknown[];
+}
 
 export interface SchemaCause {
   field: string;
@@ -75,13 +85,13 @@ class Checker {
   check(schema: Schema, v: unknown, at: string, stack: string[], old?: unknown): void {
     if (old !== undefined && deepEqual(old, v)) return;
     if (schema.$ref) {
-      const name = String(schema.$ref).replace('#/definitions/', '');
+      const name = schema.$ref.replace('#/definitions/', '');
       if (OPEN.has(name) || stack.includes(name)) return;
       if (STRINGS.has(name)) return this.check({ type: 'string' }, v, at, stack, old);
       return this.check(defs()[name], v, at, [...stack, name], old);
     }
     if (v === null || v === undefined || schema.format === 'int-or-string') return;
-    let type = schema.type as string | string[] | undefined;
+    let type = schema.type;
     if (Array.isArray(type)) {
       const types = type.filter((t) => t !== 'null');
       if (types.length !== 1) return; // several types: an int-or-string in the CRD
@@ -99,26 +109,27 @@ class Checker {
       return;
     }
     if (Array.isArray(schema.enum) && !schema.enum.includes(v)) {
-      const allowed = (schema.enum as unknown[]).map((e) => (typeof e === 'string' ? `"${e}"` : JSON.stringify(e)));
+      const allowed = schema.enum.map((e) => (typeof e === 'string' ? `"${e}"` : JSON.stringify(e)));
       this.causes.push({
         field: at.replace(/^\./, ''),
         type: 'FieldValueNotSupported',
         detail: `Unsupported value: ${JSON.stringify(v)}: supported values: ${allowed.join(', ')}`,
       });
     }
-    if (type === 'array' && schema.items) {
-      (v as unknown[]).forEach((item, i) => this.check(schema.items, item, `${at}[${i}]`, stack));
+    const items = schema.items;
+    if (type === 'array' && items) {
+      (v as unknown[]).forEach((item, i) => this.check(items, item, `${at}[${i}]`, stack));
     } else if (type === 'object') {
       const o = v as Record<string, unknown>;
       const was = typeOf(old) === 'object' ? (old as Record<string, unknown>) : undefined;
-      const props = (schema.properties ?? {}) as Record<string, Schema>;
+      const props = schema.properties ?? {};
       const extra =
         typeof schema.additionalProperties === 'object' ? (schema.additionalProperties as Schema) : undefined;
       for (const [k, value] of Object.entries(o)) {
         const s = Object.prototype.hasOwnProperty.call(props, k) ? props[k] : extra;
         if (s) this.check(s, value, `${at}.${k}`, stack, was?.[k]);
       }
-      for (const k of (schema.required ?? []) as string[]) {
+      for (const k of schema.required ?? []) {
         if (o[k] === undefined || o[k] === null)
           this.causes.push({
             field: `${at}.${k}`.replace(/^\./, ''),
@@ -149,12 +160,10 @@ export function crdSchemaCauses(
     return rest;
   };
   const props = Object.fromEntries(
-    Object.entries(schema.properties as Record<string, Schema>).filter(
-      ([k]) => !['apiVersion', 'kind', 'metadata', 'status'].includes(k),
-    ),
+    Object.entries(schema.properties ?? {}).filter(([k]) => !['apiVersion', 'kind', 'metadata', 'status'].includes(k)),
   );
   checker.check(
-    { ...schema, properties: props, required: (schema.required ?? []).filter((k: string) => k !== 'status') },
+    { ...schema, properties: props, required: (schema.required ?? []).filter((k) => k !== 'status') },
     strip(obj),
     '',
     [root],
