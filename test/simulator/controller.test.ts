@@ -180,7 +180,8 @@ test('a new RerunOnFailure VM starts by itself; a new Halted one does not', asyn
         apiVersion: 'kubevirt.io/v1',
         kind: 'VirtualMachine',
         metadata: { name },
-        spec: { runStrategy, template: { spec: {} } },
+        // The smallest template KubeVirt's CRD schema accepts (domain and devices are required).
+        spec: { runStrategy, template: { spec: { domain: { devices: {} } } } },
       },
     });
     await sim.settle();
