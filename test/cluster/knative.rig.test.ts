@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { apply } from './rig/cluster';
-import { conditionTrue } from './rig/manifests';
+import { virtwakeManifests } from './rig/knative';
+import { collectionOf, conditionTrue } from './rig/manifests';
 import { hostIP } from './rig/node/network';
 import {
   createVM as createVMIn,
@@ -165,6 +166,24 @@ afterAll(async () => {
 });
 
 describe('Knative Eventing, for real', () => {
+  test("every Knative object of knative/ as shipped is accepted by Eventing's webhook and becomes Ready", async () => {
+    const kinds: Record<string, string> = {
+      Broker: 'brokers',
+      Trigger: 'triggers',
+      ApiServerSource: 'apiserversources',
+      PingSource: 'pingsources',
+      SinkBinding: 'sinkbindings',
+      EventType: 'eventtypes',
+    };
+    const shipped = virtwakeManifests().filter((d) => kinds[d.kind] || d.apiVersion === 'serving.knative.dev/v1');
+    expect(shipped.filter((d) => d.kind === 'EventType').length).toBeGreaterThan(10);
+    for (const d of shipped) {
+      const plural = kinds[d.kind] ?? 'services';
+      const at = `${collectionOf({ plural, namespaced: true }, d.apiVersion, NS)}/${d.metadata.name}`;
+      await eventually(`${d.kind} ${d.metadata.name} Ready`, async () => conditionTrue(await kube.get(at), 'Ready'));
+    }
+  });
+
   test('the SinkBinding webhook gives virtwake-reaper the Broker as K_SINK', async () => {
     const ksvc = await kube.get(`/apis/serving.knative.dev/v1/namespaces/${NS}/services/virtwake-reaper`);
     const env = ksvc.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
