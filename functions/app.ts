@@ -104,6 +104,7 @@ export async function createApp(opts: AppOptions = {}): Promise<App> {
     metrics,
     onClosing: () => closing.abort(),
     problem: connection.problem,
+    refusals: connection.refusals,
   });
   return {
     ...server,

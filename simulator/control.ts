@@ -1,9 +1,10 @@
 // The simulator's own HTTP endpoints under /_sim/, for tests and tools running in another
-// process: fault rules, the call log, settling and compaction, per-VM cluster facts (volumes,
+// process: fault rules, RBAC denials, the call log, settling and compaction, per-VM cluster facts (volumes,
 // migration, spec validity) and settings (virt-api window, snapshot API). Not authenticated,
 // not recorded.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { denialFromJson, type Authorizer } from './authorizer';
 import { ruleFromJson, type Faults } from './faults';
 import type { Recorder } from './recorder';
 import { VOLUME_STATES, type GuestUser, type SnapshotApi, type VolumeState } from './context';
@@ -12,6 +13,7 @@ import type { ObjectStore } from './store';
 
 export interface ControlDeps {
   faults: Faults;
+  authorizer: Authorizer;
   recorder: Recorder;
   store: ObjectStore;
   sim: SimStore;
@@ -101,6 +103,13 @@ export async function handleControl(
     }
     if (path === '/_sim/faults' && method === 'DELETE') {
       deps.faults.clear();
+      return send(res, 200, {});
+    }
+    if (path === '/_sim/rbac/denials' && method === 'GET') return send(res, 200, deps.authorizer.list());
+    if (path === '/_sim/rbac/denials' && method === 'POST')
+      return send(res, 201, { id: deps.authorizer.deny(denialFromJson(objectBody(rawBody))) });
+    if (path === '/_sim/rbac/denials' && method === 'DELETE') {
+      deps.authorizer.clear();
       return send(res, 200, {});
     }
     const one = /^\/_sim\/faults\/(\d+)$/.exec(path);

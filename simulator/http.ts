@@ -6,6 +6,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { Authorizer } from './authorizer';
 import { handleControl, type ControlDeps } from './control';
 import { discovery, VERSION_INFO } from './discovery';
 import { ApiError, errors } from './errors';
@@ -29,6 +30,7 @@ export interface HttpDeps {
   /** Live simulator settings: virt-api's read-to-write window, whether snapshot.kubevirt.io is served. */
   settings: { virtApiWindowMs: number; snapshotApi: SnapshotApi };
   faults: Faults;
+  authorizer: Authorizer;
   recorder: Recorder;
   control: ControlDeps;
   token?: string;
@@ -114,6 +116,15 @@ function faultError(f: FaultRule): ApiError {
   return errors.forCode(code, f.message, retry);
 }
 
+/** A list or watch of one object by `metadata.name=` names that object to the authorizer (requestinfo.go). */
+function nameFromFieldSelector(query: URLSearchParams): string | undefined {
+  for (const term of (query.get('fieldSelector') ?? '').split(',')) {
+    const m = /^metadata\.name==?(.+)$/.exec(term.trim());
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createApiHandler(deps: HttpDeps) {
@@ -176,6 +187,19 @@ export function createApiHandler(deps: HttpDeps) {
       ...(body !== undefined ? { body } : {}),
     };
     deps.recorder.record(call);
+
+    const refusal = deps.authorizer.check({
+      verb: call.verb,
+      group: call.group,
+      resource: call.resource,
+      subresource: call.subresource,
+      namespace: call.namespace,
+      name: call.name ?? (watch || call.verb === 'list' ? nameFromFieldSelector(query) : undefined),
+    });
+    if (refusal) {
+      call.status = writeError(res, refusal);
+      return;
+    }
 
     const fault = deps.faults.take(method, url.pathname + url.search);
     if (fault?.delayMs) await sleep(fault.delayMs);

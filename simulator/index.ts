@@ -2,6 +2,7 @@
 // virt-handler) + snapshot controllers, on loopback, for tests and local development.
 // Product code never imports this.
 
+import { Authorizer } from './authorizer';
 import { subscribeToClock, systemClock, type Clock } from './clock';
 import { createContext } from './context';
 import { VMController } from './controller';
@@ -24,6 +25,8 @@ export { ManualClock, systemClock, formatTime } from './clock';
 export type { Clock } from './clock';
 export type { FaultRule, FaultDescription } from './faults';
 export { Faults } from './faults';
+export { Authorizer, DEFAULT_USER } from './authorizer';
+export type { Denial } from './authorizer';
 export type { RecordedCall } from './recorder';
 export { SimStore } from './sim-store';
 export type { AddVMOptions, VMInput, BulkVMInput } from './sim-store';
@@ -66,6 +69,11 @@ export interface Simulator {
   /** Direct access for test setup and assertions (no HTTP). */
   store: SimStore;
   faults: Faults;
+  /**
+   * Grants taken away: `rbac.deny({verb: 'watch', group: 'kubevirt.io', resource: 'virtualmachines'})` makes every
+   * such request answer kube-apiserver's RBAC 403. Out of process: `POST|GET|DELETE /_sim/rbac/denials`.
+   */
+  rbac: Authorizer;
   /** Every API request served (after authentication), in order. */
   calls: RecordedCall[];
   resetCalls(): void;
@@ -102,6 +110,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const services = new ServiceController(ctx);
   const simStore = new SimStore({ ctx, controller, handler, snapshots, services });
   const faults = new Faults();
+  const authorizer = new Authorizer();
   const recorder = new Recorder();
 
   // Deadlines (VMI grace periods, start-failure backoff, guest listen delays, snapshot
@@ -136,8 +145,9 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     actions,
     settings: ctx,
     faults,
+    authorizer,
     recorder,
-    control: { faults, recorder, store, sim: simStore, settle, setToken },
+    control: { faults, authorizer, recorder, store, sim: simStore, settle, setToken },
     token: opts.token,
     clientCertAuth: !!opts.clientCertAuth,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,
@@ -159,6 +169,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     kubeconfigPath,
     store: simStore,
     faults,
+    rbac: authorizer,
     calls: recorder.calls,
     resetCalls: () => recorder.reset(),
     settle,

@@ -4,7 +4,7 @@ import { failed, Outcome, VmCommand, VmContext, VmFunction } from './function';
 import { awaitRecorded, guard, settleRecorded } from './requests';
 import { checkNamespace, checkSource, checkVmForSource, checkVmOptIn } from './policy';
 import { requiredActions, SourceRequest } from './source-policy';
-import { Abandoned, Denied, HandBack, InvalidCommand, InvalidName } from './errors';
+import { Abandoned, Denied, HandBack, InvalidCommand, InvalidName, WatchRefused } from './errors';
 import { bulkReply, BulkEntry, buildReply, requestKey, vmReply } from './reply';
 import { Transient, withRetries } from './retry';
 import { KubeApiError } from './kube/errors';
@@ -166,7 +166,7 @@ export function dispatcher<F extends string>(
             metrics: rt.metrics,
             events: rt.events,
           };
-          if (command.dryRun) return await fn.run(ctx);
+          if (command.dryRun) return await fn.run(ctx).catch(refusedWait(ctx));
           const { outcome, vm: last } = await guarded(ctx, p.fn, fn);
           if (rt.recordActivity) await rt.recordActivity(last ?? outcome.vm ?? vm);
           return outcome;
@@ -294,11 +294,12 @@ export function dispatcher<F extends string>(
     if (g.answer && !(d.kind === 'recorded' && fn.adopts)) {
       const final = d.kind === 'recorded' ? await settleRecorded(ctx, d.entry) : undefined;
       if (final) return final;
-      const outcome = d.kind === 'recorded' ? await awaitRecorded(ctx, g.answer, d.entry) : g.answer;
+      const outcome =
+        d.kind === 'recorded' ? await awaitRecorded(ctx, g.answer, d.entry).catch(refusedWait(ctx)) : g.answer;
       return record(ctx, g, outcome);
     }
     const recorded = d.kind === 'recorded' || d.kind === 'retake' ? d.entry : undefined;
-    const outcome = await fn.run({ ...ctx, claim: g.claim, recorded });
+    const outcome = await fn.run({ ...ctx, claim: g.claim, recorded }).catch(refusedWait(ctx));
     return record(ctx, g, outcome);
   }
 
@@ -352,6 +353,19 @@ function apiAnswer(e: KubeApiError, vm: VirtualMachine | undefined): Outcome {
     return failed('VmInvalid', vmSpecInvalidMessage(`${vm.metadata.namespace}/${vm.metadata.name}`, invalid), { vm });
   if (e.status === 400 || e.status === 403 || e.status === 422) return failed('Refused', e.message, { vm });
   throw new Transient(e);
+}
+
+/**
+ * A wait whose watch the API server refuses (RBAC's 403 without `watch`) is the request's outcome, recorded
+ * like any other: `failed`/`Refused` with the API server's message, which names the missing grant. Retrying
+ * cannot change it, so it is neither a broken stream retried nor a 503 (contract §2).
+ */
+function refusedWait(ctx: VmContext): (e: unknown) => Outcome {
+  return (e) => {
+    if (!(e instanceof WatchRefused)) throw e;
+    const note = e.status === 403 ? `; virtwake waits by watching ${e.resource}, which its Role must allow` : '';
+    return failed('Refused', `${e.message}${note}`, { vm: ctx.vm });
+  };
 }
 
 /** A write the API server refuses for good (read as apiAnswer reads it), in words; undefined for any other error. */

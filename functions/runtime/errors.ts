@@ -59,3 +59,20 @@ export class Abandoned extends Error {
     this.name = 'Abandoned';
   }
 }
+
+/**
+ * The API server refuses a watch for good (RBAC's 403 when the Role lacks `watch`): waiting by watching cannot
+ * work, and trying again cannot change that. The message is the API server's own, verbatim.
+ */
+export class WatchRefused extends Error {
+  constructor(
+    /** What was watched: the resource, and the namespace when there is one. */
+    readonly resource: string,
+    readonly namespace: string | undefined,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'WatchRefused';
+  }
+}

@@ -1,4 +1,3 @@
-import { Watch } from '@kubernetes/client-node';
 import { KubeConnection, KubeRequest } from './kube/connection';
 import { collectionStream, watchLoop } from './kube/watch-loop';
 import { KubeApiError } from './kube/errors';
@@ -219,7 +218,7 @@ async function watchUntil<T extends { metadata: { resourceVersion?: string } }>(
     },
     apply: (_, type, obj) => (type === 'DELETED' ? undefined : (obj as T)),
     pick: hit,
-    stream: collectionStream(new Watch(conn.kubeConfig), collectionPath(resource, namespace), {
+    stream: collectionStream(conn, collectionPath(resource, namespace), {
       fieldSelector: `metadata.name=${name}`,
     }),
     deadline,

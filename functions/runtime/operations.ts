@@ -16,6 +16,12 @@ export function serveOperations(
   closing: boolean,
   metrics: Metrics,
   problem?: () => string | undefined,
+  /**
+   * What the API server refuses this instance for good although it answers (a watch: every wait fails). The
+   * instance stays ready, since everything else still works and a pod taken out of its Service would never
+   * see the grant come back; the answer says what to fix.
+   */
+  refusals?: () => string[],
 ): boolean {
   if (path === '/health/liveness') {
     plain(res, 200, 'ok');
@@ -23,7 +29,10 @@ export function serveOperations(
     const why = problem?.();
     if (closing) plain(res, 503, 'shutting down');
     else if (why) plain(res, 503, `not ready: ${why}`);
-    else plain(res, 200, 'ready');
+    else {
+      const refused = refusals?.() ?? [];
+      plain(res, 200, refused.length ? `ready, but waits fail: ${refused.join('; ')}` : 'ready');
+    }
   } else if (path === '/metrics') {
     metrics.registry.metrics().then(
       (text) => {

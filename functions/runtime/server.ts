@@ -26,6 +26,8 @@ export interface ServerDeps {
   onClosing?(): void;
   /** Why the API cannot be reached with this instance's credentials (readiness fails then); undefined when fine. */
   problem?(): string | undefined;
+  /** What this instance is refused although it can reach the API (watches): readiness names it and stays up. */
+  refusals?(): string[];
 }
 
 export interface VirtwakeServer {
@@ -51,7 +53,7 @@ export function createServer(deps: ServerDeps): VirtwakeServer {
       const path = (req.url ?? '/').split('?')[0];
       if (
         (req.method === 'GET' || req.method === 'HEAD') &&
-        serveOperations(res, path, drainer.closing(), metrics, deps.problem)
+        serveOperations(res, path, drainer.closing(), metrics, deps.problem, deps.refusals)
       )
         return;
       if (req.method === 'OPTIONS') {

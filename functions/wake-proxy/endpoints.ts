@@ -1,6 +1,7 @@
-import { Watch } from '@kubernetes/client-node';
 import type { KubeConnection } from '../runtime/kube/connection';
 import { collectionStream, watchLoop } from '../runtime/kube/watch-loop';
+import { KubeApiError } from '../runtime/kube/errors';
+import { isTransient } from '../runtime/kubevirt-answers';
 import { pathSegment } from '../runtime/names';
 
 // Where a VM's Service can be reached: a ready endpoint from its EndpointSlices
@@ -65,12 +66,13 @@ export function endpointSlices(conn: KubeConnection): EndpointSlices {
         const up = pickReady([...slices.values()], port);
         return up ? { value: up } : undefined;
       },
-      stream: collectionStream(new Watch(conn.kubeConfig), collection(ns), { labelSelector: selector(svc) }),
+      stream: collectionStream(conn, collection(ns), { labelSelector: selector(svc) }),
       deadline,
       signal,
-      // The API server is briefly away: the wake has its own deadline, keep trying inside it.
+      // The API server is briefly away: the wake has its own deadline, keep trying inside it. A refusal
+      // (RBAC's 403) is no such thing: the wake proxy answers it at once (wake.ts).
       maxFailures: Infinity,
-      retryable: () => true,
+      retryable: (e) => !(e instanceof KubeApiError) || isTransient(e),
       giveUp: (e) => (e instanceof Error ? e : new Error(String(e))),
     });
     return r.done ? r.value : undefined;

@@ -129,7 +129,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
   const drainer = drain(server, config.shutdownTimeoutMs);
 
   function serveOwn(path: string, res: http.ServerResponse): boolean {
-    return serveOperations(res, path, drainer.closing(), metrics, deps.connection.problem);
+    return serveOperations(res, path, drainer.closing(), metrics, deps.connection.problem, deps.connection.refusals);
   }
 
   function notFound(req: http.IncomingMessage, target: RequestTarget): string {
@@ -237,7 +237,7 @@ export function createWakeProxy(deps: WakeProxyDeps): WakeProxy {
       ]);
     } catch (e) {
       if (!(e instanceof WakeError)) throw e;
-      metrics.action('wake-proxy.request', 'rejected', e.status === 503 ? 'WakeTimeout' : 'WakeFailed');
+      metrics.action('wake-proxy.request', 'rejected', e.reason ?? (e.status === 503 ? 'WakeTimeout' : 'WakeFailed'));
       log.warn({ vm, status: e.status, problem: e.message }, 'request not forwarded');
       reply(sink, e.status, e.message, e.retryAfterSeconds);
       return undefined;

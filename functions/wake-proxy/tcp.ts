@@ -159,7 +159,7 @@ export function tcpProxy(deps: TcpProxyDeps): TcpProxy {
       }
     } catch (e) {
       if (!(e instanceof WakeError)) throw e;
-      result = e.status === 503 ? 'wake_timeout' : 'wake_failed';
+      result = e.status === 503 && !e.reason ? 'wake_timeout' : 'wake_failed';
       log.warn({ vm, port, status: e.status, problem: e.message }, 'tcp connection closed: the VM did not wake');
     } finally {
       held.delete(abort);

@@ -3,7 +3,8 @@ import type { Config } from '../runtime/config';
 import type { KubeVirt } from '../runtime/kubevirt';
 import type { VirtualMachine } from '../runtime/kubevirt-types';
 import { checkNamespace, checkVmOptIn } from '../runtime/policy';
-import { Denied, HandBack } from '../runtime/errors';
+import { Denied, HandBack, WatchRefused } from '../runtime/errors';
+import { KubeApiError } from '../runtime/kube/errors';
 import { isTransient } from '../runtime/kubevirt-answers';
 import { Transient, withRetries } from '../runtime/retry';
 import { withDeadline } from '../runtime/kube/deadline';
@@ -39,6 +40,8 @@ export class WakeError extends Error {
     readonly status: 403 | 502 | 503,
     message: string,
     readonly retryAfterSeconds?: number,
+    /** For the metrics, when neither a timeout (503) nor a failed wake (502) says it. */
+    readonly reason?: 'WatchRefused',
   ) {
     super(message);
     this.name = 'WakeError';
@@ -244,6 +247,25 @@ export function waker(deps: WakerDeps): Waker {
     );
   }
 
+  /**
+   * The API server refusing virtwake something for good (RBAC's 403), said as such. A refused watch leaves the
+   * wake under way (KubeVirt took the start or unpause) without a way to wait for it: 503 + Retry-After, since
+   * a later request finds the VM up by reading, not watching. A refused read or list: nothing can work, 502.
+   */
+  function refusal(route: Route, e: unknown): unknown {
+    const vm = `VM ${route.vm.namespace}/${route.vm.name}`;
+    if (e instanceof WatchRefused)
+      return new WakeError(
+        503,
+        `cannot wait for ${vm} to come up: the API server refuses virtwake's watch of ${e.resource}${e.namespace ? ` in ${e.namespace}` : ''} (its Role must allow it): ${e.message}`,
+        config.proxyRetryAfterSeconds,
+        'WatchRefused',
+      );
+    if (e instanceof KubeApiError)
+      return new WakeError(502, `cannot wake ${vm}: the API server answered ${e.status}: ${e.message}`);
+    return e;
+  }
+
   function lookUp(route: Route, t: TargetState): Promise<Resolved> {
     // Every API call of the wake is cut off at its deadline (one that hangs cannot outlast it).
     const deadline = Date.now() + config.proxyWakeTimeoutMs;
@@ -294,9 +316,10 @@ export function waker(deps: WakerDeps): Waker {
     } catch (e) {
       // The API stayed unavailable through the retries: the client may try again later.
       // The answer's Retry-After is the configured one (VIRTWAKE_PROXY_RETRY_AFTER), not the retry budget's.
-      const err = e instanceof HandBack ? new WakeError(503, e.message, config.proxyRetryAfterSeconds) : e;
+      const err =
+        e instanceof HandBack ? new WakeError(503, e.message, config.proxyRetryAfterSeconds) : refusal(route, e);
       if (err instanceof WakeError)
-        deps.onWake?.(vmKey(route), err.status === 503 ? 'timeout' : 'refused', Date.now() - began);
+        deps.onWake?.(vmKey(route), err.status === 503 && !err.reason ? 'timeout' : 'refused', Date.now() - began);
       throw err;
     }
   }

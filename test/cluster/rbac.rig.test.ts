@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { applyRbac, kubeconfigFor, serviceAccountToken, shippedRbac } from './rig/cluster';
-import { createVM, NS, rig, send, startVirtwake, vmPath, type Virtwake } from './helpers';
+import { createVM, NS, rig, send, startVirtwake, vmPath, vmRunning, type Virtwake } from './helpers';
 
 // The shipped Role with one grant taken away, bound to its own ServiceAccount: the real RBAC
 // authorizer's 403 and what virtwake makes of it.
@@ -69,17 +69,22 @@ test('without update on virtualmachines/start: the aggregator path answers 403 a
   expect((await kube.get(vmPath('rbac-no-start'))).spec.runStrategy).toBe('Halted');
 });
 
-// Found on the rig: the watch's 403 is handled like a broken stream (retried, then the VM is
-// read again with GET, which the Role still allows), so the wait completes by re-reading.
-// With a VM slower than those retries the wait would end as a transient failure (503 to
-// Knative), not as a Refused naming the missing grant.
-test('without watch on virtualmachines: a start with wait completes by re-reading the VM', async () => {
+// Found on the rig: the watch's 403 was handled like a broken stream (retried, then the VM read
+// again with GET, which the Role still allows), so a VM slower than those retries ended the wait
+// as a 503. Now the refusal is the wait's outcome: failed/Refused with kube-apiserver's message,
+// which names the missing grant; KubeVirt still carries out the start.
+test('without watch on virtualmachines: a start with wait answers failed/Refused naming the grant', async () => {
   const vw = await virtwakeWithRole('virtwake-no-watch', without('virtualmachines', 'watch'));
   await createVM(kube, 'rbac-no-watch', 'Halted');
   const res = await send(vw, 'io.virtwake.vm.start', { name: 'rbac-no-watch', wait: { timeoutSeconds: 20 } });
   expect(res.status).toBe(200);
-  expect(res.type).toBe('io.virtwake.vm.start.completed');
-  expect(res.data.status).toEqual({ printableStatus: 'Running', ready: true });
+  expect(res.type).toBe('io.virtwake.vm.start.failed');
+  expect(res.data).toMatchObject({ outcome: 'failed', reason: 'Refused' });
+  expect(res.data.message).toContain(
+    `virtualmachines.kubevirt.io "rbac-no-watch" is forbidden: User "system:serviceaccount:${NS}:virtwake-no-watch" cannot watch resource "virtualmachines" in API group "kubevirt.io" in the namespace "${NS}"`,
+  );
+  // The start was taken all the same.
+  await vmRunning(kube, 'rbac-no-watch');
   // The apiserver really refused the watch: the same token cannot watch.
   const token = await serviceAccountToken(kube, NS, 'virtwake-no-watch');
   expect(await statusAs(token, `${vmPath()}?watch=1&timeoutSeconds=1`)).toBe(403);

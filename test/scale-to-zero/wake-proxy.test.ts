@@ -278,6 +278,53 @@ test('an upstream that refuses the connection is looked up again and retried, th
   );
 });
 
+// Found on the rig (a Role without watch): a refused watch is no broken stream to retry until the wake timeout.
+test('a refused watch of the endpoints is answered at once with 503 naming the grant, and readiness names it', async () => {
+  addVM('nowatch');
+  const p = await proxy({ VIRTWAKE_PROXY_WAKE_TIMEOUT: '60s', VIRTWAKE_PROXY_RETRY_AFTER: '7' }, [
+    route('nowatch.example', 'nowatch'),
+  ]);
+  h.sim.rbac.deny({ verb: 'watch', group: 'discovery.k8s.io', resource: 'endpointslices', namespace: 'default' });
+  h.sim.pauseControllers();
+  try {
+    // Answered before the jest timeout, though the wake timeout is 60 s.
+    const a = await get(p, 'nowatch.example', '/');
+    expect(a.status).toBe(503);
+    expect(a.headers['retry-after']).toBe('7');
+    expect(a.body.toString()).toContain(
+      `cannot wait for VM default/nowatch to come up: the API server refuses virtwake's watch of endpointslices in default (its Role must allow it): endpointslices.discovery.k8s.io is forbidden: User "system:serviceaccount:default:virtwake" cannot watch resource "endpointslices" in API group "discovery.k8s.io" in the namespace "default"`,
+    );
+    expect(starts('nowatch')).toHaveLength(1);
+    const ready = await get(p, 'elsewhere.example', '/health/readiness');
+    expect(ready.status).toBe(200);
+    expect(ready.body.toString()).toMatch(/^ready, but waits fail: .*cannot watch resource "endpointslices"/);
+  } finally {
+    h.sim.rbac.clear();
+    h.sim.resumeControllers();
+  }
+  // The start was taken: once the VM is up, a request finds it by reading, without a second start.
+  await h.sim.settle();
+  const later = await get(p, 'nowatch.example', '/later');
+  expect([later.status, later.body.toString()]).toEqual([200, 'hello from the VM: /later']);
+  expect(starts('nowatch')).toHaveLength(1);
+});
+
+test('a refused read of the VM is answered 502 with the API server message', async () => {
+  addVM('noget');
+  const p = await proxy({}, [route('noget.example', 'noget')]);
+  h.sim.rbac.deny({ verb: 'get', group: 'kubevirt.io', resource: 'virtualmachines', namespace: 'default' });
+  try {
+    const a = await get(p, 'noget.example', '/');
+    expect(a.status).toBe(502);
+    expect(a.body.toString()).toContain(
+      `cannot wake VM default/noget: the API server answered 403: virtualmachines.kubevirt.io "noget" is forbidden: User "system:serviceaccount:default:virtwake" cannot get resource "virtualmachines"`,
+    );
+    expect(starts('noget')).toHaveLength(0);
+  } finally {
+    h.sim.rbac.clear();
+  }
+});
+
 describe('routing on what the upstream will see', () => {
   let p: App;
   beforeAll(async () => {

@@ -20,6 +20,7 @@ function scripted(streams: { events?: Event[]; end: StreamEnd<never>['kind'] | '
       if (hit) return { kind: 'hit', value: hit.value };
     }
     if (s.end === 'error') return { kind: 'error', error: new Error('stream broke') };
+    if (s.end === 'refused') return { kind: 'refused', error: new Error('cannot watch') };
     return { kind: s.end } as StreamEnd<never>;
   };
   return { stream, openedAt };
@@ -134,6 +135,14 @@ test('a read that fails and may not be retried is thrown at once', async () => {
     { retryable: () => false },
   );
   await expect(l.run()).rejects.toThrow('403');
+  expect(l.reads()).toBe(1);
+});
+
+test('a stream the API server refuses for good ends the loop at once: no retry, no read again', async () => {
+  const s = scripted([{ events: [['MODIFIED', obj('6')]], end: 'ended' }, { end: 'refused' }, { end: 'ended' }]);
+  const l = loop([() => obj('5')], s.stream, { maxFailures: 5 });
+  await expect(l.run()).rejects.toThrow('cannot watch');
+  expect(s.openedAt).toEqual(['5', '6']);
   expect(l.reads()).toBe(1);
 });
 

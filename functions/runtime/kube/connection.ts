@@ -27,6 +27,16 @@ export interface KubeConnection {
    * server refuses, still so after reading them again), for readiness; undefined when fine.
    */
   problem(): string | undefined;
+  /**
+   * A watch of `collection` the API server refused for good (its message), or undefined once one is served
+   * again (watch-loop.ts).
+   */
+  noteWatch(collection: string, refusal: string | undefined): void;
+  /**
+   * What this instance cannot do although it can reach the API server (watches refused, so a wait fails),
+   * for readiness to report; it stays ready, since everything else still works.
+   */
+  refusals(): string[];
   close(): void;
 }
 
@@ -94,6 +104,7 @@ export async function connect(
   let reloadedAt = 0;
   let reloading: Promise<void> | undefined;
   let problem: string | undefined;
+  const refusedWatches = new Map<string, string>();
 
   function reload(): Promise<void> {
     if (reloading || Date.now() - reloadedAt < RELOAD_MIN_INTERVAL_MS) return reloading ?? Promise.resolve();
@@ -234,6 +245,11 @@ export async function connect(
     server: cluster.server,
     request,
     problem: () => problem,
+    noteWatch(collection, refusal) {
+      if (refusal === undefined) refusedWatches.delete(collection);
+      else refusedWatches.set(collection, refusal);
+    },
+    refusals: () => [...refusedWatches.values()],
     close: () => agent.destroy(),
   };
 }

@@ -8,6 +8,7 @@ export type StreamEnd<R> =
   | { kind: 'hit'; value: R }
   | { kind: 'gone' } // 410: the resourceVersion is too old, list again
   | { kind: 'error'; error: unknown }
+  | { kind: 'refused'; error: Error } // the API server refuses this watch for good (watch-loop.ts)
   | { kind: 'ended' }; // deadline, abort, or the server closed the stream
 
 export function watchOnce<R>(
