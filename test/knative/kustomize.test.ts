@@ -8,29 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import { loadSourcePolicy } from '../../functions/runtime/source-policy';
-import { at, isObj, kindOf, nameOf, Obj, ROOT, str } from './manifests';
+import { at, isObj, kindOf, kustomizeCommand, nameOf, Obj, ROOT, str } from './manifests';
 
 /** The kinds that have no namespace (everything else in knative/ is namespaced). */
 const CLUSTER_SCOPED = new Set(['v1 Namespace']);
 const FUNC_LABEL = 'virtwake.io/kn-func';
-
-function kustomizeCommand(): [string, string[]] {
-  if (spawnSync('kustomize', ['version'], { encoding: 'utf8' }).status === 0) return ['kustomize', ['build']];
-  const probe = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    throw new Error(
-      'neither kustomize nor kubectl is installed: run `apt-get update && apt-get install -y kubernetes-client` (.ci/run does it)',
-    );
-  }
-  const version = /Kustomize Version: v(\d+)/.exec(probe.stdout);
-  // `labels:` and the rewriting of `default` subjects need kustomize v5 (kubectl 1.27 and later).
-  if (!version || Number(version[1]) < 5) {
-    throw new Error(
-      `kubectl's kustomize is too old for knative/ (need v5, kubectl >= 1.27); put kustomize v5 on PATH: go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0 (.ci/run does it)\n${probe.stdout}`,
-    );
-  }
-  return ['kubectl', ['kustomize']];
-}
 
 function render(dir: string): Obj[] {
   const [cmd, args] = kustomizeCommand();

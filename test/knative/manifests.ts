@@ -1,5 +1,6 @@
 // Loading and validating the deploy files (knative/*.yaml, func.yaml) against
 // the upstream schemas in test/fixtures/upstream-schemas (see test/fixtures/SOURCES.md).
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
@@ -181,4 +182,23 @@ export function isoDurationSeconds(d: string): number {
   if (!m || d === 'P' || d.endsWith('T')) throw new Error(`not an ISO-8601 duration: ${d}`);
   const [, days, hours, minutes, seconds] = m;
   return Number(days ?? 0) * 86400 + Number(hours ?? 0) * 3600 + Number(minutes ?? 0) * 60 + Number(seconds ?? 0);
+}
+
+/** kustomize v5, as `kustomize build` or `kubectl kustomize`; which one, and why not, said plainly. */
+export function kustomizeCommand(): [string, string[]] {
+  if (spawnSync('kustomize', ['version'], { encoding: 'utf8' }).status === 0) return ['kustomize', ['build']];
+  const probe = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error(
+      'neither kustomize nor kubectl is installed: run `apt-get update && apt-get install -y kubernetes-client` (.ci/run does it)',
+    );
+  }
+  const version = /Kustomize Version: v(\d+)/.exec(probe.stdout);
+  // `labels:` and the rewriting of `default` subjects need kustomize v5 (kubectl 1.27 and later).
+  if (!version || Number(version[1]) < 5) {
+    throw new Error(
+      `kubectl's kustomize is too old for knative/ (need v5, kubectl >= 1.27); put kustomize v5 on PATH: go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0 (.ci/run does it)\n${probe.stdout}`,
+    );
+  }
+  return ['kubectl', ['kustomize']];
 }

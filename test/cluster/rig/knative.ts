@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadAll } from 'js-yaml';
+import { kustomizeCommand } from '../../knative/manifests';
 import { ensureBundle } from '../../ship/program';
 import { ensureKnativeBinaries } from './build';
 import type { TestKube } from './cluster';
@@ -174,7 +175,8 @@ export async function startKnative(k: KnativeInput, pids: number[]): Promise<Kna
 
 /** knative/ rendered with kustomize, as `kubectl apply -k knative/` would send it. */
 export function virtwakeManifests(): any[] {
-  const out = execFileSync('kubectl', ['kustomize', path.join(REPO, 'knative')], { encoding: 'utf8' });
+  const [cmd, args] = kustomizeCommand();
+  const out = execFileSync(cmd, [...args, path.join(REPO, 'knative')], { encoding: 'utf8' });
   return (loadAll(out) as any[]).filter((d) => d && d.kind);
 }
 
