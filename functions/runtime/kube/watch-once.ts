@@ -33,6 +33,12 @@ export function watchOnce<R>(
     };
     const timer = setTimeout(() => finish({ kind: 'ended' }), Math.max(0, deadline - Date.now()));
     const onAbort = () => finish({ kind: 'ended' });
+    // A signal that aborted before this stream opened (while the loop read or slept) fires no
+    // event: without this check the watch would run on to its deadline for a caller long gone.
+    if (signal?.aborted) {
+      finish({ kind: 'ended' });
+      return;
+    }
     signal?.addEventListener('abort', onAbort);
     watch
       .watch(
