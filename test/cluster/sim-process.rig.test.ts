@@ -2,6 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { rig } from './helpers';
+import { alive } from './rig/cluster';
 import { startRigSimulator } from './rig/sim-process';
 
 // The rig simulator that cannot start must fail the rig at once, saying why, and leave nothing
@@ -31,15 +32,6 @@ function config(overrides: Record<string, unknown>): { file: string; log: string
   );
   return { file, log: path.join(state.dir, `${id}.log`) };
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('a simulator that throws at start-up: the error carries its exit and the end of its log', async () => {
   const { file, log } = config({ adminCert: path.join(state.dir, 'no-such.crt') });

@@ -380,16 +380,17 @@ export function removePodNetwork(netns: string): void {
   }
 }
 
+export const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** Stop each process in turn (virt-api, kube-apiserver, etcd): SIGTERM, then SIGKILL after a few seconds. */
 export async function stopRig(state: Pick<RigState, 'pids'>): Promise<void> {
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   for (const pid of state.pids) {
     if (!alive(pid)) continue;
     process.kill(pid, 'SIGTERM');
