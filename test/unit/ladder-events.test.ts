@@ -1,7 +1,6 @@
-import http from 'node:http';
-import type net from 'node:net';
 import pino from 'pino';
 import { eventSink, sinkFrom } from '../../functions/runtime/sink';
+import { recordingBroker } from '../helpers/recording-broker';
 
 // The sleep ladder's own events (io.virtwake.vm.woke, .slept) go out one at a
 // time through the K_SINK sender: binary mode, retried on a 5xx, given up on a
@@ -10,23 +9,15 @@ import { eventSink, sinkFrom } from '../../functions/runtime/sink';
 const log = pino({ level: 'silent' });
 
 describe('ladder events through K_SINK', () => {
-  let server: http.Server;
+  let broker: Awaited<ReturnType<typeof recordingBroker>>;
   let url: string;
-  const answers: number[] = [];
-  const seen: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+  let answers: number[];
+  let seen: Awaited<ReturnType<typeof recordingBroker>>['seen'];
   beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        seen.push({ headers: req.headers, body });
-        res.writeHead(answers.shift() ?? 202).end();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`;
+    broker = await recordingBroker();
+    ({ url, answers, seen } = broker);
   });
-  afterAll(() => server.close());
+  afterAll(() => broker.server.close());
   beforeEach(() => {
     seen.length = 0;
     answers.length = 0;

@@ -1,7 +1,6 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { sinkFrom } from '../../functions/runtime/sink';
 import type { CloudEvent } from '../../functions/runtime/cloudevents/event';
+import { recordingBroker } from '../helpers/recording-broker';
 
 // contract §2: K_SINK gets binary-mode CloudEvents, each tried a bounded number
 // of times; what still fails is handed back to the caller (which keeps its
@@ -18,19 +17,7 @@ const event = (id: string): CloudEvent => ({
   extensions: { causationid: 'cmd-1', vmnamespace: 'default', vmname: 'vm-1' },
 });
 
-async function broker(answers: number[]) {
-  const seen: { headers: http.IncomingHttpHeaders; body: string }[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      seen.push({ headers: req.headers, body });
-      res.writeHead(answers.shift() ?? 202).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/ns/broker`, seen, server };
-}
+const broker = (answers: number[]) => recordingBroker(answers, '/ns/broker');
 
 test('binary mode: ce- headers, JSON body; a 5xx is tried again', async () => {
   const b = await broker([503, 202]);
