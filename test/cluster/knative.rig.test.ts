@@ -2,9 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { apply } from './rig/cluster';
 import { virtwakeManifests } from './rig/knative';
-import { collectionOf, conditionTrue } from './rig/manifests';
+import { apply, collectionOf, conditionTrue } from './rig/manifests';
 import { hostIP } from './rig/node/network';
 import {
   createVM as createVMIn,
@@ -67,10 +66,15 @@ async function post(
   return { status: res.status, id };
 }
 
-function deadLetters(id: string): any[] {
+/** The log of the node's pod `<namespace>_<name prefix>…` (the node writes one file per pod). */
+function podLog(prefix: string): string {
   const dir = path.join(state.dir, 'pods');
-  const file = readdirSync(dir).find((f) => f.startsWith('virtwake_virtwake-deadletter-') && f.endsWith('.log'));
-  const lines = file ? readFileSync(path.join(dir, file), 'utf8').split('\n') : [];
+  const file = readdirSync(dir).find((f) => f.startsWith(prefix) && f.endsWith('.log'));
+  return file ? readFileSync(path.join(dir, file), 'utf8') : '';
+}
+
+function deadLetters(id: string): any[] {
+  const lines = podLog('virtwake_virtwake-deadletter-').split('\n');
   return lines.map((l) => (l.startsWith('{') ? JSON.parse(l) : {})).filter((l: any) => l.id === id);
 }
 
@@ -329,11 +333,6 @@ describe('Knative Eventing, for real', () => {
     const host = hostIP(state.knative.network);
     await new Promise<void>((r) => failing.listen(0, host, r));
     const port = (failing.address() as AddressInfo).port;
-    const dispatcherLog = () => {
-      const dir = path.join(state.dir, 'pods');
-      const file = readdirSync(dir).find((f) => f.startsWith('knative-eventing_imc-dispatcher-') && f.endsWith('.log'));
-      return file ? readFileSync(path.join(dir, file), 'utf8') : '';
-    };
     try {
       for (const size of [700, 2000]) {
         await apply(kube, `${EVENTING}/triggers`, {
@@ -358,7 +357,7 @@ describe('Knative Eventing, for real', () => {
       expect(Buffer.from(String(dead.headers['ce-knativeerrordata']), 'base64').toString()).toBe('e'.repeat(700));
 
       const panic = 'panic: runtime error: index out of range [1024] with length 1024';
-      const panics = () => dispatcherLog().split(panic).length - 1;
+      const panics = () => podLog('knative-eventing_imc-dispatcher-').split(panic).length - 1;
       const before = panics();
       const longIds: string[] = [];
       await eventually('the dispatcher panics', async () => {

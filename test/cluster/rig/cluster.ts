@@ -8,11 +8,12 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import net from 'node:net';
 import path from 'node:path';
 import { load, loadAll } from 'js-yaml';
-import { Kube, KubeError } from '../../../simulator/rig/kube';
+import { Kube } from '../../../simulator/rig/kube';
 import { ensureBinaries } from './build';
 import { kubevirtCRDs } from './crds';
 import { startKnative, stopKnative, type KnativeState } from './knative';
 import { hostIP, networkFor } from './node/network';
+import { apply, applyManifests, conditionTrue, until } from './manifests';
 import { createPki, type Pki } from './pki';
 import { startRigSimulator } from './sim-process';
 
@@ -61,21 +62,6 @@ function run(bin: string, args: string[], logFile: string, env: NodeJS.ProcessEn
   return child;
 }
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`rig: ${what} not ready after ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}
-
 /** The admin client as tests use it: answers are untyped JSON. */
 export interface TestKube {
   request(method: string, path: string, body?: unknown, contentType?: string): Promise<any>;
@@ -103,20 +89,6 @@ export function kubeconfigFor(server: string, caFile: string, token: string): st
     'current-context: rig',
     '',
   ].join('\n');
-}
-
-/** Create, or replace the object when it exists (the rig applies manifests twice in a run only by mistake). */
-export async function apply(kube: TestKube, collection: string, obj: any): Promise<any> {
-  try {
-    return await kube.request('POST', collection, obj);
-  } catch (e) {
-    if (!(e instanceof KubeError && e.status === 409)) throw e;
-    const cur = await kube.request('GET', `${collection}/${obj.metadata.name}`);
-    return kube.request('PUT', `${collection}/${obj.metadata.name}`, {
-      ...obj,
-      metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion },
-    });
-  }
 }
 
 export async function serviceAccountToken(kube: TestKube, ns: string, name: string): Promise<string> {
@@ -236,18 +208,10 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
   );
   lap('kube-apiserver');
 
-  for (const ns of ['kubevirt', VIRTWAKE_NS])
-    await apply(kube, '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  for (const crd of kubevirtCRDs()) await apply(kube, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
-  for (const crd of kubevirtCRDs()) {
-    await until(`CRD ${crd.metadata.name} Established`, 60_000, async () => {
-      const c = await kube.request(
-        'GET',
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
-      );
-      return c.status?.conditions?.some((x: any) => x.type === 'Established' && x.status === 'True') ? true : undefined;
-    });
-  }
+  await applyManifests(kube, [
+    ...['kubevirt', VIRTWAKE_NS].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
+    ...kubevirtCRDs(),
+  ]);
   lap('crds');
 
   await applyRbac(kube, VIRTWAKE_NS, shippedRbac());
@@ -305,7 +269,7 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
   });
   await until('APIService v1.subresources.kubevirt.io Available', 90_000, async () => {
     const s = await kube.request('GET', '/apis/apiregistration.k8s.io/v1/apiservices/v1.subresources.kubevirt.io');
-    return s.status?.conditions?.some((x: any) => x.type === 'Available' && x.status === 'True') ? true : undefined;
+    return conditionTrue(s, 'Available') || undefined;
   });
   lap('apiservice');
 
@@ -318,7 +282,6 @@ async function startRigProcesses(dir: string, log: (m: string) => void, pids: nu
       network,
       kube,
       log,
-      until,
     },
     pids,
   );

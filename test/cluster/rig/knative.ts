@@ -12,7 +12,7 @@ import { kustomizeCommand } from '../../knative/manifests';
 import { ensureBundle } from '../../ship/program';
 import { ensureKnativeBinaries } from './build';
 import type { TestKube } from './cluster';
-import { applyManifests, conditionTrue, readManifests } from './manifests';
+import { applyManifests, conditionTrue, readManifests, until } from './manifests';
 import { removeNetwork, type NetworkSpec } from './node/network';
 import type { NodeConfig } from './node/main';
 
@@ -90,7 +90,6 @@ export interface KnativeInput {
   network: NetworkSpec;
   kube: TestKube;
   log: (m: string) => void;
-  until: <T>(what: string, ms: number, probe: () => Promise<T | undefined>) => Promise<T>;
 }
 
 export async function startKnative(k: KnativeInput, pids: number[]): Promise<KnativeState> {
@@ -158,14 +157,14 @@ export async function startKnative(k: KnativeInput, pids: number[]): Promise<Kna
     'imc-controller',
     'imc-dispatcher',
   ])
-    await k.until(`Deployment ${EVENTING_NS}/${d} Available`, 180_000, async () => {
+    await until(`Deployment ${EVENTING_NS}/${d} Available`, 180_000, async () => {
       const dep = await k.kube.get(`/apis/apps/v1/namespaces/${EVENTING_NS}/deployments/${d}`);
       return conditionTrue(dep, 'Available') ? true : undefined;
     });
   lap('knative-ready');
 
   await applyManifests(k.kube, virtwakeManifests());
-  await k.until('Broker virtwake Ready', 120_000, async () => {
+  await until('Broker virtwake Ready', 120_000, async () => {
     const b = await k.kube.get('/apis/eventing.knative.dev/v1/namespaces/virtwake/brokers/virtwake');
     return conditionTrue(b, 'Ready') ? true : undefined;
   });

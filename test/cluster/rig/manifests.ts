@@ -26,12 +26,33 @@ async function discover(kube: TestKube, apiVersion: string): Promise<Map<string,
   return out;
 }
 
-async function until(what: string, ms: number, probe: () => Promise<boolean>): Promise<void> {
+/** Poll `probe` every 250 ms until it gives a value; an error it throws is kept for the message. */
+export async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + ms;
-  for (;;) {
-    if (await probe().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`rig: ${what} not ready after ${ms} ms`);
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
     await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`rig: ${what} not ready after ${ms} ms${last ? `: ${String(last)}` : ''}`);
+}
+
+/** Create, or replace the object when it exists (the rig applies manifests twice in a run only by mistake). */
+export async function apply(kube: TestKube, collection: string, obj: any): Promise<any> {
+  try {
+    return await kube.request('POST', collection, obj);
+  } catch (e) {
+    if (!(e instanceof KubeError && e.status === 409)) throw e;
+    const cur = await kube.request('GET', `${collection}/${obj.metadata.name}`);
+    return kube.request('PUT', `${collection}/${obj.metadata.name}`, {
+      ...obj,
+      metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion },
+    });
   }
 }
 
@@ -48,17 +69,7 @@ async function applyOne(kube: TestKube, doc: any, cache: Map<string, Map<string,
   }
   const res = kinds.get(doc.kind);
   if (!res) throw new Error(`rig: the API serves no ${doc.kind} in ${doc.apiVersion}`);
-  const coll = collectionOf(res, doc.apiVersion, doc.metadata.namespace);
-  try {
-    await kube.request('POST', coll, doc);
-  } catch (e) {
-    if (!(e instanceof KubeError && e.status === 409)) throw e;
-    const cur = await kube.get(`${coll}/${doc.metadata.name}`);
-    await kube.request('PUT', `${coll}/${doc.metadata.name}`, {
-      ...doc,
-      metadata: { ...doc.metadata, resourceVersion: cur.metadata.resourceVersion },
-    });
-  }
+  await apply(kube, collectionOf(res, doc.apiVersion, doc.metadata.namespace), doc);
 }
 
 /** Transient answers while a webhook or a new CRD's storage comes up are tried again for a while. */
@@ -90,7 +101,7 @@ export async function applyManifests(kube: TestKube, docs: any[]): Promise<void>
   for (const crd of ordered.filter((x) => x.kind === 'CustomResourceDefinition'))
     await until(`CRD ${crd.metadata.name} Established`, 60_000, async () => {
       const c = await kube.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
-      return conditionTrue(c, 'Established');
+      return conditionTrue(c, 'Established') || undefined;
     });
   for (const d of ordered.filter((x) => rank(x) === 2))
     await withRetry(`${d.kind} ${d.metadata.namespace ?? ''}/${d.metadata.name}`, () => applyOne(kube, d, cache));

@@ -11,6 +11,7 @@
 import net from 'node:net';
 import type { Kube } from '../../../../simulator/rig/kube';
 import { KubeError } from '../../../../simulator/rig/kube';
+import { apply } from '../manifests';
 import { addClusterIP, hostIP, writeDns, type NetworkSpec } from './network';
 import type { Pod } from './pods';
 
@@ -45,9 +46,7 @@ export class ServiceNetwork {
   async sync(): Promise<void> {
     this.writeDns();
     for (const [key, svc] of this.services) {
-      const selected = this.pods().filter(
-        (p) => p.namespace === svc.metadata.namespace && matches(svc.spec.selector, p.labels),
-      );
+      const selected = this.selected(svc);
       if (selected.length === 0) continue;
       await this.writeEndpoints(
         key,
@@ -57,9 +56,9 @@ export class ServiceNetwork {
     }
   }
 
-  /** The ClusterIP of a Service, for callers on the node (tests post to the Broker through it). */
-  clusterIP(ns: string, name: string): string | undefined {
-    return this.services.get(`${ns}/${name}`)?.spec?.clusterIP;
+  /** The node's pods a Service selects (Ready or not). */
+  private selected(svc: any): Pod[] {
+    return this.pods().filter((p) => p.namespace === svc.metadata.namespace && matches(svc.spec.selector, p.labels));
   }
 
   close(): void {
@@ -78,9 +77,7 @@ export class ServiceNetwork {
   private forward(key: string, port: number, client: net.Socket): void {
     const svc = this.services.get(key);
     const sp = svc?.spec?.ports?.find((p: any) => p.port === port);
-    const ready = this.pods().filter(
-      (p) => p.ready && svc && p.namespace === svc.metadata.namespace && matches(svc.spec.selector, p.labels),
-    );
+    const ready = svc ? this.selected(svc).filter((p) => p.ready) : [];
     const toApi = key === 'default/kubernetes';
     if (!sp || (ready.length === 0 && !toApi)) {
       client.resetAndDestroy();
@@ -135,18 +132,11 @@ export class ServiceNetwork {
     this.written.set(key, state);
   }
 
+  /** Written in full each time; a conflict means a newer write of the same state raced it. */
   private async put(collection: string, obj: any): Promise<void> {
-    const at = `${collection}/${obj.metadata.name}`;
-    const cur: any = await this.kube.get(at);
-    if (!cur) {
-      await this.kube.request('POST', collection, obj);
-      return;
-    }
-    await this.kube
-      .request('PUT', at, { ...obj, metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion } })
-      .catch((e) => {
-        if (!(e instanceof KubeError && e.status === 409)) throw e;
-      });
+    await apply(this.kube, collection, obj).catch((e) => {
+      if (!(e instanceof KubeError && e.status === 409)) throw e;
+    });
   }
 
   /** Synchronously, so that a pod about to start finds its hosts file (ip netns exec mounts it only if it exists). */

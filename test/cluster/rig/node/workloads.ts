@@ -66,7 +66,8 @@ export class Workloads {
     const port = container.ports?.[0]?.containerPort ?? 8080;
     const revision = `${name}-${String(ksvc.metadata.generation ?? 1).padStart(5, '0')}`;
     const hash = hashOf(ksvc.spec.template);
-    await this.ensureService(ksvc, port);
+    // Serving's Service stays as long as the Knative Service: made once, with the first pod.
+    if (this.running.get(owner)?.hash !== hash) await this.ensureService(ksvc, port);
     await this.ensurePod(owner, hash, {
       name: `${revision}-deployment-rig`,
       namespace: ns,
