@@ -1,6 +1,6 @@
 import type { Outcome } from './function';
-import type { KubeVirt } from './kubevirt';
-import type { VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
+import type { KubeVirt, Resource } from './kubevirt';
+import type { ObjectMeta, VirtualMachine, VirtualMachineInstance } from './kubevirt-types';
 import { Entry, readLedger, Target } from './ledger';
 import { isPaused, isRunning, isStopped, isUnpaused } from './vm-state';
 import {
@@ -77,18 +77,34 @@ async function judgeRestart(entry: Entry, look: Look): Promise<Verdict | undefin
     : undefined;
 }
 
+/**
+ * The object a pending snapshot or restore entry names, only while it is this request's own: as the
+ * change event carries it (when the event is that object), and read fresh.
+ */
+function ownObject<T extends { metadata: ObjectMeta }>(
+  entry: Entry,
+  look: Look,
+  kind: string,
+  resource: Resource,
+): { changed: T | undefined; read: () => Promise<T | undefined> } {
+  const name = entry.pending?.object as string;
+  const ours = (o: T | undefined) => (o && belongsTo(o.metadata, entry.key) ? o : undefined);
+  const ev =
+    look.changed?.kind === kind && look.changed.object.metadata.name === name
+      ? (look.changed.object as unknown as T)
+      : undefined;
+  return { changed: ours(ev), read: async () => ours(await look.kubevirt.get<T>(resource, look.namespace, name)) };
+}
+
 async function judgeSnapshot(entry: Entry, look: Look): Promise<Verdict | undefined> {
   const name = entry.pending?.object as string;
-  const ev =
-    look.changed?.kind === 'VirtualMachineSnapshot' && look.changed.object.metadata.name === name
-      ? (look.changed.object as unknown as VirtualMachineSnapshot)
-      : undefined;
-  const ours = (s: VirtualMachineSnapshot | undefined) => (s && belongsTo(s.metadata, entry.key) ? s : undefined);
+  const own = ownObject<VirtualMachineSnapshot>(entry, look, 'VirtualMachineSnapshot', 'virtualmachinesnapshots');
   const ready = (s: VirtualMachineSnapshot | undefined) =>
     s?.status?.readyToUse === true && s.status.phase !== 'Failed';
   // Ready once is ready: retention of a newer snapshot may delete it afterwards.
-  if (ready(ours(ev))) return { outcome: 'completed', snapshot: snapshotInfo(ev as VirtualMachineSnapshot) };
-  const snap = ours(await look.kubevirt.get<VirtualMachineSnapshot>('virtualmachinesnapshots', look.namespace, name));
+  if (ready(own.changed))
+    return { outcome: 'completed', snapshot: snapshotInfo(own.changed as VirtualMachineSnapshot) };
+  const snap = await own.read();
   if (ready(snap)) return { outcome: 'completed', snapshot: snapshotInfo(snap as VirtualMachineSnapshot) };
   if (snap?.status?.phase === 'Failed') {
     const why = snap.status.error?.message || conditionReason(snap.status.conditions, 'Failure') || 'phase Failed';
@@ -112,13 +128,9 @@ async function judgeSnapshot(entry: Entry, look: Look): Promise<Verdict | undefi
 
 async function judgeRestore(entry: Entry, look: Look): Promise<Verdict | undefined> {
   const name = entry.pending?.object as string;
-  const ev =
-    look.changed?.kind === 'VirtualMachineRestore' && look.changed.object.metadata.name === name
-      ? (look.changed.object as unknown as VirtualMachineRestore)
-      : undefined;
-  const ours = (x: VirtualMachineRestore | undefined) => (x && belongsTo(x.metadata, entry.key) ? x : undefined);
-  if (ours(ev)?.status?.complete === true) return { outcome: 'completed', restore: { name, complete: true } };
-  const r = ours(await look.kubevirt.get<VirtualMachineRestore>('virtualmachinerestores', look.namespace, name));
+  const own = ownObject<VirtualMachineRestore>(entry, look, 'VirtualMachineRestore', 'virtualmachinerestores');
+  if (own.changed?.status?.complete === true) return { outcome: 'completed', restore: { name, complete: true } };
+  const r = await own.read();
   if (r?.status?.complete === true) return { outcome: 'completed', restore: { name, complete: true } };
   const why = r && conditionReason(r.status?.conditions, 'Failure');
   if (why)
